@@ -1,0 +1,133 @@
+//! `ledgix`: run the vault locally, generate keys, administer tenants and API keys.
+
+mod dev;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ledgix_api::{build_embedded, Config};
+use ledgix_core::model::{now_rfc3339, Tenant};
+
+#[derive(Parser)]
+#[command(name = "ledgix", version, about = "Ledgix Vault: clearance, approval tokens and a verifiable ledger for AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole vault locally on embedded defaults (SQLite, in-process queue, local key).
+    Dev(dev::DevArgs),
+    /// Generate an Ed25519 signing key (PKCS#8 PEM) and print its public JWK.
+    Keygen {
+        /// Where to write the private key (created with mode 0600; never overwritten).
+        #[arg(long, default_value = "vault-signing-key.pem")]
+        out: PathBuf,
+        /// Key id published in the JWKS and token headers.
+        #[arg(long, env = "VAULT_KEY_ID", default_value = "vault-key-001")]
+        kid: String,
+    },
+    /// Tenant administration on a local data directory.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// API-key administration on a local data directory.
+    Apikey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and its first API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = ".ledgix")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create another API key for a tenant (shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = ".ledgix")]
+        data_dir: PathBuf,
+    },
+    /// Revoke an API key by its key id.
+    Revoke {
+        key_id: String,
+        #[arg(long, default_value = ".ledgix")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ledgix: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ledgix: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Keygen { out, kid } => keygen(&out, &kid),
+        Command::Tenant { command: TenantCommand::Create { name, data_dir } } => {
+            let vault = local_vault(data_dir)?;
+            let tenant = Tenant { tenant_id: ledgix_core::apikey::new_id("tn_"), name, created_at: now_rfc3339() };
+            let key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
+            let created = vault.create_tenant_with_key(tenant, &key, None).await.map_err(|e| e.to_string())?;
+            println!("tenant_id={}\nkey_id={}\napi_key={}", created.tenant_id, created.key_id, created.api_key);
+            Ok(())
+        }
+        Command::Apikey { command: ApiKeyCommand::Create { tenant, data_dir } } => {
+            let vault = local_vault(data_dir)?;
+            let created = vault.create_api_key(&tenant, None, None).await.map_err(|e| e.to_string())?;
+            println!("key_id={}\napi_key={}", created.key_id, created.api_key);
+            Ok(())
+        }
+        Command::Apikey { command: ApiKeyCommand::Revoke { key_id, data_dir } } => {
+            let vault = local_vault(data_dir)?;
+            vault.revoke_api_key(&key_id).await.map_err(|e| e.to_string())?;
+            println!("revoked {key_id}");
+            Ok(())
+        }
+    }
+}
+
+fn local_vault(data_dir: PathBuf) -> Result<std::sync::Arc<ledgix_core::Vault>, String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    config.data_dir = data_dir;
+    Ok(build_embedded(&config, None).map_err(|e| e.to_string())?.vault)
+}
+
+fn keygen(out: &std::path::Path, kid: &str) -> Result<(), String> {
+    if out.exists() {
+        return Err(format!("{} already exists; refusing to overwrite a key", out.display()));
+    }
+    let signer = ledgix_embedded::LocalSigner::generate(kid);
+    let pem = signer.to_pem().map_err(|e| e.to_string())?;
+    ledgix_embedded::signer::write_private(out, pem.as_bytes()).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let jwk = serde_json::to_string(&signer.public_key().to_jwk()).map_err(|e| e.to_string())?;
+    println!("VAULT_PRIVATE_KEY_FILE={}\nVAULT_KEY_ID={kid}\n{jwk}", out.display());
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Wiring: build every port's adapter once, at start, and hand them to the domain.
+
+use std::sync::Arc;
+
+use ledgix_core::judge::StubJudge;
+use ledgix_core::ports::Judge;
+use ledgix_core::service::VaultPorts;
+use ledgix_core::Vault;
+use ledgix_embedded::queue::JudgeReceiver;
+use ledgix_embedded::{spawn_judge_workers, EmbeddedQueue, LocalSigner, MemoryRateLimiter, SqliteStore};
+
+use crate::config::{Config, ConfigError};
+
+/// The vault on embedded adapters: SQLite under the data directory, in-process queue, local key.
+pub struct EmbeddedVault {
+    pub vault: Arc<Vault>,
+    pub store: Arc<SqliteStore>,
+    receiver: Option<JudgeReceiver>,
+    workers: usize,
+}
+
+pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
+    restrict_permissions(&config.data_dir);
+    let signer = local_signer(config)?;
+    let store = Arc::new(
+        SqliteStore::open(&config.data_dir.join("vault.db"))
+            .map_err(|e| ConfigError(format!("cannot open the state database in {}: {e}", config.data_dir.display())))?,
+    );
+    let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
+    let judge: Option<Arc<dyn Judge>> = config.allow_stub_judge.then(|| Arc::new(StubJudge) as Arc<dyn Judge>);
+    let ports = VaultPorts {
+        control: store.clone(),
+        store: store.clone(),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+        signer: Arc::new(signer),
+        queue: Arc::new(queue),
+        judge,
+    };
+    Ok(EmbeddedVault {
+        vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
+        store,
+        receiver: Some(receiver),
+        workers: config.async_workers,
+    })
+}
+
+fn local_signer(config: &Config) -> Result<LocalSigner, ConfigError> {
+    let signer = if let Some(encoded) = &config.private_key_base64 {
+        LocalSigner::from_base64(encoded, &config.key_id)
+    } else if let Some(path) = &config.private_key_file {
+        LocalSigner::from_pem_file(path, &config.key_id)
+    } else {
+        LocalSigner::load_or_create(&config.data_dir.join("signing-key.pem"), &config.key_id)
+    };
+    signer.map_err(|e| ConfigError(e.to_string()))
+}
+
+#[cfg(unix)]
+fn restrict_permissions(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_dir: &std::path::Path) {}
+
+impl EmbeddedVault {
+    /// Start the judge workers and re-queue any clearance a previous run left in `processing`.
+    pub async fn start_judge_workers(&mut self) -> Result<usize, ConfigError> {
+        let Some(receiver) = self.receiver.take() else { return Ok(0) };
+        spawn_judge_workers(self.vault.clone(), receiver, self.workers);
+        let stranded = self.store.processing_jobs().await.map_err(|e| ConfigError(e.to_string()))?;
+        for job in &stranded {
+            self.vault.requeue(job).await;
+        }
+        Ok(stranded.len())
+    }
+}

@@ -1,0 +1,164 @@
+//! Configuration from the environment, with the seed's variable names and defaults. A bad value stops
+//! start-up with one clear line naming the variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ledgix_core::config::VaultSettings;
+use ledgix_core::ratelimit::RateLimit;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerBackend {
+    Local,
+    AwsKms,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub signer_backend: SignerBackend,
+    pub private_key_file: Option<PathBuf>,
+    pub private_key_base64: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub key_id: String,
+    pub jwt_ttl_seconds: i64,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub cors_allowed_origin: Option<String>,
+    pub rate_limit: RateLimit,
+    pub async_workers: usize,
+    pub async_queue_size: usize,
+    pub allow_stub_judge: bool,
+    pub judge_url: Option<String>,
+    pub admin_api_key: Option<String>,
+    pub data_dir: PathBuf,
+    pub policy_cache_ttl: Duration,
+}
+
+/// Reads variables from a lookup function, so tests need not touch the process environment.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_string())
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError(format!("{name}={v:?} is not a valid number"))),
+        }
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(v) => Err(ConfigError(format!("{name}={v:?} must be true or false"))),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), false)
+    }
+
+    /// `dev_defaults`: `ledgix dev` allows the stub judge unless told otherwise.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, dev_defaults: bool) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let signer_backend = match env.string("VAULT_SIGNER_BACKEND", "local").as_str() {
+            "local" => SignerBackend::Local,
+            "aws_kms" => SignerBackend::AwsKms,
+            other => return Err(ConfigError(format!("VAULT_SIGNER_BACKEND={other:?} must be local or aws_kms"))),
+        };
+        let jwt_ttl_seconds: i64 = env.number("VAULT_JWT_TTL", 300)?;
+        if !(1..=86_400).contains(&jwt_ttl_seconds) {
+            return Err(ConfigError(format!("VAULT_JWT_TTL={jwt_ttl_seconds} must be between 1 and 86400 seconds")));
+        }
+        let rps: u32 = env.number("VAULT_RATE_LIMIT_RPS", 20)?;
+        let burst: u32 = env.number("VAULT_RATE_LIMIT_BURST", 40)?;
+        let config = Config {
+            host: env.string("VAULT_HOST", "0.0.0.0"),
+            port: env.number("VAULT_PORT", 8000)?,
+            signer_backend,
+            private_key_file: env.get("VAULT_PRIVATE_KEY_FILE").map(PathBuf::from),
+            private_key_base64: env.get("VAULT_PRIVATE_KEY_BASE64"),
+            kms_key_id: env.get("VAULT_KMS_KEY_ID"),
+            key_id: env.string("VAULT_KEY_ID", "vault-key-001"),
+            jwt_ttl_seconds,
+            jwt_issuer: env.string("VAULT_JWT_ISSUER", "alcv-vault"),
+            jwt_audience: env.string("VAULT_JWT_AUDIENCE", "ledgix-sdk"),
+            cors_allowed_origin: env.get("VAULT_CORS_ALLOWED_ORIGIN"),
+            rate_limit: RateLimit { rps, burst: burst.max(1) },
+            async_workers: env.number("VAULT_CLEARANCE_ASYNC_WORKERS", 16)?,
+            async_queue_size: env.number("VAULT_CLEARANCE_ASYNC_QUEUE_SIZE", 2048)?,
+            allow_stub_judge: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
+            judge_url: env.get("VAULT_JUDGE_URL"),
+            admin_api_key: env.get("LEDGIX_ADMIN_API_KEY"),
+            data_dir: PathBuf::from(env.string("VAULT_DATA_DIR", ".ledgix")),
+            policy_cache_ttl: Duration::from_secs(env.number("VAULT_POLICY_CACHE_TTL_SECONDS", 5)?),
+        };
+        if config.signer_backend == SignerBackend::AwsKms {
+            return Err(ConfigError(
+                "VAULT_SIGNER_BACKEND=aws_kms needs the AWS adapters, which this build does not include yet".into(),
+            ));
+        }
+        if config.judge_url.is_some() {
+            return Err(ConfigError("VAULT_JUDGE_URL is set, but only the stub judge is available in this build".into()));
+        }
+        if config.private_key_file.is_some() && config.private_key_base64.is_some() {
+            return Err(ConfigError("set only one of VAULT_PRIVATE_KEY_FILE and VAULT_PRIVATE_KEY_BASE64".into()));
+        }
+        Ok(config)
+    }
+
+    pub fn vault_settings(&self, admin_key_hash: Option<String>) -> VaultSettings {
+        VaultSettings {
+            jwt_issuer: self.jwt_issuer.clone(),
+            jwt_audience: self.jwt_audience.clone(),
+            jwt_ttl_seconds: self.jwt_ttl_seconds,
+            rate_limit: self.rate_limit,
+            admin_key_hash,
+            policy_cache_ttl: self.policy_cache_ttl,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()), false)
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.key_id, "vault-key-001");
+        assert_eq!(c.jwt_ttl_seconds, 300);
+        assert_eq!(c.rate_limit, RateLimit { rps: 20, burst: 40 });
+        assert!(!c.allow_stub_judge);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("VAULT_RATE_LIMIT_RPS", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("VAULT_RATE_LIMIT_RPS"));
+        let err = config(&[("VAULT_SIGNER_BACKEND", "hsm")]).unwrap_err();
+        assert!(err.to_string().contains("VAULT_SIGNER_BACKEND"));
+    }
+}

@@ -1,0 +1,119 @@
+//! JSON bodies with the brief's error shapes (400 malformed, 422 wrong types, 413 too large, 415 not JSON)
+//! and the `Idempotency-Key` bound to a hash of the exact request.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use http_body_util::{BodyExt, Limited};
+use ledgix_core::service::Idempotency;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A parsed JSON body plus the request's idempotency key, if it sent one.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// `Idempotency-Key` and the hash of the request it came with; the handler adds the success status.
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl IdempotencyKey {
+    pub fn with_status(&self, success_status: u16) -> Idempotency {
+        Idempotency { key: self.key.clone(), request_hash: self.request_hash.clone(), success_status }
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let key = match parts.headers.get("idempotency-key") {
+            None => None,
+            Some(v) => {
+                let text = v
+                    .to_str()
+                    .ok()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                    .ok_or_else(|| ApiError::BadHeader("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+                Some(text.to_string())
+            }
+        };
+        let declared_len = parts
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let bytes = Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::InvalidJson("could not read the request body".into())
+                }
+            })?
+            .to_bytes();
+        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        if !bytes.is_empty() {
+            let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !is_json(content_type) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+        }
+        let value = serde_json::from_slice::<T>(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::Vault(ledgix_core::VaultError::InvalidRequest(format!("invalid request body: {e}")))
+            }
+            _ => ApiError::InvalidJson(format!("malformed JSON: {e}")),
+        })?;
+        let idempotency = key.map(|key| {
+            let mut hash = Sha256::new();
+            hash.update(parts.method.as_str().as_bytes());
+            hash.update(b" ");
+            hash.update(parts.uri.path().as_bytes());
+            hash.update(b"\n");
+            hash.update(&bytes);
+            IdempotencyKey { key, request_hash: hex::encode(hash.finalize()) }
+        });
+        Ok(JsonBody { value, idempotency })
+    }
+}
+
+/// Query parameters whose parse errors use the brief's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded_from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::Vault(ledgix_core::VaultError::InvalidRequest(format!("invalid query: {e}"))))
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, String> {
+    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|e: axum::http::uri::InvalidUri| e.to_string())?)
+        .map(|q| q.0)
+        .map_err(|e| e.body_text())
+}

@@ -1,0 +1,14 @@
+//! The Ledgix Vault HTTP API: one axum router used by `ledgix dev` and the `clearance-api` Lambda.
+//! handler → `ledgix_core::Vault` → ports → adapters, and back; errors map to the brief's JSON shape here.
+
+pub mod bootstrap;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod telemetry;
+
+pub use bootstrap::{build_embedded, EmbeddedVault};
+pub use config::Config;
+pub use routes::{router, AppState, RouteTable};

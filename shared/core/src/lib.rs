@@ -1,0 +1,20 @@
+//! Ledgix Vault domain. No I/O, no HTTP, no cloud SDK types: the clearance lifecycle, decisions, approval
+//! tokens, ledger events and their hashing, policies, and the port traits that adapters implement.
+
+pub mod apikey;
+pub mod cbor;
+pub mod config;
+pub mod error;
+pub mod hashing;
+pub mod judge;
+pub mod ledger;
+pub mod merkle;
+pub mod model;
+pub mod policy;
+pub mod ports;
+pub mod ratelimit;
+pub mod service;
+pub mod token;
+
+pub use error::{VaultError, VaultResult};
+pub use service::Vault;

@@ -1,0 +1,225 @@
+//! Domain records: clearances, policies, tenants, API keys, settings.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Categorical confidence, ordered from weakest to strongest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfidenceBucket {
+    #[default]
+    None,
+    Low,
+    Medium,
+    High,
+    ExtraHigh,
+}
+
+impl ConfidenceBucket {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfidenceBucket::None => "none",
+            ConfidenceBucket::Low => "low",
+            ConfidenceBucket::Medium => "medium",
+            ConfidenceBucket::High => "high",
+            ConfidenceBucket::ExtraHigh => "extra_high",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "none" => ConfidenceBucket::None,
+            "low" => ConfidenceBucket::Low,
+            "medium" => ConfidenceBucket::Medium,
+            "high" => ConfidenceBucket::High,
+            "extra_high" => ConfidenceBucket::ExtraHigh,
+            _ => return None,
+        })
+    }
+
+    /// The legacy `confidence` float of SDK ledger entries: the bucket's midpoint.
+    pub fn midpoint(self) -> f64 {
+        match self {
+            ConfidenceBucket::None => 0.0,
+            ConfidenceBucket::Low => 0.3,
+            ConfidenceBucket::Medium => 0.6,
+            ConfidenceBucket::High => 0.8,
+            ConfidenceBucket::ExtraHigh => 0.95,
+        }
+    }
+}
+
+/// Where a clearance request is in its lifecycle (`status` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearanceStatus {
+    Processing,
+    Approved,
+    Denied,
+    PendingReview,
+}
+
+impl ClearanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClearanceStatus::Processing => "processing",
+            ClearanceStatus::Approved => "approved",
+            ClearanceStatus::Denied => "denied",
+            ClearanceStatus::PendingReview => "pending_review",
+        }
+    }
+
+    /// `decision_status` on the wire. Nothing is approved until decided, so `processing` reads as denied
+    /// (fail closed); pending review means the policy allows it subject to a human.
+    pub fn decision_status(self) -> &'static str {
+        match self {
+            ClearanceStatus::Approved => "approved",
+            ClearanceStatus::PendingReview => "approved_pending_review",
+            ClearanceStatus::Processing | ClearanceStatus::Denied => "denied",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, ClearanceStatus::Approved | ClearanceStatus::Denied)
+    }
+}
+
+/// What the agent asked for, as `ledgix-python`'s `ClearanceRequest` sends it. Unknown fields are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClearanceRequest {
+    pub tool_name: String,
+    #[serde(default = "empty_object")]
+    pub tool_args: Value,
+    #[serde(default = "default_agent")]
+    pub agent_id: String,
+    #[serde(default)]
+    pub session_id: String,
+    #[serde(default = "empty_object")]
+    pub context: Value,
+    #[serde(default)]
+    pub human_principal: Option<String>,
+    #[serde(default)]
+    pub parent_jti: Option<String>,
+    #[serde(default)]
+    pub destination_uri: Option<String>,
+    #[serde(default)]
+    pub destination_provider: Option<String>,
+    #[serde(default)]
+    pub destination_account_ref: Option<String>,
+    #[serde(default)]
+    pub data_categories: Option<Vec<String>>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub processing_register_ref: Option<String>,
+    #[serde(default)]
+    pub dataset_ref: Option<String>,
+}
+
+pub fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn default_agent() -> String {
+    "default-agent".to_string()
+}
+
+/// How a decision was reached; recorded in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionSource {
+    NoPolicy,
+    Rego,
+    Judge,
+    Reviewer,
+    MintToken,
+}
+
+/// The stored state of one clearance request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClearanceRecord {
+    pub tenant_id: String,
+    pub request_id: String,
+    pub status: ClearanceStatus,
+    pub request: ClearanceRequest,
+    pub policy_id: String,
+    pub policy_version_id: String,
+    pub policy_content_hash: String,
+    pub reason: String,
+    pub reason_code: Option<String>,
+    pub confidence_bucket: ConfidenceBucket,
+    pub minimum_confidence_bucket: ConfidenceBucket,
+    pub decided_by: Option<DecisionSource>,
+    /// The approval token, once approved. Stored so status polls return it; never logged.
+    pub token: Option<String>,
+    pub jti: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A registered policy version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyVersion {
+    pub tenant_id: String,
+    pub policy_id: String,
+    pub version: i64,
+    pub version_id: String,
+    pub content_hash: String,
+    pub description: String,
+    pub rules: Vec<String>,
+    pub tools: Vec<String>,
+    pub rego: Option<String>,
+    pub created_at: String,
+}
+
+impl PolicyVersion {
+    pub fn applies_to(&self, tool_name: &str) -> bool {
+        self.tools.is_empty() || self.tools.iter().any(|t| t == tool_name)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tenant {
+    pub tenant_id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// An API key as stored: only its SHA-256 hash, never the key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub tenant_id: String,
+    pub key_hash: String,
+    pub created_at: String,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReviewSettings {
+    pub minimum_confidence_bucket: ConfidenceBucket,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings { minimum_confidence_bucket: ConfidenceBucket::High }
+    }
+}
+
+/// A completed response kept under its idempotency key, replayed verbatim on retry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Tenant id, or `admin` for administration routes.
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of method, path and raw body: a retry must be the same request.
+    pub request_hash: String,
+    pub status_code: u16,
+    pub response_body: String,
+    pub created_at: String,
+}
+
+/// Current UTC time as RFC 3339 with microseconds, the ledger's timestamp format.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,13 @@
+//! Embedded adapters: the whole vault in one process with no cloud and no Docker.
+//! SQLite file state (WAL, fsync on commit, group commit), in-process judge queue, local Ed25519 key,
+//! in-memory rate-limit buckets.
+
+pub mod queue;
+pub mod ratelimit;
+pub mod signer;
+pub mod sqlite;
+
+pub use queue::{spawn_judge_workers, EmbeddedQueue};
+pub use ratelimit::MemoryRateLimiter;
+pub use signer::LocalSigner;
+pub use sqlite::SqliteStore;

@@ -1,0 +1,526 @@
+//! SQLite adapter for `ControlPlane` and `TenantStore`.
+//!
+//! One writer thread owns the write connection and commits in groups: it takes every write waiting in its
+//! channel, applies each in its own savepoint inside one transaction, and fsyncs once (WAL,
+//! synchronous=FULL) before answering them all. Durability per request, without one fsync per request.
+//! Reads use a small pool of read connections (WAL readers never block the writer).
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use async_trait::async_trait;
+use ledgix_core::error::{Conflict, StoreError};
+use ledgix_core::ledger::LedgerEvent;
+use ledgix_core::model::{
+    ApiKeyRecord, ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
+};
+use ledgix_core::ports::{ControlPlane, JudgeJob, TenantStore, Write};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(tenant_id),
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS policies (
+    tenant_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, version_id),
+    UNIQUE (tenant_id, policy_id, version)
+);
+CREATE TABLE IF NOT EXISTS review_settings (
+    tenant_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clearances (
+    tenant_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+);
+CREATE INDEX IF NOT EXISTS clearances_by_status ON clearances (tenant_id, status, created_at);
+CREATE TABLE IF NOT EXISTS ledger (
+    tenant_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    event_uuid TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger (tenant_id, request_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS burned_jtis (
+    jti TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#;
+
+const READERS: usize = 4;
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 512;
+
+enum Op {
+    Tenant { tenant_id: String, writes: Vec<Write> },
+    CreateTenant { tenant: Tenant, key: ApiKeyRecord, idempotency: Option<IdempotencyRecord> },
+    AddKey { key: ApiKeyRecord, idempotency: Option<IdempotencyRecord> },
+    RevokeKey { key_id: String },
+}
+
+enum Done {
+    Seqs(Vec<i64>),
+    Changed(bool),
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "busy_timeout", 10_000)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and start the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open(path).map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open(path).map_err(unavailable)?);
+        }
+        let (sender, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("ledgix-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, receiver))
+            .map_err(unavailable)?;
+        Ok(SqliteStore { writer: Mutex::new(sender), readers: Arc::new(Mutex::new(readers)), path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write(&self, op: Op) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .lock()
+            .map_err(|_| unavailable("writer lock poisoned"))?
+            .send(Job { op, reply })
+            .map_err(|_| unavailable("sqlite writer stopped"))?;
+        answer.await.map_err(|_| unavailable("sqlite writer dropped the request"))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => return Err(unavailable("reader pool exhausted")),
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Clearances still waiting for the judge, across tenants: re-queued at start so a crash loses none.
+    pub async fn processing_jobs(&self) -> Result<Vec<JudgeJob>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT body FROM clearances WHERE status = 'processing' ORDER BY created_at")
+                .map_err(unavailable)?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(unavailable)?;
+            rows.map(|body| {
+                let record: ClearanceRecord = serde_json::from_str(&body.map_err(unavailable)?).map_err(corrupt)?;
+                Ok(JudgeJob { tenant_id: record.tenant_id, request_id: record.request_id, session_id: record.request.session_id })
+            })
+            .collect()
+        })
+        .await
+    }
+}
+
+fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = apply_group(&mut conn, &batch);
+        for (job, result) in batch.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+fn apply_group(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return batch.iter().map(|_| Err(unavailable(&e))).collect(),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = match tx.savepoint() {
+            Ok(mut sp) => {
+                let outcome = apply(&mut sp, &job.op);
+                match outcome {
+                    Ok(done) => sp.commit().map(|_| done).map_err(unavailable),
+                    Err(e) => {
+                        let _ = sp.rollback();
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        };
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => results.into_iter().map(|_| Err(unavailable(&e))).collect(),
+    }
+}
+
+fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
+    match op {
+        Op::Tenant { tenant_id, writes } => {
+            let mut seqs = Vec::new();
+            for write in writes {
+                if let Some(seq) = apply_write(conn, tenant_id, write)? {
+                    seqs.push(seq);
+                }
+            }
+            Ok(Done::Seqs(seqs))
+        }
+        Op::CreateTenant { tenant, key, idempotency } => {
+            if let Some(record) = idempotency {
+                put_idempotency(conn, record)?;
+            }
+            conn.execute(
+                "INSERT INTO tenants (tenant_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant.tenant_id, tenant.name, tenant.created_at],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
+            insert_key(conn, key)?;
+            Ok(Done::Changed(true))
+        }
+        Op::AddKey { key, idempotency } => {
+            if let Some(record) = idempotency {
+                put_idempotency(conn, record)?;
+            }
+            insert_key(conn, key)?;
+            Ok(Done::Changed(true))
+        }
+        Op::RevokeKey { key_id } => {
+            let changed = conn
+                .execute(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE key_id = ?1",
+                    params![key_id, ledgix_core::model::now_rfc3339()],
+                )
+                .map_err(unavailable)?;
+            Ok(Done::Changed(changed > 0))
+        }
+    }
+}
+
+fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO api_keys (key_id, tenant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![key.key_id, key.tenant_id, key.key_hash, key.created_at],
+    )
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
+    Ok(())
+}
+
+fn put_idempotency(conn: &Connection, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    let body = serde_json::to_string(record).map_err(corrupt)?;
+    conn.execute("INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)", params![record.scope, record.key, body])
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::IdempotencyKey) } else { unavailable(e) })?;
+    Ok(())
+}
+
+fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Option<i64>, StoreError> {
+    match write {
+        Write::InsertClearance(record) => {
+            let body = serde_json::to_string(record).map_err(corrupt)?;
+            conn.execute(
+                "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant_id, record.request_id, record.status.as_str(), record.created_at, body],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::ClearanceState) } else { unavailable(e) })?;
+        }
+        Write::UpdateClearance { record, expected } => {
+            let body = serde_json::to_string(record).map_err(corrupt)?;
+            let changed = conn
+                .execute(
+                    "UPDATE clearances SET status = ?3, body = ?4 WHERE tenant_id = ?1 AND request_id = ?2 AND status = ?5",
+                    params![tenant_id, record.request_id, record.status.as_str(), body, expected.as_str()],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(Conflict::ClearanceState));
+            }
+        }
+        Write::AppendEvent(event) => {
+            let seq: i64 = conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger WHERE tenant_id = ?1", [tenant_id], |r| r.get(0))
+                .map_err(unavailable)?;
+            let mut event = event.clone();
+            event.seq = seq;
+            let body = serde_json::to_string(&event).map_err(corrupt)?;
+            conn.execute(
+                "INSERT INTO ledger (tenant_id, seq, request_id, event_uuid, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant_id, seq, event.request_id, event.event_uuid, body],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
+            return Ok(Some(seq));
+        }
+        Write::PutPolicy(policy) => {
+            let body = serde_json::to_string(policy).map_err(corrupt)?;
+            conn.execute(
+                "INSERT INTO policies (tenant_id, version_id, policy_id, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant_id, policy.version_id, policy.policy_id, policy.version, body],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
+        }
+        Write::PutReviewSettings(settings) => {
+            let body = serde_json::to_string(settings).map_err(corrupt)?;
+            conn.execute(
+                "INSERT INTO review_settings (tenant_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (tenant_id) DO UPDATE SET body = excluded.body",
+                params![tenant_id, body],
+            )
+            .map_err(unavailable)?;
+        }
+        Write::BurnJti { jti, expires_at } => {
+            conn.execute(
+                "INSERT INTO burned_jtis (jti, tenant_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![jti, tenant_id, expires_at],
+            )
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::JtiBurned) } else { unavailable(e) })?;
+        }
+        Write::PutIdempotency(record) => put_idempotency(conn, record)?,
+    }
+    Ok(None)
+}
+
+fn json_rows<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = stmt.query_map(params, |row| row.get::<_, String>(0)).map_err(unavailable)?;
+    rows.map(|body| serde_json::from_str(&body.map_err(unavailable)?).map_err(corrupt)).collect()
+}
+
+fn json_row<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>, StoreError> {
+    let body: Option<String> =
+        conn.prepare_cached(sql).map_err(unavailable)?.query_row(params, |row| row.get(0)).optional().map_err(unavailable)?;
+    body.map(|b| serde_json::from_str::<T>(&b).map_err(corrupt)).transpose()
+}
+
+#[async_trait]
+impl ControlPlane for SqliteStore {
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        first_key: &ApiKeyRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        self.write(Op::CreateTenant { tenant: tenant.clone(), key: first_key.clone(), idempotency: idempotency.cloned() })
+            .await
+            .map(|_| ())
+    }
+
+    async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = ?1")
+                .map_err(unavailable)?
+                .query_row([tenant_id], |r| Ok(Tenant { tenant_id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))
+                .optional()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn add_api_key(&self, key: &ApiKeyRecord, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
+        self.write(Op::AddKey { key: key.clone(), idempotency: idempotency.cloned() }).await.map(|_| ())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let key_hash = key_hash.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT key_id, tenant_id, key_hash, created_at, revoked_at FROM api_keys WHERE key_hash = ?1")
+                .map_err(unavailable)?
+                .query_row([key_hash], |r| {
+                    Ok(ApiKeyRecord {
+                        key_id: r.get(0)?,
+                        tenant_id: r.get(1)?,
+                        key_hash: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked: r.get::<_, Option<String>>(4)?.is_some(),
+                    })
+                })
+                .optional()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        match self.write(Op::RevokeKey { key_id: key_id.to_string() }).await? {
+            Done::Changed(changed) => Ok(changed),
+            Done::Seqs(_) => Ok(false),
+        }
+    }
+
+    async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.read(move |conn| json_row(conn, "SELECT body FROM idempotency WHERE scope = ?1 AND key = ?2", params![scope, key]))
+            .await
+    }
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
+        match self.write(Op::Tenant { tenant_id: tenant_id.to_string(), writes }).await? {
+            Done::Seqs(seqs) => Ok(seqs),
+            Done::Changed(_) => Ok(vec![]),
+        }
+    }
+
+    async fn clearance(&self, tenant_id: &str, request_id: &str) -> Result<Option<ClearanceRecord>, StoreError> {
+        let (tenant_id, request_id) = (tenant_id.to_string(), request_id.to_string());
+        self.read(move |conn| {
+            json_row(conn, "SELECT body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2", params![tenant_id, request_id])
+        })
+        .await
+    }
+
+    async fn clearances_with_status(
+        &self,
+        tenant_id: &str,
+        status: ClearanceStatus,
+        limit: usize,
+    ) -> Result<Vec<ClearanceRecord>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            json_rows(
+                conn,
+                "SELECT body FROM clearances WHERE tenant_id = ?1 AND status = ?2 ORDER BY created_at LIMIT ?3",
+                params![tenant_id, status.as_str(), limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            json_rows(
+                conn,
+                "SELECT p.body FROM policies p
+                 JOIN (SELECT policy_id, MAX(version) AS version FROM policies WHERE tenant_id = ?1 GROUP BY policy_id) latest
+                   ON p.policy_id = latest.policy_id AND p.version = latest.version
+                 WHERE p.tenant_id = ?1 ORDER BY p.policy_id",
+                params![tenant_id],
+            )
+        })
+        .await
+    }
+
+    async fn policy_version(&self, tenant_id: &str, version_id: &str) -> Result<Option<PolicyVersion>, StoreError> {
+        let (tenant_id, version_id) = (tenant_id.to_string(), version_id.to_string());
+        self.read(move |conn| {
+            json_row(conn, "SELECT body FROM policies WHERE tenant_id = ?1 AND version_id = ?2", params![tenant_id, version_id])
+        })
+        .await
+    }
+
+    async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| json_row(conn, "SELECT body FROM review_settings WHERE tenant_id = ?1", params![tenant_id]))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            let mut events: Vec<LedgerEvent> = json_rows(
+                conn,
+                "SELECT body FROM ledger WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                params![tenant_id, limit as i64],
+            )?;
+            events.reverse();
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn idempotency(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        ControlPlane::idempotency(self, tenant_id, key).await
+    }
+}
