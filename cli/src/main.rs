@@ -115,7 +115,8 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn local_vault(data_dir: PathBuf) -> Result<std::sync::Arc<ledgix_core::Vault>, String> {
-    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // Administration works on the same data directory (and key) that `ledgix dev` uses.
+    let mut config = Config::from_lookup(|name| std::env::var(name).ok(), true).map_err(|e| e.to_string())?;
     config.data_dir = data_dir;
     Ok(build_embedded(&config, None).map_err(|e| e.to_string())?.vault)
 }

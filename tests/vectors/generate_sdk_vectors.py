@@ -39,10 +39,24 @@ entry_inputs = [
     },
 ]
 
+def current_event_hash(entry):
+    # _build_event_hash falls back to the legacy layout when the entry's own event_hash does not match the
+    # current one; record the first (current-layout) hash it computes instead.
+    seen = []
+    original = client._hash_event_payload
+    client._hash_event_payload = lambda payload: seen.append(original(payload)) or seen[-1]
+    try:
+        client._build_event_hash(entry)
+    finally:
+        client._hash_event_payload = original
+    return seen[0]
+
+
 entries = []
 for raw in entry_inputs:
     entry = LedgerEntry.model_validate(raw)
-    event_hash = client._build_event_hash(entry)
+    event_hash = current_event_hash(entry)
+    assert client._build_event_hash(LedgerEntry.model_validate(dict(raw, event_hash=event_hash))) == event_hash
     raw = dict(raw, event_hash=event_hash, leaf_hash=client._hash_leaf(event_hash))
     entry = LedgerEntry.model_validate(raw)
     entries.append({

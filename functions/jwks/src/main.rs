@@ -1,1 +1,25 @@
-fn main(){}
+//! jwks Lambda: serves `GET /.well-known/jwks.json` from the signer's public keys. Needs no state store.
+
+use lambda_http::{service_fn, Body, Error, Request, Response};
+use ledgix_api::{jwks_document, local_signer_from_config, telemetry, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init_logging();
+    let config = Config::from_env()?;
+    let signer = local_signer_from_config(&config)?;
+    // The document only changes with a key rotation, which redeploys: render it once per cold start.
+    let document = jwks_document(&signer).await?;
+    lambda_http::run(service_fn(move |_request: Request| {
+        let body = document.clone();
+        async move {
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("cache-control", "public, max-age=300")
+                .body(Body::from(body))
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}

@@ -23,7 +23,7 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
     restrict_permissions(&config.data_dir);
-    let signer = local_signer(config)?;
+    let signer = local_signer_from_config(config)?;
     let store = Arc::new(
         SqliteStore::open(&config.data_dir.join("vault.db"))
             .map_err(|e| ConfigError(format!("cannot open the state database in {}: {e}", config.data_dir.display())))?,
@@ -46,13 +46,17 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
     })
 }
 
-fn local_signer(config: &Config) -> Result<LocalSigner, ConfigError> {
+pub fn local_signer_from_config(config: &Config) -> Result<LocalSigner, ConfigError> {
     let signer = if let Some(encoded) = &config.private_key_base64 {
         LocalSigner::from_base64(encoded, &config.key_id)
     } else if let Some(path) = &config.private_key_file {
         LocalSigner::from_pem_file(path, &config.key_id)
-    } else {
+    } else if config.dev_mode {
         LocalSigner::load_or_create(&config.data_dir.join("signing-key.pem"), &config.key_id)
+    } else {
+        return Err(ConfigError(
+            "VAULT_SIGNER_BACKEND=local needs VAULT_PRIVATE_KEY_FILE or VAULT_PRIVATE_KEY_BASE64".into(),
+        ));
     };
     signer.map_err(|e| ConfigError(e.to_string()))
 }
@@ -77,4 +81,15 @@ impl EmbeddedVault {
         }
         Ok(stranded.len())
     }
+}
+
+/// SHA-256 of the administration key, as the vault compares it.
+pub fn admin_key_hash(key: &str) -> String {
+    ledgix_core::apikey::hash(key)
+}
+
+/// The JWKS JSON document for a signer's public keys.
+pub async fn jwks_document(signer: &dyn ledgix_core::ports::Signer) -> Result<String, ConfigError> {
+    let keys = signer.public_keys().await.map_err(|e| ConfigError(e.to_string()))?;
+    serde_json::to_string(&ledgix_core::token::jwks(&keys)).map_err(|e| ConfigError(e.to_string()))
 }

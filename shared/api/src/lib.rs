@@ -9,6 +9,6 @@ pub mod middleware;
 pub mod routes;
 pub mod telemetry;
 
-pub use bootstrap::{build_embedded, EmbeddedVault};
+pub use bootstrap::{admin_key_hash, build_embedded, jwks_document, local_signer_from_config, EmbeddedVault};
 pub use config::Config;
 pub use routes::{router, AppState, RouteTable};

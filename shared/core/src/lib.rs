@@ -4,6 +4,8 @@
 pub mod apikey;
 pub mod cbor;
 pub mod config;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod error;
 pub mod hashing;
 pub mod judge;

@@ -1,0 +1,287 @@
+//! The port contract suite: behaviour every `TenantStore` + `ControlPlane` adapter must show. Adapters run
+//! it with `port_contract_tests!(async_factory)` (embedded now; AWS joins with the same macro).
+//! Test-only code: it asserts, so it panics on failure.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::error::{Conflict, StoreError};
+use crate::ledger::LedgerEvent;
+use crate::model::{
+    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket, IdempotencyRecord,
+    PolicyVersion, ReviewSettings, Tenant,
+};
+use crate::ports::{ControlPlane, TenantStore, Write};
+
+/// What an adapter factory hands the suite: one state backend, both ports.
+pub struct Ports {
+    pub store: Arc<dyn TenantStore>,
+    pub control: Arc<dyn ControlPlane>,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+pub fn clearance(tenant_id: &str, request_id: &str, status: ClearanceStatus) -> ClearanceRecord {
+    ClearanceRecord {
+        tenant_id: tenant_id.into(),
+        request_id: request_id.into(),
+        status,
+        request: ClearanceRequest {
+            tool_name: "refund".into(),
+            tool_args: json!({"amount": 5}),
+            agent_id: "agent".into(),
+            session_id: "s".into(),
+            context: json!({}),
+            human_principal: None,
+            parent_jti: None,
+            destination_uri: None,
+            destination_provider: None,
+            destination_account_ref: None,
+            data_categories: None,
+            purpose: None,
+            processing_register_ref: None,
+            dataset_ref: None,
+        },
+        policy_id: "p".into(),
+        policy_version_id: "pv".into(),
+        policy_content_hash: "sha256:00".into(),
+        reason: "r".into(),
+        reason_code: None,
+        confidence_bucket: ConfidenceBucket::None,
+        minimum_confidence_bucket: ConfidenceBucket::High,
+        decided_by: None,
+        token: None,
+        jti: None,
+        created_at: crate::model::now_rfc3339(),
+        updated_at: crate::model::now_rfc3339(),
+    }
+}
+
+pub fn event(request_id: &str) -> LedgerEvent {
+    LedgerEvent {
+        seq: 0,
+        event_uuid: unique("ev"),
+        request_id: request_id.into(),
+        agent_id: "agent".into(),
+        policy_id: "p".into(),
+        policy_version_id: "pv".into(),
+        policy_content_hash: "sha256:00".into(),
+        intent_hash: "sha256:11".into(),
+        tool_name: "refund".into(),
+        tool_args: json!({"amount": 5}),
+        action_category: "clearance.decision".into(),
+        action_metadata: json!({}),
+        reason: "r".into(),
+        citations: vec![],
+        evidence_chunks: vec![],
+        confidence: 0.0,
+        confidence_bucket: "none".into(),
+        decision_status: "denied".into(),
+        approved: false,
+        accepted_at: crate::model::now_rfc3339(),
+        canonical_version: 2,
+        event_hash: "00".repeat(32),
+        leaf_hash: "11".repeat(32),
+        leaf_index: None,
+        checkpoint_id: None,
+        receipt_algorithm: "Ed25519".into(),
+        receipt_key_id: "k".into(),
+        receipt_signature: "sig".into(),
+        receipt_payload: "payload".into(),
+    }
+}
+
+fn idem(scope: &str, key: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        scope: scope.into(),
+        key: key.into(),
+        request_hash: "h".into(),
+        status_code: 200,
+        response_body: "{}".into(),
+        created_at: crate::model::now_rfc3339(),
+    }
+}
+
+fn is_conflict(result: &Result<Vec<i64>, StoreError>, which: Conflict) -> bool {
+    matches!(result, Err(StoreError::Conflict(c)) if *c == which)
+}
+
+pub async fn commit_is_all_or_nothing(p: Ports) {
+    let tenant = unique("t");
+    let jti = unique("jti");
+    p.store
+        .commit(&tenant, vec![Write::BurnJti { jti: jti.clone(), expires_at: 1 }])
+        .await
+        .expect("first burn commits");
+    let failed = p
+        .store
+        .commit(
+            &tenant,
+            vec![
+                Write::InsertClearance(clearance(&tenant, "r1", ClearanceStatus::Denied)),
+                Write::AppendEvent(event("r1")),
+                Write::BurnJti { jti, expires_at: 1 },
+            ],
+        )
+        .await;
+    assert!(is_conflict(&failed, Conflict::JtiBurned), "second burn conflicts: {failed:?}");
+    assert!(p.store.clearance(&tenant, "r1").await.expect("read").is_none(), "the clearance rolled back");
+    assert!(p.store.ledger_tail(&tenant, 10).await.expect("read").is_empty(), "the event rolled back");
+}
+
+pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
+    let (a, b) = (unique("a"), unique("b"));
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = p.store.clone();
+        let tenant = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store.commit(&tenant, vec![Write::AppendEvent(event(&format!("r{i}")))]).await
+        }));
+    }
+    for task in tasks {
+        let seqs = task.await.expect("task").expect("commit");
+        assert_eq!(seqs.len(), 1);
+    }
+    for tenant in [&a, &b] {
+        let seqs: Vec<i64> = p.store.ledger_tail(tenant, 100).await.expect("read").iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "tenant {tenant} has seq 1..20 in order");
+    }
+    let tail: Vec<i64> = p.store.ledger_tail(&a, 5).await.expect("read").iter().map(|e| e.seq).collect();
+    assert_eq!(tail, vec![16, 17, 18, 19, 20], "ledger_tail is the newest N, ascending");
+}
+
+pub async fn jti_burns_exactly_once_under_concurrency(p: Ports) {
+    let tenant = unique("t");
+    let jti = unique("jti");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = p.store.clone();
+        let (tenant, jti) = (tenant.clone(), jti.clone());
+        tasks.push(tokio::spawn(async move { store.commit(&tenant, vec![Write::BurnJti { jti, expires_at: 1 }]).await }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict(Conflict::JtiBurned)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one burn wins");
+}
+
+pub async fn idempotency_keys_are_recorded_once_per_scope(p: Ports) {
+    let (a, b) = (unique("a"), unique("b"));
+    p.store.commit(&a, vec![Write::PutIdempotency(idem(&a, "k"))]).await.expect("first");
+    let again = p.store.commit(&a, vec![Write::PutIdempotency(idem(&a, "k"))]).await;
+    assert!(is_conflict(&again, Conflict::IdempotencyKey));
+    p.store.commit(&b, vec![Write::PutIdempotency(idem(&b, "k"))]).await.expect("another tenant may use the same key");
+    let stored = p.store.idempotency(&a, "k").await.expect("read").expect("present");
+    assert_eq!((stored.request_hash.as_str(), stored.status_code, stored.response_body.as_str()), ("h", 200, "{}"));
+    assert!(p.store.idempotency(&a, "other").await.expect("read").is_none());
+}
+
+pub async fn clearance_updates_are_conditional_and_reads_isolated(p: Ports) {
+    let (tenant, other) = (unique("t"), unique("o"));
+    let record = clearance(&tenant, "r1", ClearanceStatus::Processing);
+    p.store.commit(&tenant, vec![Write::InsertClearance(record.clone())]).await.expect("insert");
+    let dup = p.store.commit(&tenant, vec![Write::InsertClearance(record.clone())]).await;
+    assert!(is_conflict(&dup, Conflict::ClearanceState), "a request id is inserted once");
+    let mut decided = record.clone();
+    decided.status = ClearanceStatus::PendingReview;
+    let wrong = p
+        .store
+        .commit(&tenant, vec![Write::UpdateClearance { record: decided.clone(), expected: ClearanceStatus::PendingReview }])
+        .await;
+    assert!(is_conflict(&wrong, Conflict::ClearanceState));
+    p.store
+        .commit(&tenant, vec![Write::UpdateClearance { record: decided, expected: ClearanceStatus::Processing }])
+        .await
+        .expect("update from the expected state");
+    let read = p.store.clearance(&tenant, "r1").await.expect("read").expect("present");
+    assert_eq!(read.status, ClearanceStatus::PendingReview);
+    let pending = p.store.clearances_with_status(&tenant, ClearanceStatus::PendingReview, 10).await.expect("read");
+    assert_eq!(pending.len(), 1);
+    assert!(p.store.clearance(&other, "r1").await.expect("read").is_none(), "another tenant cannot see it");
+    assert!(p.store.clearances_with_status(&other, ClearanceStatus::PendingReview, 10).await.expect("read").is_empty());
+}
+
+pub async fn policies_and_settings_round_trip(p: Ports) {
+    let tenant = unique("t");
+    let version = |n: i64| PolicyVersion {
+        tenant_id: tenant.clone(),
+        policy_id: "refunds".into(),
+        version: n,
+        version_id: format!("v{n}-{tenant}"),
+        content_hash: format!("sha256:{n}"),
+        description: String::new(),
+        rules: vec!["r".into()],
+        tools: vec!["refund".into()],
+        rego: None,
+        created_at: crate::model::now_rfc3339(),
+    };
+    p.store.commit(&tenant, vec![Write::PutPolicy(version(1))]).await.expect("v1");
+    p.store.commit(&tenant, vec![Write::PutPolicy(version(2))]).await.expect("v2");
+    let latest = p.store.policies(&tenant).await.expect("read");
+    assert_eq!(latest, vec![version(2)].into_iter().map(|v| PolicyVersion { created_at: latest[0].created_at.clone(), ..v }).collect::<Vec<_>>());
+    assert_eq!(p.store.policy_version(&tenant, &version(1).version_id).await.expect("read").map(|v| v.version), Some(1));
+    assert!(p.store.policies(&unique("other")).await.expect("read").is_empty());
+    assert_eq!(p.store.review_settings(&tenant).await.expect("read"), ReviewSettings::default());
+    let strict = ReviewSettings { minimum_confidence_bucket: ConfidenceBucket::ExtraHigh };
+    p.store.commit(&tenant, vec![Write::PutReviewSettings(strict)]).await.expect("put");
+    assert_eq!(p.store.review_settings(&tenant).await.expect("read"), strict);
+}
+
+pub async fn tenants_and_keys(p: Ports) {
+    let tenant = Tenant { tenant_id: unique("tn"), name: "acme".into(), created_at: crate::model::now_rfc3339() };
+    let key = |id: &str| ApiKeyRecord {
+        key_id: format!("{id}-{}", tenant.tenant_id),
+        tenant_id: tenant.tenant_id.clone(),
+        key_hash: format!("hash-{id}-{}", tenant.tenant_id),
+        created_at: crate::model::now_rfc3339(),
+        revoked: false,
+    };
+    let record = idem("admin", &unique("idem"));
+    p.control.create_tenant(&tenant, &key("k1"), Some(&record)).await.expect("create");
+    let again = p.control.create_tenant(&tenant, &key("k9"), Some(&record)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(Conflict::IdempotencyKey))), "{again:?}");
+    assert!(p.control.api_key_by_hash(&key("k9").key_hash).await.expect("read").is_none(), "nothing written twice");
+    assert_eq!(p.control.idempotency("admin", &record.key).await.expect("read").map(|r| r.key), Some(record.key.clone()));
+    assert_eq!(p.control.tenant(&tenant.tenant_id).await.expect("read"), Some(tenant.clone()));
+    p.control.add_api_key(&key("k2"), None).await.expect("second key");
+    let found = p.control.api_key_by_hash(&key("k2").key_hash).await.expect("read").expect("present");
+    assert_eq!(found.tenant_id, tenant.tenant_id);
+    assert!(!found.revoked);
+    assert!(p.control.revoke_api_key(&key("k2").key_id).await.expect("revoke"));
+    assert!(p.control.api_key_by_hash(&key("k2").key_hash).await.expect("read").expect("present").revoked);
+    assert!(!p.control.revoke_api_key("no-such-key").await.expect("revoke"));
+}
+
+/// Generates one `#[tokio::test]` per contract case for an adapter. `$factory` is an async expression
+/// returning `(Ports, guard)`; the guard keeps per-test resources (a temp dir, a database) alive.
+#[macro_export]
+macro_rules! port_contract_tests {
+    ($factory:expr) => {
+        $crate::port_contract_tests!(@case $factory,
+            commit_is_all_or_nothing,
+            seq_is_per_tenant_gapless_under_concurrency,
+            jti_burns_exactly_once_under_concurrency,
+            idempotency_keys_are_recorded_once_per_scope,
+            clearance_updates_are_conditional_and_reads_isolated,
+            policies_and_settings_round_trip,
+            tenants_and_keys);
+    };
+    (@case $factory:expr, $($case:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (ports, _guard) = $factory.await;
+                $crate::contract::$case(ports).await;
+            }
+        )+
+    };
+}
