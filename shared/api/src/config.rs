@@ -38,6 +38,7 @@ pub struct Config {
     pub admin_api_key: Option<String>,
     pub data_dir: PathBuf,
     pub policy_cache_ttl: Duration,
+    pub auth_cache_ttl: Duration,
     /// `ledgix dev`: generate a signing key under the data directory when none is configured.
     pub dev_mode: bool,
 }
@@ -110,6 +111,7 @@ impl Config {
             admin_api_key: env.get("LEDGIX_ADMIN_API_KEY"),
             data_dir: PathBuf::from(env.string("VAULT_DATA_DIR", ".ledgix")),
             policy_cache_ttl: Duration::from_secs(env.number("VAULT_POLICY_CACHE_TTL_SECONDS", 5)?),
+            auth_cache_ttl: Duration::from_secs(env.number("VAULT_AUTH_CACHE_TTL_SECONDS", 5)?),
             dev_mode: dev_defaults,
         };
         if config.signer_backend == SignerBackend::AwsKms {
@@ -134,6 +136,7 @@ impl Config {
             rate_limit: self.rate_limit,
             admin_key_hash,
             policy_cache_ttl: self.policy_cache_ttl,
+            auth_cache_ttl: self.auth_cache_ttl,
         }
     }
 }

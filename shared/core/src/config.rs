@@ -15,6 +15,9 @@ pub struct VaultSettings {
     /// How long a tenant's policy set is cached before re-reading the store. Registrations through this
     /// process invalidate the cache at once; the TTL bounds staleness across processes.
     pub policy_cache_ttl: Duration,
+    /// How long an API key lookup is cached. Revocations through this process apply at once; the TTL
+    /// bounds how long another process may still accept a revoked key.
+    pub auth_cache_ttl: Duration,
 }
 
 impl Default for VaultSettings {
@@ -26,6 +29,7 @@ impl Default for VaultSettings {
             rate_limit: RateLimit { rps: 20, burst: 40 },
             admin_key_hash: None,
             policy_cache_ttl: Duration::from_secs(5),
+            auth_cache_ttl: Duration::from_secs(5),
         }
     }
 }

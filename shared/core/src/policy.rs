@@ -1,9 +1,5 @@
 //! Policies: registration, content hashing, tool mapping, and Rego evaluation with `regorus`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -185,29 +181,4 @@ pub fn select<'a>(policies: &'a [CompiledPolicy], tool_name: &str, context: &Val
         .filter(|p| p.version.tools.iter().any(|t| t == tool_name))
         .max_by(newest)
         .or_else(|| policies.iter().filter(|p| p.version.tools.is_empty()).max_by(newest))
-}
-
-/// Per-tenant cache of compiled policies.
-#[derive(Default)]
-pub struct PolicyCache {
-    entries: Mutex<HashMap<String, (Instant, Arc<Vec<CompiledPolicy>>)>>,
-}
-
-impl PolicyCache {
-    pub fn get(&self, tenant_id: &str, ttl: std::time::Duration) -> Option<Arc<Vec<CompiledPolicy>>> {
-        let entries = self.entries.lock().ok()?;
-        entries.get(tenant_id).filter(|(at, _)| at.elapsed() < ttl).map(|(_, p)| p.clone())
-    }
-
-    pub fn put(&self, tenant_id: &str, policies: Arc<Vec<CompiledPolicy>>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(tenant_id.to_string(), (Instant::now(), policies));
-        }
-    }
-
-    pub fn invalidate(&self, tenant_id: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(tenant_id);
-        }
-    }
 }

@@ -14,7 +14,8 @@ use crate::model::{
     now_rfc3339, ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket,
     DecisionSource, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
-use crate::policy::{self, CompiledPolicy, PolicyCache, PolicyRegistration, RegoDecision};
+use crate::cache::TtlCache;
+use crate::policy::{self, CompiledPolicy, PolicyRegistration, RegoDecision};
 use crate::ports::{
     ControlPlane, Judge, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter, Signer, TenantStore, Write,
 };
@@ -181,7 +182,16 @@ pub struct VaultPorts {
 pub struct Vault {
     settings: VaultSettings,
     ports: VaultPorts,
-    policies: PolicyCache,
+    /// Compiled policies and review settings per tenant: read on every clearance.
+    tenants: TtlCache<Arc<TenantRules>>,
+    /// API key hash → principal (or `None` for an unknown or revoked key).
+    principals: TtlCache<Option<Principal>>,
+}
+
+/// What decides a tenant's clearances.
+pub struct TenantRules {
+    pub policies: Vec<CompiledPolicy>,
+    pub settings: ReviewSettings,
 }
 
 /// How a clearance was decided, before it is written.
@@ -196,7 +206,12 @@ struct Decision {
 
 impl Vault {
     pub fn new(settings: VaultSettings, ports: VaultPorts) -> Self {
-        Vault { settings, ports, policies: PolicyCache::default() }
+        Vault {
+            tenants: TtlCache::new(settings.policy_cache_ttl),
+            principals: TtlCache::new(settings.auth_cache_ttl),
+            settings,
+            ports,
+        }
     }
 
     pub fn settings(&self) -> &VaultSettings {
@@ -209,11 +224,19 @@ impl Vault {
         if api_key.is_empty() || api_key.len() > 512 {
             return Err(VaultError::Unauthorized);
         }
-        let record = self.ports.control.api_key_by_hash(&apikey::hash(api_key)).await?;
-        match record {
-            Some(key) if !key.revoked => Ok(Principal { tenant_id: key.tenant_id, key_id: key.key_id }),
-            _ => Err(VaultError::Unauthorized),
-        }
+        let key_hash = apikey::hash(api_key);
+        let principal = match self.principals.get(&key_hash) {
+            Some(cached) => cached,
+            None => {
+                let record = self.ports.control.api_key_by_hash(&key_hash).await?;
+                let principal = record
+                    .filter(|key| !key.revoked)
+                    .map(|key| Principal { tenant_id: key.tenant_id, key_id: key.key_id });
+                self.principals.put(&key_hash, principal.clone());
+                principal
+            }
+        };
+        principal.ok_or(VaultError::Unauthorized)
     }
 
     pub fn authenticate_admin(&self, admin_key: &str) -> VaultResult<()> {
@@ -280,14 +303,15 @@ impl Vault {
 
     // ----- policies --------------------------------------------------------------------------------------
 
-    async fn tenant_policies(&self, tenant_id: &str) -> VaultResult<Arc<Vec<CompiledPolicy>>> {
-        if let Some(cached) = self.policies.get(tenant_id, self.settings.policy_cache_ttl) {
+    async fn tenant_rules(&self, tenant_id: &str) -> VaultResult<Arc<TenantRules>> {
+        if let Some(cached) = self.tenants.get(tenant_id) {
             return Ok(cached);
         }
         let versions = self.ports.store.policies(tenant_id).await?;
-        let compiled = Arc::new(versions.into_iter().map(CompiledPolicy::new).collect::<Vec<_>>());
-        self.policies.put(tenant_id, compiled.clone());
-        Ok(compiled)
+        let settings = self.ports.store.review_settings(tenant_id).await?;
+        let rules = Arc::new(TenantRules { policies: versions.into_iter().map(CompiledPolicy::new).collect(), settings });
+        self.tenants.put(tenant_id, rules.clone());
+        Ok(rules)
     }
 
     pub async fn register_policy(
@@ -338,7 +362,7 @@ impl Vault {
         let mut writes = vec![Write::PutPolicy(version)];
         writes.extend(Self::idempotency_record(tenant_id, idem, &body)?.map(Write::PutIdempotency));
         self.commit(tenant_id, writes, idem).await?;
-        self.policies.invalidate(tenant_id);
+        self.tenants.invalidate(tenant_id);
         Ok((true, body))
     }
 
@@ -356,9 +380,9 @@ impl Vault {
     ) -> VaultResult<ClearanceView> {
         validate_request(&request)?;
         let tenant_id = principal.tenant_id.as_str();
-        let policies = self.tenant_policies(tenant_id).await?;
-        let settings = self.ports.store.review_settings(tenant_id).await?;
-        let selected = policy::select(&policies, &request.tool_name, &request.context);
+        let rules = self.tenant_rules(tenant_id).await?;
+        let settings = rules.settings;
+        let selected = policy::select(&rules.policies, &request.tool_name, &request.context);
         let decision = match selected {
             None => Decision {
                 status: ClearanceStatus::Denied,
@@ -702,6 +726,7 @@ impl Vault {
         let mut writes = vec![Write::PutReviewSettings(settings)];
         writes.extend(Self::idempotency_record(&principal.tenant_id, idem, &settings)?.map(Write::PutIdempotency));
         self.commit(&principal.tenant_id, writes, idem).await?;
+        self.tenants.invalidate(&principal.tenant_id);
         Ok(settings)
     }
 
@@ -805,8 +830,8 @@ impl Vault {
         if !request.policy_version_id.is_empty() && request.policy_version_id != original.policy_version_id {
             return Err(VaultError::Conflict("policy_version_id does not match the approved request".into()));
         }
-        let policies = self.tenant_policies(tenant_id).await?;
-        let current = policies.iter().find(|p| p.version.policy_id == original.policy_id);
+        let rules = self.tenant_rules(tenant_id).await?;
+        let current = rules.policies.iter().find(|p| p.version.policy_id == original.policy_id);
         if current.map(|p| p.version.version_id.as_str()) != Some(original.policy_version_id.as_str()) {
             return Err(VaultError::Conflict("the policy changed since this approval; request clearance again".into()));
         }
@@ -914,7 +939,10 @@ impl Vault {
         };
         let record = Self::idempotency_record(ADMIN_SCOPE, idem, &body)?;
         match self.ports.control.create_tenant(&tenant, &key, record.as_ref()).await {
-            Ok(()) => Ok(body),
+            Ok(()) => {
+                self.principals.invalidate(&key.key_hash);
+                Ok(body)
+            }
             Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(ADMIN_SCOPE, idem).await),
             Err(StoreError::Conflict(_)) => Err(VaultError::Conflict("tenant or key already exists".into())),
             Err(e) => Err(e.into()),
@@ -940,7 +968,10 @@ impl Vault {
         let body = ApiKeyCreated { key_id: key.key_id.clone(), tenant_id: tenant_id.to_string(), api_key };
         let record = Self::idempotency_record(ADMIN_SCOPE, idem, &body)?;
         match self.ports.control.add_api_key(&key, record.as_ref()).await {
-            Ok(()) => Ok(body),
+            Ok(()) => {
+                self.principals.invalidate(&key.key_hash);
+                Ok(body)
+            }
             Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(ADMIN_SCOPE, idem).await),
             Err(StoreError::Conflict(_)) => Err(VaultError::Conflict("that key already exists".into())),
             Err(e) => Err(e.into()),
@@ -949,6 +980,7 @@ impl Vault {
 
     pub async fn revoke_api_key(&self, key_id: &str) -> VaultResult<()> {
         if self.ports.control.revoke_api_key(key_id).await? {
+            self.principals.clear();
             Ok(())
         } else {
             Err(VaultError::NotFound("api key"))

@@ -99,6 +99,8 @@ struct Job {
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per pooled read connection: readers wait for a connection rather than fail.
+    reader_permits: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
 }
 
@@ -128,6 +130,18 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open(path).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        // Checkpoints run on their own thread so a commit never waits for one.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(unavailable)?;
+        let checkpointer = open(path).map_err(unavailable)?;
+        std::thread::Builder::new()
+            .name("ledgix-sqlite-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if let Err(e) = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "wal checkpoint failed");
+                }
+            })
+            .map_err(unavailable)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open(path).map_err(unavailable)?);
@@ -137,7 +151,12 @@ impl SqliteStore {
             .name("ledgix-sqlite-writer".into())
             .spawn(move || writer_loop(conn, receiver))
             .map_err(unavailable)?;
-        Ok(SqliteStore { writer: Mutex::new(sender), readers: Arc::new(Mutex::new(readers)), path: path.to_path_buf() })
+        Ok(SqliteStore {
+            writer: Mutex::new(sender),
+            readers: Arc::new(Mutex::new(readers)),
+            reader_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -159,7 +178,9 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
+        let permit = self.reader_permits.clone().acquire_owned().await.map_err(unavailable)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = readers.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
             let conn = match conn {
                 Some(c) => c,
@@ -251,7 +272,8 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
             if let Some(record) = idempotency {
                 put_idempotency(conn, record)?;
             }
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO tenants (tenant_id, name, created_at) VALUES (?1, ?2, ?3)",
                 params![tenant.tenant_id, tenant.name, tenant.created_at],
             )
@@ -278,8 +300,14 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
     }
 }
 
+/// Execute with a cached prepared statement: the writer runs the same few statements all day.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+                conn,
         "INSERT INTO api_keys (key_id, tenant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![key.key_id, key.tenant_id, key.key_hash, key.created_at],
     )
@@ -289,7 +317,7 @@ fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
 
 fn put_idempotency(conn: &Connection, record: &IdempotencyRecord) -> Result<(), StoreError> {
     let body = serde_json::to_string(record).map_err(corrupt)?;
-    conn.execute("INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)", params![record.scope, record.key, body])
+    exec(conn, "INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)", params![record.scope, record.key, body])
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::IdempotencyKey) } else { unavailable(e) })?;
     Ok(())
 }
@@ -298,7 +326,8 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
     match write {
         Write::InsertClearance(record) => {
             let body = serde_json::to_string(record).map_err(corrupt)?;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![tenant_id, record.request_id, record.status.as_str(), record.created_at, body],
             )
@@ -318,12 +347,14 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
         }
         Write::AppendEvent(event) => {
             let seq: i64 = conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger WHERE tenant_id = ?1", [tenant_id], |r| r.get(0))
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger WHERE tenant_id = ?1")
+                .and_then(|mut stmt| stmt.query_row([tenant_id], |r| r.get(0)))
                 .map_err(unavailable)?;
             let mut event = event.clone();
             event.seq = seq;
             let body = serde_json::to_string(&event).map_err(corrupt)?;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO ledger (tenant_id, seq, request_id, event_uuid, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![tenant_id, seq, event.request_id, event.event_uuid, body],
             )
@@ -332,7 +363,8 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
         }
         Write::PutPolicy(policy) => {
             let body = serde_json::to_string(policy).map_err(corrupt)?;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO policies (tenant_id, version_id, policy_id, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![tenant_id, policy.version_id, policy.policy_id, policy.version, body],
             )
@@ -340,7 +372,8 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
         }
         Write::PutReviewSettings(settings) => {
             let body = serde_json::to_string(settings).map_err(corrupt)?;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO review_settings (tenant_id, body) VALUES (?1, ?2)
                  ON CONFLICT (tenant_id) DO UPDATE SET body = excluded.body",
                 params![tenant_id, body],
@@ -348,7 +381,8 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
             .map_err(unavailable)?;
         }
         Write::BurnJti { jti, expires_at } => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO burned_jtis (jti, tenant_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![jti, tenant_id, expires_at],
             )
