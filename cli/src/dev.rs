@@ -45,7 +45,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     }
 
     let cors = config.cors_allowed_origin.as_deref().and_then(|o| o.parse().ok());
-    let (app, _) = router(AppState { vault: embedded.vault.clone(), cors_allowed_origin: cors });
+    let (app, _) = router(AppState { vault: embedded.vault.clone(), cors_allowed_origin: cors, emf_metrics: config.emf_metrics });
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;

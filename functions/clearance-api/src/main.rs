@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let mut vault = build_embedded(&config, admin_key_hash)?;
     vault.start_judge_workers().await?;
     let cors = config.cors_allowed_origin.as_deref().and_then(|o| o.parse().ok());
-    let (app, _) = router(AppState { vault: vault.vault.clone(), cors_allowed_origin: cors });
+    let (app, _) = router(AppState { vault: vault.vault.clone(), cors_allowed_origin: cors, emf_metrics: config.emf_metrics });
     lambda_http::run(app).await
 }
 

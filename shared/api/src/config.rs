@@ -19,8 +19,6 @@ pub enum SignerBackend {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub host: String,
-    pub port: u16,
     pub signer_backend: SignerBackend,
     pub private_key_file: Option<PathBuf>,
     pub private_key_base64: Option<String>,
@@ -39,6 +37,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub policy_cache_ttl: Duration,
     pub auth_cache_ttl: Duration,
+    pub emf_metrics: bool,
     /// `ledgix dev`: generate a signing key under the data directory when none is configured.
     pub dev_mode: bool,
 }
@@ -92,8 +91,6 @@ impl Config {
         let rps: u32 = env.number("VAULT_RATE_LIMIT_RPS", 20)?;
         let burst: u32 = env.number("VAULT_RATE_LIMIT_BURST", 40)?;
         let config = Config {
-            host: env.string("VAULT_HOST", "0.0.0.0"),
-            port: env.number("VAULT_PORT", 8000)?,
             signer_backend,
             private_key_file: env.get("VAULT_PRIVATE_KEY_FILE").map(PathBuf::from),
             private_key_base64: env.get("VAULT_PRIVATE_KEY_BASE64"),
@@ -112,6 +109,13 @@ impl Config {
             data_dir: PathBuf::from(env.string("VAULT_DATA_DIR", ".ledgix")),
             policy_cache_ttl: Duration::from_secs(env.number("VAULT_POLICY_CACHE_TTL_SECONDS", 5)?),
             auth_cache_ttl: Duration::from_secs(env.number("VAULT_AUTH_CACHE_TTL_SECONDS", 5)?),
+            emf_metrics: match env.get("VAULT_METRICS").as_deref() {
+                // On by default inside Lambda, where CloudWatch reads EMF from the log stream.
+                None => env.get("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+                Some("emf") => true,
+                Some("off") => false,
+                Some(other) => return Err(ConfigError(format!("VAULT_METRICS={other:?} must be emf or off"))),
+            },
             dev_mode: dev_defaults,
         };
         if config.signer_backend == SignerBackend::AwsKms {
@@ -153,7 +157,6 @@ mod tests {
     #[test]
     fn defaults_follow_the_seed() {
         let c = config(&[]).expect("defaults are valid");
-        assert_eq!(c.port, 8000);
         assert_eq!(c.key_id, "vault-key-001");
         assert_eq!(c.jwt_ttl_seconds, 300);
         assert_eq!(c.rate_limit, RateLimit { rps: 20, burst: 40 });

@@ -37,14 +37,23 @@ pub async fn request_context(State(state): State<AppState>, request: Request, ne
     let request_id = request_id_from(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let origin = request.headers().get("origin").cloned();
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id, %method, %path);
     let mut response = REQUEST_ID.scope(request_id.clone(), next.run(request).instrument(span.clone())).await;
     let status = response.status().as_u16();
+    let latency = started.elapsed();
     span.in_scope(|| {
-        tracing::info!(status, latency_us = started.elapsed().as_micros() as u64, "request served");
+        tracing::info!(status, latency_us = latency.as_micros() as u64, "request served");
     });
+    if state.emf_metrics {
+        let now_ms = chrono_now_ms();
+        crate::metrics::emit(&crate::metrics::request_line(&route, method.as_str(), status, latency.as_secs_f64() * 1e3, now_ms));
+    }
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", value);
@@ -112,4 +121,10 @@ pub async fn admin_auth(State(state): State<AppState>, request: Request, next: N
         return ApiError::Vault(e).into_response();
     }
     next.run(request).await
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

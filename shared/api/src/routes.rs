@@ -23,6 +23,8 @@ use crate::middleware::{admin_auth, request_context, tenant_auth};
 pub struct AppState {
     pub vault: Arc<Vault>,
     pub cors_allowed_origin: Option<HeaderValue>,
+    /// Emit a CloudWatch EMF line per request (VAULT_METRICS=emf).
+    pub emf_metrics: bool,
 }
 
 /// Every (method, path) the router serves; the OpenAPI test compares it with docs/openapi.yaml.

@@ -23,7 +23,7 @@ async fn vault() -> TestVault {
     config.data_dir = dir.path().to_path_buf();
     let embedded = build_embedded(&config, Some(ledgix_api::admin_key_hash("admin-key"))).expect("vault");
     let created = embedded.vault.create_tenant("t", None).await.expect("tenant");
-    let (app, table) = router(AppState { vault: embedded.vault.clone(), cors_allowed_origin: None });
+    let (app, table) = router(AppState { vault: embedded.vault.clone(), cors_allowed_origin: None, emf_metrics: false });
     TestVault { app, table, api_key: created.api_key, _dir: dir }
 }
 
