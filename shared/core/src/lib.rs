@@ -4,6 +4,7 @@
 pub mod apikey;
 pub mod cache;
 pub mod cbor;
+pub mod checkpoint;
 pub mod config;
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -13,10 +14,12 @@ pub mod judge;
 pub mod ledger;
 pub mod merkle;
 pub mod model;
+pub mod note;
 pub mod policy;
 pub mod ports;
 pub mod ratelimit;
 pub mod service;
+pub mod tiles;
 pub mod token;
 
 pub use error::{VaultError, VaultResult};
