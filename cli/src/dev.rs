@@ -40,6 +40,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let mut embedded = build_embedded(&config, Some(apikey::hash(&credentials.admin_api_key))).map_err(|e| e.to_string())?;
     let credentials = ensure_dev_tenant(&embedded.vault, credentials, &config.data_dir).await?;
     let requeued = embedded.start_judge_workers().await.map_err(|e| e.to_string())?;
+    embedded.start_anchor_timer();
     if config.allow_stub_judge {
         tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review");
     }

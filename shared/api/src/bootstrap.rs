@@ -7,7 +7,7 @@ use ledgix_core::ports::Judge;
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
-use ledgix_embedded::{spawn_judge_workers, EmbeddedQueue, LocalSigner, MemoryRateLimiter, SqliteStore};
+use ledgix_embedded::{spawn_judge_workers, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore};
 
 use crate::config::{Config, ConfigError};
 
@@ -17,6 +17,7 @@ pub struct EmbeddedVault {
     pub store: Arc<SqliteStore>,
     receiver: Option<JudgeReceiver>,
     workers: usize,
+    anchor_interval: std::time::Duration,
 }
 
 pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
@@ -37,12 +38,14 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
         signer: Arc::new(signer),
         queue: Arc::new(queue),
         judge,
+        anchor: Some(Arc::new(FolderAnchor::new(config.data_dir.join("anchors"), &config.anchor_prefix))),
     };
     Ok(EmbeddedVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
         store,
         receiver: Some(receiver),
         workers: config.async_workers,
+        anchor_interval: config.anchor_interval,
     })
 }
 
@@ -71,6 +74,27 @@ fn restrict_permissions(dir: &std::path::Path) {
 fn restrict_permissions(_dir: &std::path::Path) {}
 
 impl EmbeddedVault {
+    /// Run the anchor job every VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS in the background.
+    pub fn start_anchor_timer(&self) {
+        let (vault, interval) = (self.vault.clone(), self.anchor_interval);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match vault.anchor_round().await {
+                    Ok(reports) => {
+                        for (tenant_id, report) in reports {
+                            tracing::info!(tenant_id, sequenced = report.sequenced, checkpoint_id = ?report.checkpoint_id,
+                                exported = report.exported, export_failed = report.export_failed, "anchor round");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "anchor round failed"),
+                }
+            }
+        });
+    }
+
     /// Start the judge workers and re-queue any clearance a previous run left in `processing`.
     pub async fn start_judge_workers(&mut self) -> Result<usize, ConfigError> {
         let Some(receiver) = self.receiver.take() else { return Ok(0) };

@@ -38,6 +38,10 @@ pub struct Config {
     pub policy_cache_ttl: Duration,
     pub auth_cache_ttl: Duration,
     pub emf_metrics: bool,
+    pub anchor_interval: Duration,
+    pub anchor_batch_size: usize,
+    pub anchor_prefix: String,
+    pub log_origin_prefix: String,
     /// `ledgix dev`: generate a signing key under the data directory when none is configured.
     pub dev_mode: bool,
 }
@@ -116,8 +120,17 @@ impl Config {
                 Some("off") => false,
                 Some(other) => return Err(ConfigError(format!("VAULT_METRICS={other:?} must be emf or off"))),
             },
+            anchor_interval: Duration::from_secs(env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?),
+            anchor_batch_size: env.number("VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE", 500)?,
+            anchor_prefix: env.string("VAULT_LEDGER_ANCHOR_PREFIX", "ledgix"),
+            log_origin_prefix: env.string("VAULT_LEDGER_LOG_ORIGIN", "ledgix-vault"),
             dev_mode: dev_defaults,
         };
+        if config.anchor_interval.is_zero() || config.anchor_batch_size == 0 {
+            return Err(ConfigError(
+                "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS and VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE must be positive".into(),
+            ));
+        }
         if config.signer_backend == SignerBackend::AwsKms {
             return Err(ConfigError(
                 "VAULT_SIGNER_BACKEND=aws_kms needs the AWS adapters, which this build does not include yet".into(),
@@ -141,6 +154,9 @@ impl Config {
             admin_key_hash,
             policy_cache_ttl: self.policy_cache_ttl,
             auth_cache_ttl: self.auth_cache_ttl,
+            ledger_mmd_seconds: self.anchor_interval.as_secs() as i64,
+            anchor_batch_size: self.anchor_batch_size,
+            log_origin_prefix: self.log_origin_prefix.clone(),
         }
     }
 }

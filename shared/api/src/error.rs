@@ -55,7 +55,7 @@ impl ApiError {
                 V::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string()),
                 V::IdempotencyInProgress => (StatusCode::CONFLICT, "idempotency_in_progress", e.to_string()),
                 V::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
-                V::StoreUnavailable(_) | V::SignerUnavailable(_) | V::QueueUnavailable(_) => (
+                V::StoreUnavailable(_) | V::SignerUnavailable(_) | V::QueueUnavailable(_) | V::AnchorUnavailable(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the vault cannot decide right now; retry later".into(),

@@ -77,7 +77,11 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
         .add(Method::GET, "/reviews", list_reviews)
         .add(Method::POST, "/reviews/{request_id}/decision", review_decision)
         .add(Method::POST, "/consume-token", consume_token)
-        .add(Method::GET, "/ledger", ledger);
+        .add(Method::GET, "/ledger", ledger)
+        .add(Method::GET, "/ledger/checkpoints", checkpoints)
+        .add(Method::GET, "/ledger/proof/inclusion", inclusion_proof)
+        .add(Method::GET, "/ledger/proof/consistency", consistency_proof)
+        .add(Method::GET, "/ledger/proof/bundle", proof_bundle);
     let admin = Routes::new()
         .add(Method::POST, "/admin/tenants", create_tenant)
         .add(Method::POST, "/admin/tenants/{tenant_id}/api-keys", create_api_key)
@@ -258,6 +262,50 @@ async fn ledger(
 ) -> ApiResult {
     let entries = state.vault.ledger(&principal, query.limit.unwrap_or(100)).await?;
     Ok(json_response(StatusCode::OK, &json!({"entries": entries})))
+}
+
+async fn checkpoints(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
+) -> ApiResult {
+    let checkpoints = state.vault.checkpoints(&principal, query.limit.unwrap_or(24)).await?;
+    Ok(json_response(StatusCode::OK, &json!({"checkpoints": checkpoints})))
+}
+
+#[derive(Deserialize)]
+struct RequestQuery {
+    request_id: String,
+}
+
+async fn inclusion_proof(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<RequestQuery>,
+) -> ApiResult {
+    Ok(json_response(StatusCode::OK, &state.vault.inclusion_proof(&principal, &query.request_id).await?))
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    from: i64,
+    to: i64,
+}
+
+async fn consistency_proof(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<ConsistencyQuery>,
+) -> ApiResult {
+    Ok(json_response(StatusCode::OK, &state.vault.consistency_proof(&principal, query.from, query.to).await?))
+}
+
+async fn proof_bundle(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<RequestQuery>,
+) -> ApiResult {
+    Ok(json_response(StatusCode::OK, &state.vault.proof_bundle(&principal, &query.request_id).await?))
 }
 
 #[derive(Deserialize)]

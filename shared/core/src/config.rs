@@ -18,6 +18,12 @@ pub struct VaultSettings {
     /// How long an API key lookup is cached. Revocations through this process apply at once; the TTL
     /// bounds how long another process may still accept a revoked key.
     pub auth_cache_ttl: Duration,
+    /// Maximum merge delay promised in checkpoints: the anchor interval.
+    pub ledger_mmd_seconds: i64,
+    /// Most events sequenced per tenant per anchor round.
+    pub anchor_batch_size: usize,
+    /// Checkpoint note origin is `<prefix>/<tenant_id>`.
+    pub log_origin_prefix: String,
 }
 
 impl Default for VaultSettings {
@@ -30,6 +36,9 @@ impl Default for VaultSettings {
             admin_key_hash: None,
             policy_cache_ttl: Duration::from_secs(5),
             auth_cache_ttl: Duration::from_secs(5),
+            ledger_mmd_seconds: 30,
+            anchor_batch_size: 500,
+            log_origin_prefix: "ledgix-vault".into(),
         }
     }
 }

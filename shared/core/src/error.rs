@@ -23,6 +23,8 @@ pub enum Conflict {
     ClearanceState,
     /// A record with this identity already exists.
     Duplicate,
+    /// The tenant's tree grew since it was read.
+    TreeMoved,
 }
 
 impl std::fmt::Display for Conflict {
@@ -32,6 +34,7 @@ impl std::fmt::Display for Conflict {
             Conflict::JtiBurned => "token already consumed",
             Conflict::ClearanceState => "clearance is not in the expected state",
             Conflict::Duplicate => "record already exists",
+            Conflict::TreeMoved => "the tree changed concurrently",
         };
         f.write_str(text)
     }
@@ -78,6 +81,8 @@ pub enum VaultError {
     SignerUnavailable(#[source] SignerError),
     #[error("queue unavailable: {0}")]
     QueueUnavailable(String),
+    #[error("anchor export unavailable: {0}")]
+    AnchorUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
     /// Not a failure: the request was already answered under its idempotency key; replay that answer.

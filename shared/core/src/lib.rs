@@ -18,6 +18,7 @@ pub mod note;
 pub mod policy;
 pub mod ports;
 pub mod ratelimit;
+pub mod sealing;
 pub mod service;
 pub mod tiles;
 pub mod token;

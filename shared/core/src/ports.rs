@@ -1,10 +1,14 @@
 //! The ports: everything the domain needs from the outside world. Each has an embedded adapter
 //! (ledgix-embedded) and an AWS adapter; the contract suite in ledgix-embedded's tests pins their behaviour.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
+use crate::checkpoint::Checkpoint;
 use crate::error::{SignerError, StoreError};
 use crate::ledger::LedgerEvent;
+use crate::merkle::{Hash, Position};
 use crate::model::{
     ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket, IdempotencyRecord,
     PolicyVersion, ReviewSettings, Tenant,
@@ -29,6 +33,8 @@ pub trait ControlPlane: Send + Sync {
     /// Returns false when no such key exists.
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError>;
     async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Every tenant id, for jobs that walk all tenants (the anchor job).
+    async fn tenant_ids(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// One write of an atomic tenant commit.
@@ -46,6 +52,29 @@ pub enum Write {
     BurnJti { jti: String, expires_at: i64 },
     /// Fails with `Conflict::IdempotencyKey` if the key was recorded before.
     PutIdempotency(IdempotencyRecord),
+    /// Append sequenced events to the tenant's Merkle tree and record the checkpoint that signs it. Fails with
+    /// `Conflict::TreeMoved` unless the tree still has `expected_tree_size` leaves (another sealer won).
+    Seal(Seal),
+    /// The checkpoint's export finished: record where it went.
+    MarkExported { checkpoint_id: i64, export_uri: String, export_version_id: Option<String>, exported_at: String },
+}
+
+/// One sealing round's result for a tenant.
+#[derive(Debug, Clone)]
+pub struct Seal {
+    pub expected_tree_size: u64,
+    /// `(seq, leaf_index)` of each newly sequenced event.
+    pub leaves: Vec<(i64, u64)>,
+    /// New complete-subtree hashes.
+    pub nodes: Vec<(Position, Hash)>,
+    pub checkpoint: Checkpoint,
+}
+
+/// The tenant's tree: its size and latest checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct TreeState {
+    pub tree_size: u64,
+    pub latest: Option<Checkpoint>,
 }
 
 /// A tenant's state: policies, clearances, ledger, idempotency records, burned token ids.
@@ -67,6 +96,44 @@ pub trait TenantStore: Send + Sync {
     /// The newest `limit` events, in ascending `seq`.
     async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError>;
     async fn idempotency(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    // ----- the sealed ledger -----
+    async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError>;
+    /// Committed events not yet in the tree, in `seq` order.
+    async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError>;
+    async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError>;
+    /// Event hashes (the log entries) of leaves `[start, end)`, in leaf order.
+    async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError>;
+    /// The newest `limit` checkpoints, ascending by id.
+    async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError>;
+    async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError>;
+    /// Checkpoints whose export has not finished, ascending by id.
+    async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The newest event recorded for a request (its final decision so far).
+    async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError>;
+}
+
+/// Where a written anchor object went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub uri: String,
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    #[error("anchor target unavailable: {0}")]
+    Unavailable(String),
+    #[error("anchor target misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// Write-once export of checkpoints and tiles (a folder, or S3 with versioning).
+#[async_trait]
+pub trait AnchorSink: Send + Sync {
+    /// Short name signed into checkpoints as `export_target` (`file`, `s3`).
+    fn target(&self) -> &str;
+    async fn put(&self, tenant_id: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<Exported, AnchorError>;
 }
 
 /// Per-principal token buckets.

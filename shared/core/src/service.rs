@@ -17,7 +17,7 @@ use crate::model::{
 use crate::cache::TtlCache;
 use crate::policy::{self, CompiledPolicy, PolicyRegistration, RegoDecision};
 use crate::ports::{
-    ControlPlane, Judge, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter, Signer, TenantStore, Write,
+    AnchorSink, ControlPlane, Judge, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter, Signer, TenantStore, Write,
 };
 use crate::ratelimit::RateDecision;
 use crate::token::{self, ApprovalClaims, PublicKey};
@@ -177,11 +177,13 @@ pub struct VaultPorts {
     pub queue: Arc<dyn JudgeQueue>,
     /// `None`: no judge configured; plain-English policies go straight to human review.
     pub judge: Option<Arc<dyn Judge>>,
+    /// Where checkpoints and tiles are exported; `None` seals without exporting.
+    pub anchor: Option<Arc<dyn AnchorSink>>,
 }
 
 pub struct Vault {
-    settings: VaultSettings,
-    ports: VaultPorts,
+    pub(crate) settings: VaultSettings,
+    pub(crate) ports: VaultPorts,
     /// Compiled policies and review settings per tenant: read on every clearance.
     tenants: TtlCache<Arc<TenantRules>>,
     /// API key hash → principal (or `None` for an unknown or revoked key).

@@ -2,11 +2,13 @@
 //! SQLite file state (WAL, fsync on commit, group commit), in-process judge queue, local Ed25519 key,
 //! in-memory rate-limit buckets.
 
+pub mod anchor;
 pub mod queue;
 pub mod ratelimit;
 pub mod signer;
 pub mod sqlite;
 
+pub use anchor::FolderAnchor;
 pub use queue::{spawn_judge_workers, EmbeddedQueue};
 pub use ratelimit::MemoryRateLimiter;
 pub use signer::LocalSigner;

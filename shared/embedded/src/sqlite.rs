@@ -14,7 +14,11 @@ use ledgix_core::ledger::LedgerEvent;
 use ledgix_core::model::{
     ApiKeyRecord, ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
-use ledgix_core::ports::{ControlPlane, JudgeJob, TenantStore, Write};
+use std::collections::HashMap;
+
+use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
+use ledgix_core::merkle::{Hash, Position};
+use ledgix_core::ports::{ControlPlane, JudgeJob, Seal, TenantStore, TreeState, Write};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -58,10 +62,31 @@ CREATE TABLE IF NOT EXISTS ledger (
     seq INTEGER NOT NULL,
     request_id TEXT NOT NULL,
     event_uuid TEXT NOT NULL UNIQUE,
+    event_hash TEXT NOT NULL,
+    leaf_hash TEXT NOT NULL,
+    leaf_index INTEGER,
+    checkpoint_id INTEGER,
     body TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
 );
-CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger (tenant_id, request_id);
+CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger (tenant_id, request_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_by_leaf ON ledger (tenant_id, leaf_index);
+CREATE INDEX IF NOT EXISTS ledger_unsequenced ON ledger (tenant_id, seq) WHERE leaf_index IS NULL;
+CREATE TABLE IF NOT EXISTS tree_nodes (
+    tenant_id TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tenant_id TEXT NOT NULL,
+    checkpoint_id INTEGER NOT NULL,
+    tree_size INTEGER NOT NULL,
+    exported INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, checkpoint_id)
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -355,8 +380,9 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
             let body = serde_json::to_string(&event).map_err(corrupt)?;
             exec(
                 conn,
-                "INSERT INTO ledger (tenant_id, seq, request_id, event_uuid, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![tenant_id, seq, event.request_id, event.event_uuid, body],
+                "INSERT INTO ledger (tenant_id, seq, request_id, event_uuid, event_hash, leaf_hash, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![tenant_id, seq, event.request_id, event.event_uuid, event.event_hash, event.leaf_hash, body],
             )
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
             return Ok(Some(seq));
@@ -389,8 +415,82 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::JtiBurned) } else { unavailable(e) })?;
         }
         Write::PutIdempotency(record) => put_idempotency(conn, record)?,
+        Write::Seal(seal) => apply_seal(conn, tenant_id, seal)?,
+        Write::MarkExported { checkpoint_id, export_uri, export_version_id, exported_at } => {
+            let body: Option<String> = conn
+                .prepare_cached("SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2")
+                .and_then(|mut stmt| stmt.query_row(params![tenant_id, checkpoint_id], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            let mut checkpoint: Checkpoint =
+                serde_json::from_str(&body.ok_or(StoreError::Conflict(Conflict::Duplicate))?).map_err(corrupt)?;
+            checkpoint.export_uri = export_uri.clone();
+            checkpoint.export_version_id = export_version_id.clone();
+            checkpoint.export_status = EXPORT_DONE.into();
+            checkpoint.exported_at = Some(exported_at.clone());
+            let body = serde_json::to_string(&checkpoint).map_err(corrupt)?;
+            exec(
+                conn,
+                "UPDATE checkpoints SET exported = 1, body = ?3 WHERE tenant_id = ?1 AND checkpoint_id = ?2",
+                params![tenant_id, checkpoint_id, body],
+            )
+            .map_err(unavailable)?;
+        }
     }
     Ok(None)
+}
+
+fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), StoreError> {
+    let size: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(tree_size), 0) FROM checkpoints WHERE tenant_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([tenant_id], |r| r.get(0)))
+        .map_err(unavailable)?;
+    if size as u64 != seal.expected_tree_size {
+        return Err(StoreError::Conflict(Conflict::TreeMoved));
+    }
+    let checkpoint_id = seal.checkpoint.checkpoint_id;
+    for (seq, leaf_index) in &seal.leaves {
+        let changed = exec(
+            conn,
+            "UPDATE ledger SET leaf_index = ?3, checkpoint_id = ?4 WHERE tenant_id = ?1 AND seq = ?2 AND leaf_index IS NULL",
+            params![tenant_id, seq, *leaf_index as i64, checkpoint_id],
+        )
+        .map_err(unavailable)?;
+        if changed != 1 {
+            return Err(StoreError::Conflict(Conflict::TreeMoved));
+        }
+    }
+    for (position, hash) in &seal.nodes {
+        exec(
+            conn,
+            "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+            params![tenant_id, position.level, position.index as i64, &hash[..]],
+        )
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::TreeMoved) } else { unavailable(e) })?;
+    }
+    let body = serde_json::to_string(&seal.checkpoint).map_err(corrupt)?;
+    exec(
+        conn,
+        "INSERT INTO checkpoints (tenant_id, checkpoint_id, tree_size, body) VALUES (?1, ?2, ?3, ?4)",
+        params![tenant_id, checkpoint_id, seal.checkpoint.tree_size, body],
+    )
+    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::TreeMoved) } else { unavailable(e) })?;
+    Ok(())
+}
+
+/// Ledger rows carry their sealing (leaf index, checkpoint) in columns; merge them into the event.
+fn ledger_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<LedgerEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, Option<i64>>(2)?)))
+        .map_err(unavailable)?;
+    rows.map(|row| {
+        let (body, leaf_index, checkpoint_id) = row.map_err(unavailable)?;
+        let mut event: LedgerEvent = serde_json::from_str(&body).map_err(corrupt)?;
+        event.leaf_index = leaf_index;
+        event.checkpoint_id = checkpoint_id;
+        Ok(event)
+    })
+    .collect()
 }
 
 fn json_rows<T: serde::de::DeserializeOwned>(
@@ -474,6 +574,15 @@ impl ControlPlane for SqliteStore {
         self.read(move |conn| json_row(conn, "SELECT body FROM idempotency WHERE scope = ?1 AND key = ?2", params![scope, key]))
             .await
     }
+
+    async fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT tenant_id FROM tenants ORDER BY tenant_id").map_err(unavailable)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            rows.map(|r| r.map_err(unavailable)).collect()
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -543,9 +652,9 @@ impl TenantStore for SqliteStore {
     async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn| {
-            let mut events: Vec<LedgerEvent> = json_rows(
+            let mut events = ledger_rows(
                 conn,
-                "SELECT body FROM ledger WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
                 params![tenant_id, limit as i64],
             )?;
             events.reverse();
@@ -556,5 +665,124 @@ impl TenantStore for SqliteStore {
 
     async fn idempotency(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         ControlPlane::idempotency(self, tenant_id, key).await
+    }
+
+    async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            let latest: Option<Checkpoint> = json_row(
+                conn,
+                "SELECT body FROM checkpoints WHERE tenant_id = ?1 ORDER BY checkpoint_id DESC LIMIT 1",
+                params![tenant_id],
+            )?;
+            Ok(TreeState { tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64), latest })
+        })
+        .await
+    }
+
+    async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            ledger_rows(
+                conn,
+                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 AND leaf_index IS NULL
+                 ORDER BY seq LIMIT ?2",
+                params![tenant_id, limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError> {
+        let (tenant_id, positions) = (tenant_id.to_string(), positions.to_vec());
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT hash FROM tree_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3")
+                .map_err(unavailable)?;
+            let mut out = HashMap::with_capacity(positions.len());
+            for p in positions {
+                let hash: Option<Vec<u8>> = stmt
+                    .query_row(params![tenant_id, p.level, p.index as i64], |r| r.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some(hash) = hash {
+                    out.insert(p, hash.try_into().map_err(|_| corrupt("tree hash is not 32 bytes"))?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT event_hash FROM ledger WHERE tenant_id = ?1 AND leaf_index >= ?2 AND leaf_index < ?3
+                     ORDER BY leaf_index",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt.query_map(params![tenant_id, start as i64, end as i64], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            let hashes = rows
+                .map(|h| {
+                    let h = h.map_err(unavailable)?;
+                    ledgix_core::merkle::parse_hash(&h).ok_or_else(|| corrupt("event hash is not 32 hex bytes"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if hashes.len() as u64 != end - start {
+                return Err(corrupt(format!("leaves {start}..{end} are not all sequenced")));
+            }
+            Ok(hashes)
+        })
+        .await
+    }
+
+    async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            let mut checkpoints: Vec<Checkpoint> = json_rows(
+                conn,
+                "SELECT body FROM checkpoints WHERE tenant_id = ?1 ORDER BY checkpoint_id DESC LIMIT ?2",
+                params![tenant_id, limit as i64],
+            )?;
+            checkpoints.reverse();
+            Ok(checkpoints)
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            json_row(conn, "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2", params![tenant_id, checkpoint_id])
+        })
+        .await
+    }
+
+    async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let tenant_id = tenant_id.to_string();
+        self.read(move |conn| {
+            json_rows(
+                conn,
+                "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND exported = 0 ORDER BY checkpoint_id",
+                params![tenant_id],
+            )
+        })
+        .await
+    }
+
+    async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError> {
+        let (tenant_id, request_id) = (tenant_id.to_string(), request_id.to_string());
+        self.read(move |conn| {
+            Ok(ledger_rows(
+                conn,
+                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 AND request_id = ?2
+                 ORDER BY seq DESC LIMIT 1",
+                params![tenant_id, request_id],
+            )?
+            .pop())
+        })
+        .await
     }
 }

@@ -1,0 +1,336 @@
+//! The sealed ledger: sequencing events into each tenant's Merkle tree, signing chained checkpoints,
+//! exporting them with C2SP checkpoints and tiles, and serving inclusion and consistency proofs.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, CheckpointDraft};
+use crate::error::{Conflict, StoreError, VaultError, VaultResult};
+use crate::ledger::LedgerEvent;
+use crate::merkle::{self, Hash, Position, Range};
+use crate::model::now_rfc3339;
+use crate::note;
+use crate::ports::{Seal, Write};
+use crate::service::{Principal, Vault};
+use crate::tiles;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InclusionProof {
+    pub event_uuid: String,
+    pub request_id: String,
+    pub event_hash: String,
+    pub leaf_hash: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub path: Vec<String>,
+    pub checkpoint: Checkpoint,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsistencyProof {
+    pub from_checkpoint: Checkpoint,
+    pub to_checkpoint: Checkpoint,
+    pub path: Vec<String>,
+}
+
+/// A signing key as the SDK's `LedgerKeyVersion`: embedded in bundles so they verify after rotation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyVersion {
+    pub key_id: String,
+    pub algorithm: String,
+    /// base64url of the JWK's JSON.
+    pub public_jwk: String,
+    pub active_from: String,
+    pub retired_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProofBundle {
+    pub event: LedgerEvent,
+    pub inclusion: InclusionProof,
+    pub consistency: Option<ConsistencyProof>,
+    pub keys: Vec<KeyVersion>,
+}
+
+/// What one sealing round did for a tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealReport {
+    pub sequenced: usize,
+    pub checkpoint_id: Option<i64>,
+    pub exported: usize,
+    pub export_failed: bool,
+}
+
+fn hex_hash(h: &str) -> VaultResult<Hash> {
+    merkle::parse_hash(h).ok_or_else(|| VaultError::Internal(format!("stored hash {h:?} is not 32 hex bytes")))
+}
+
+impl Vault {
+    /// The checkpoint note origin for a tenant's log.
+    pub fn log_origin(&self, tenant_id: &str) -> String {
+        format!("{}/{tenant_id}", self.settings.log_origin_prefix)
+    }
+
+    /// One anchor round over every tenant: sequence, sign, export. Errors for one tenant do not stop others.
+    pub async fn anchor_round(&self) -> VaultResult<Vec<(String, SealReport)>> {
+        let mut reports = Vec::new();
+        for tenant_id in self.ports.control.tenant_ids().await? {
+            match self.seal_and_export(&tenant_id).await {
+                Ok(report) if report != SealReport::default() => reports.push((tenant_id, report)),
+                Ok(_) => {}
+                Err(e) => tracing::error!(tenant_id = %tenant_id, error = %e, "anchor round failed for tenant"),
+            }
+        }
+        Ok(reports)
+    }
+
+    pub async fn seal_and_export(&self, tenant_id: &str) -> VaultResult<SealReport> {
+        let mut report = SealReport::default();
+        if let Some((sequenced, checkpoint_id)) = self.seal(tenant_id).await? {
+            report.sequenced = sequenced;
+            report.checkpoint_id = Some(checkpoint_id);
+        }
+        let (exported, failed) = self.export_pending(tenant_id).await?;
+        report.exported = exported;
+        report.export_failed = failed;
+        Ok(report)
+    }
+
+    /// Sequence up to a batch of committed events and sign a checkpoint over the grown tree.
+    /// Returns `(events sequenced, checkpoint id)`, or `None` when there was nothing to do or another
+    /// sealer won the race (it will have sequenced the same events; nothing is sequenced twice).
+    pub async fn seal(&self, tenant_id: &str) -> VaultResult<Option<(usize, i64)>> {
+        let store = &self.ports.store;
+        let state = store.tree_state(tenant_id).await?;
+        let events = store.unsequenced_events(tenant_id, self.settings.anchor_batch_size).await?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let old_size = state.tree_size;
+        let frontier = merkle::range_positions(Range { start: 0, size: old_size });
+        let mut hashes = store.tree_hashes(tenant_id, &frontier).await?;
+        let mut nodes = Vec::new();
+        let mut leaves = Vec::with_capacity(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            let index = old_size + offset as u64;
+            let leaf = hex_hash(&event.leaf_hash)?;
+            let new = merkle::append_leaf(index, leaf, |p| hashes.get(&p).copied())
+                .map_err(|e| VaultError::Internal(e.to_string()))?;
+            for (position, hash) in new {
+                hashes.insert(position, hash);
+                nodes.push((position, hash));
+            }
+            leaves.push((event.seq, index));
+        }
+        let new_size = old_size + events.len() as u64;
+        let root = merkle::range_hash(Range { start: 0, size: new_size }, &|p| hashes.get(&p).copied())
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let draft = CheckpointDraft {
+            checkpoint_id: state.latest.as_ref().map_or(1, |c| c.checkpoint_id + 1),
+            tree_size: new_size as i64,
+            root_hash: hex::encode(root),
+            prev_checkpoint_hash: state.latest.as_ref().map(|c| c.checkpoint_hash.clone()).unwrap_or_default(),
+            signer_key_id: self.ports.signer.key_id().to_string(),
+            signed_at: now_rfc3339(),
+            mmd_seconds: self.settings.ledger_mmd_seconds,
+            export_target: self.ports.anchor.as_ref().map(|a| a.target().to_string()).unwrap_or_default(),
+        };
+        let payload = draft.payload().map_err(|e| VaultError::Internal(e.to_string()))?;
+        let signature = self.ports.signer.sign(&payload).await?;
+        let checkpoint = draft.seal(&payload, &signature);
+        let checkpoint_id = checkpoint.checkpoint_id;
+        let seal = Seal { expected_tree_size: old_size, leaves, nodes, checkpoint };
+        match store.commit(tenant_id, vec![Write::Seal(seal)]).await {
+            Ok(_) => Ok(Some((events.len(), checkpoint_id))),
+            Err(StoreError::Conflict(Conflict::TreeMoved)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Export every checkpoint not yet exported, oldest first; stop at the first failure so nothing is
+    /// exported out of order. Returns `(exported, failed)`.
+    pub async fn export_pending(&self, tenant_id: &str) -> VaultResult<(usize, bool)> {
+        let Some(anchor) = self.ports.anchor.clone() else { return Ok((0, false)) };
+        let pending = self.ports.store.unexported_checkpoints(tenant_id).await?;
+        let mut exported = 0;
+        for checkpoint in pending {
+            match self.export_checkpoint(tenant_id, &checkpoint, anchor.as_ref()).await {
+                Ok(()) => exported += 1,
+                Err(e) => {
+                    tracing::warn!(tenant_id, checkpoint_id = checkpoint.checkpoint_id, error = %e, "export failed; retrying next round");
+                    return Ok((exported, true));
+                }
+            }
+        }
+        Ok((exported, false))
+    }
+
+    async fn export_checkpoint(
+        &self,
+        tenant_id: &str,
+        checkpoint: &Checkpoint,
+        anchor: &dyn crate::ports::AnchorSink,
+    ) -> VaultResult<()> {
+        let store = &self.ports.store;
+        let unavailable = |e: crate::ports::AnchorError| VaultError::AnchorUnavailable(e.to_string());
+        let new_size = checkpoint.tree_size as u64;
+        let old_size = match checkpoint.checkpoint_id {
+            1 => 0,
+            id => store.checkpoint(tenant_id, id - 1).await?.map_or(0, |c| c.tree_size as u64),
+        };
+        for tile in tiles::changed_tiles(old_size, new_size) {
+            let positions = tile.positions();
+            let hashes = store.tree_hashes(tenant_id, &positions).await?;
+            let mut body = Vec::with_capacity(positions.len() * 32);
+            for p in &positions {
+                let hash = hashes.get(p).ok_or_else(|| VaultError::Internal(format!("tile hash {p:?} missing")))?;
+                body.extend_from_slice(hash);
+            }
+            let key = tiles::hash_tile_path(tile.level, tile.index, tile.width);
+            anchor.put(tenant_id, &key, body, "application/octet-stream").await.map_err(unavailable)?;
+        }
+        for bundle in tiles::changed_entry_bundles(old_size, new_size) {
+            let start = bundle.index * tiles::TILE_WIDTH;
+            let entries = store.entries(tenant_id, start, start + bundle.width).await?;
+            let key = tiles::entries_path(bundle.index, bundle.width);
+            anchor.put(tenant_id, &key, tiles::entry_bundle(&entries), "application/octet-stream").await.map_err(unavailable)?;
+        }
+        let json = serde_json::to_vec_pretty(checkpoint).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let key = format!("checkpoints/{}.json", checkpoint.checkpoint_id);
+        let exported = anchor.put(tenant_id, &key, json, "application/json").await.map_err(unavailable)?;
+        let note = self.checkpoint_note(tenant_id, checkpoint).await?;
+        anchor.put(tenant_id, "checkpoint", note.into_bytes(), "text/plain; charset=utf-8").await.map_err(unavailable)?;
+        let write = Write::MarkExported {
+            checkpoint_id: checkpoint.checkpoint_id,
+            export_uri: exported.uri,
+            export_version_id: exported.version_id,
+            exported_at: now_rfc3339(),
+        };
+        store.commit(tenant_id, vec![write]).await?;
+        Ok(())
+    }
+
+    /// The C2SP tlog checkpoint for a checkpoint, signed by the vault key under the tenant's origin.
+    pub async fn checkpoint_note(&self, tenant_id: &str, checkpoint: &Checkpoint) -> VaultResult<String> {
+        let origin = self.log_origin(tenant_id);
+        let root = hex_hash(&checkpoint.root_hash)?;
+        let body = note::checkpoint_body(&origin, checkpoint.tree_size as u64, &root);
+        let signature = self.ports.signer.sign(body.as_bytes()).await?;
+        let keys = self.ports.signer.public_keys().await?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == self.ports.signer.key_id())
+            .ok_or_else(|| VaultError::Internal("active signing key is not published".into()))?;
+        Ok(note::signed(&body, &origin, &key.ed25519, &signature))
+    }
+
+    // ----- reads and proofs -----------------------------------------------------------------------------
+
+    pub async fn checkpoints(&self, principal: &Principal, limit: usize) -> VaultResult<Vec<Checkpoint>> {
+        Ok(self.ports.store.checkpoints(&principal.tenant_id, limit.clamp(1, 10_000)).await?)
+    }
+
+    async fn latest_checkpoint(&self, tenant_id: &str) -> VaultResult<Checkpoint> {
+        self.ports
+            .store
+            .tree_state(tenant_id)
+            .await?
+            .latest
+            .ok_or_else(|| VaultError::Conflict("the ledger has no checkpoint yet; retry after the next anchor round".into()))
+    }
+
+    async fn sequenced_event(&self, tenant_id: &str, request_id: &str) -> VaultResult<(LedgerEvent, u64)> {
+        let event = self
+            .ports
+            .store
+            .latest_event_for_request(tenant_id, request_id)
+            .await?
+            .ok_or(VaultError::NotFound("ledger event for this request"))?;
+        let leaf_index = event.leaf_index.ok_or_else(|| {
+            VaultError::Conflict("the event is not sealed into a checkpoint yet; retry after the next anchor round".into())
+        })?;
+        Ok((event, leaf_index as u64))
+    }
+
+    async fn proof_hashes(&self, tenant_id: &str, ranges: &[Range]) -> VaultResult<Vec<String>> {
+        let positions: Vec<Position> = merkle::positions_for(ranges);
+        let stored: HashMap<Position, Hash> = self.ports.store.tree_hashes(tenant_id, &positions).await?;
+        let hashes = merkle::hashes_for(ranges, &stored).map_err(|e| VaultError::Internal(e.to_string()))?;
+        Ok(hashes.iter().map(hex::encode).collect())
+    }
+
+    async fn inclusion_at(&self, tenant_id: &str, event: &LedgerEvent, leaf_index: u64, checkpoint: Checkpoint) -> VaultResult<InclusionProof> {
+        let tree_size = checkpoint.tree_size as u64;
+        let path = self.proof_hashes(tenant_id, &merkle::inclusion_ranges(leaf_index, tree_size)).await?;
+        Ok(InclusionProof {
+            event_uuid: event.event_uuid.clone(),
+            request_id: event.request_id.clone(),
+            event_hash: event.event_hash.clone(),
+            leaf_hash: event.leaf_hash.clone(),
+            leaf_index,
+            tree_size,
+            path,
+            checkpoint,
+        })
+    }
+
+    /// Inclusion of the request's latest event in the latest checkpoint.
+    pub async fn inclusion_proof(&self, principal: &Principal, request_id: &str) -> VaultResult<InclusionProof> {
+        let tenant_id = &principal.tenant_id;
+        let (event, leaf_index) = self.sequenced_event(tenant_id, request_id).await?;
+        let latest = self.latest_checkpoint(tenant_id).await?;
+        self.inclusion_at(tenant_id, &event, leaf_index, latest).await
+    }
+
+    pub async fn consistency_proof(&self, principal: &Principal, from: i64, to: i64) -> VaultResult<ConsistencyProof> {
+        let tenant_id = &principal.tenant_id;
+        if from > to {
+            return Err(VaultError::InvalidRequest("from must not be after to".into()));
+        }
+        let load = |id| async move {
+            self.ports.store.checkpoint(tenant_id, id).await?.ok_or(VaultError::NotFound("checkpoint"))
+        };
+        let (from_checkpoint, to_checkpoint) = (load(from).await?, load(to).await?);
+        let ranges = merkle::consistency_ranges(from_checkpoint.tree_size as u64, to_checkpoint.tree_size as u64);
+        let path = self.proof_hashes(tenant_id, &ranges).await?;
+        Ok(ConsistencyProof { from_checkpoint, to_checkpoint, path })
+    }
+
+    /// Everything an auditor needs for one decision: the event, its inclusion in the checkpoint that first
+    /// sealed it, consistency from there to the latest checkpoint, and the public keys.
+    pub async fn proof_bundle(&self, principal: &Principal, request_id: &str) -> VaultResult<ProofBundle> {
+        let tenant_id = &principal.tenant_id;
+        let (event, leaf_index) = self.sequenced_event(tenant_id, request_id).await?;
+        let sealed_in = event.checkpoint_id.ok_or_else(|| VaultError::Internal("sequenced event lacks a checkpoint".into()))?;
+        let first = self.ports.store.checkpoint(tenant_id, sealed_in).await?.ok_or(VaultError::NotFound("checkpoint"))?;
+        let latest = self.latest_checkpoint(tenant_id).await?;
+        let consistency = if latest.checkpoint_id > first.checkpoint_id {
+            Some(self.consistency_proof(principal, first.checkpoint_id, latest.checkpoint_id).await?)
+        } else {
+            None
+        };
+        let inclusion = self.inclusion_at(tenant_id, &event, leaf_index, first).await?;
+        let keys = self.key_versions().await?;
+        Ok(ProofBundle { event, inclusion, consistency, keys })
+    }
+
+    pub async fn key_versions(&self) -> VaultResult<Vec<KeyVersion>> {
+        let keys = self.ports.signer.public_keys().await?;
+        keys.iter()
+            .map(|key| {
+                let jwk = serde_json::to_vec(&key.to_jwk()).map_err(|e| VaultError::Internal(e.to_string()))?;
+                Ok(KeyVersion {
+                    key_id: key.kid.clone(),
+                    algorithm: "Ed25519".into(),
+                    public_jwk: URL_SAFE_NO_PAD.encode(jwk),
+                    // Keys carry no creation time yet: valid from the start of the log until retired.
+                    active_from: "1970-01-01T00:00:00Z".into(),
+                    retired_at: None,
+                })
+            })
+            .collect()
+    }
+}
