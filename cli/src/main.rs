@@ -1,6 +1,7 @@
 //! `ledgix`: run the vault locally, generate keys, administer tenants and API keys.
 
 mod dev;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,11 @@ enum Command {
     Apikey {
         #[command(subcommand)]
         command: ApiKeyCommand,
+    },
+    /// Verify ledger evidence offline: a proof bundle, or a tenant's whole exported log.
+    Verify {
+        #[command(subcommand)]
+        command: verify::VerifyCommand,
     },
 }
 
@@ -78,6 +84,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Verify { command } = cli.command {
+        return match runtime.block_on(verify::run(command)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(message) => {
+                eprintln!("ledgix verify: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -90,6 +106,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Dev(args) => dev::run(args).await,
+        Command::Verify { .. } => Err("unreachable: verify is handled before".into()),
         Command::Keygen { out, kid } => keygen(&out, &kid),
         Command::Tenant { command: TenantCommand::Create { name, data_dir } } => {
             let vault = local_vault(data_dir)?;

@@ -2,6 +2,7 @@
 //! tokens, ledger events and their hashing, policies, and the port traits that adapters implement.
 
 pub mod apikey;
+pub mod audit;
 pub mod cache;
 pub mod cbor;
 pub mod checkpoint;
