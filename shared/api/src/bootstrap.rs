@@ -7,7 +7,7 @@ use ledgix_core::ports::Judge;
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
-use ledgix_embedded::{spawn_judge_workers, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore};
+use ledgix_embedded::{spawn_judge_workers, Codec, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore};
 
 use crate::config::{Config, ConfigError};
 
@@ -25,8 +25,12 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
         .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
     restrict_permissions(&config.data_dir);
     let signer = local_signer_from_config(config)?;
+    let codec = match &config.transport_key_base64 {
+        Some(key) => Codec::from_base64_key(key).map_err(ConfigError)?,
+        None => Codec::plaintext(),
+    };
     let store = Arc::new(
-        SqliteStore::open(&config.data_dir.join("vault.db"))
+        SqliteStore::open_with(&config.data_dir.join("vault.db"), codec)
             .map_err(|e| ConfigError(format!("cannot open the state database in {}: {e}", config.data_dir.display())))?,
     );
     let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);

@@ -39,6 +39,8 @@ pub struct Config {
     pub auth_cache_ttl: Duration,
     pub emf_metrics: bool,
     pub anchor_interval: Duration,
+    /// 32-byte AES-256-GCM key (base64) for payloads at rest.
+    pub transport_key_base64: Option<String>,
     pub anchor_batch_size: usize,
     pub anchor_prefix: String,
     pub log_origin_prefix: String,
@@ -120,6 +122,7 @@ impl Config {
                 Some("off") => false,
                 Some(other) => return Err(ConfigError(format!("VAULT_METRICS={other:?} must be emf or off"))),
             },
+            transport_key_base64: env.get("VAULT_TRANSPORT_KEY_BASE64"),
             anchor_interval: Duration::from_secs(env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?),
             anchor_batch_size: env.number("VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE", 500)?,
             anchor_prefix: env.string("VAULT_LEDGER_ANCHOR_PREFIX", "ledgix"),

@@ -3,12 +3,14 @@
 //! in-memory rate-limit buckets.
 
 pub mod anchor;
+pub mod codec;
 pub mod queue;
 pub mod ratelimit;
 pub mod signer;
 pub mod sqlite;
 
 pub use anchor::FolderAnchor;
+pub use codec::Codec;
 pub use queue::{spawn_judge_workers, EmbeddedQueue};
 pub use ratelimit::MemoryRateLimiter;
 pub use signer::LocalSigner;

@@ -22,6 +22,8 @@ use ledgix_core::ports::{ControlPlane, JudgeJob, Seal, TenantStore, TreeState, W
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::codec::Codec;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     tenant_id TEXT PRIMARY KEY,
@@ -123,6 +125,7 @@ struct Job {
 
 pub struct SqliteStore {
     writer: Mutex<mpsc::Sender<Job>>,
+    codec: Codec,
     readers: Arc<Mutex<Vec<Connection>>>,
     /// One permit per pooled read connection: readers wait for a connection rather than fail.
     reader_permits: Arc<tokio::sync::Semaphore>,
@@ -153,6 +156,11 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl SqliteStore {
     /// Open (creating if needed) the database file at `path` and start the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Codec::plaintext())
+    }
+
+    /// As `open`, encrypting payloads (ledger events, clearances, policies, stored responses) with `codec`.
+    pub fn open_with(path: &Path, codec: Codec) -> Result<Self, StoreError> {
         let conn = open(path).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         // Checkpoints run on their own thread so a commit never waits for one.
@@ -174,10 +182,14 @@ impl SqliteStore {
         let (sender, receiver) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("ledgix-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, receiver))
+            .spawn({
+                let codec = codec.clone();
+                move || writer_loop(conn, receiver, codec)
+            })
             .map_err(unavailable)?;
         Ok(SqliteStore {
             writer: Mutex::new(sender),
+            codec,
             readers: Arc::new(Mutex::new(readers)),
             reader_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
             path: path.to_path_buf(),
@@ -200,9 +212,10 @@ impl SqliteStore {
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection, &Codec) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
+        let codec = self.codec.clone();
         let permit = self.reader_permits.clone().acquire_owned().await.map_err(unavailable)?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -211,7 +224,7 @@ impl SqliteStore {
                 Some(c) => c,
                 None => return Err(unavailable("reader pool exhausted")),
             };
-            let result = f(&conn);
+            let result = f(&conn, &codec);
             if let Ok(mut pool) = readers.lock() {
                 pool.push(conn);
             }
@@ -223,13 +236,14 @@ impl SqliteStore {
 
     /// Clearances still waiting for the judge, across tenants: re-queued at start so a crash loses none.
     pub async fn processing_jobs(&self) -> Result<Vec<JudgeJob>, StoreError> {
-        self.read(|conn| {
+        self.read(|conn, codec| {
             let mut stmt = conn
                 .prepare("SELECT body FROM clearances WHERE status = 'processing' ORDER BY created_at")
                 .map_err(unavailable)?;
             let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(unavailable)?;
             rows.map(|body| {
-                let record: ClearanceRecord = serde_json::from_str(&body.map_err(unavailable)?).map_err(corrupt)?;
+                let record: ClearanceRecord =
+                    serde_json::from_str(&codec.open("clearances", body.map_err(unavailable)?)?).map_err(corrupt)?;
                 Ok(JudgeJob { tenant_id: record.tenant_id, request_id: record.request_id, session_id: record.request.session_id })
             })
             .collect()
@@ -238,7 +252,7 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, codec: Codec) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -247,14 +261,14 @@ fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = apply_group(&mut conn, &batch);
+        let results = apply_group(&mut conn, &batch, &codec);
         for (job, result) in batch.into_iter().zip(results) {
             let _ = job.reply.send(result);
         }
     }
 }
 
-fn apply_group(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
+fn apply_group(conn: &mut Connection, batch: &[Job], codec: &Codec) -> Vec<Result<Done, StoreError>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return batch.iter().map(|_| Err(unavailable(&e))).collect(),
@@ -263,7 +277,7 @@ fn apply_group(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreEr
     for job in batch {
         let result = match tx.savepoint() {
             Ok(mut sp) => {
-                let outcome = apply(&mut sp, &job.op);
+                let outcome = apply(&sp, &job.op, codec);
                 match outcome {
                     Ok(done) => sp.commit().map(|_| done).map_err(unavailable),
                     Err(e) => {
@@ -282,12 +296,12 @@ fn apply_group(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreEr
     }
 }
 
-fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
+fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> {
     match op {
         Op::Tenant { tenant_id, writes } => {
             let mut seqs = Vec::new();
             for write in writes {
-                if let Some(seq) = apply_write(conn, tenant_id, write)? {
+                if let Some(seq) = apply_write(conn, tenant_id, write, codec)? {
                     seqs.push(seq);
                 }
             }
@@ -295,7 +309,7 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
         }
         Op::CreateTenant { tenant, key, idempotency } => {
             if let Some(record) = idempotency {
-                put_idempotency(conn, record)?;
+                put_idempotency(conn, record, codec)?;
             }
             exec(
                 conn,
@@ -308,7 +322,7 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
         }
         Op::AddKey { key, idempotency } => {
             if let Some(record) = idempotency {
-                put_idempotency(conn, record)?;
+                put_idempotency(conn, record, codec)?;
             }
             insert_key(conn, key)?;
             Ok(Done::Changed(true))
@@ -340,17 +354,17 @@ fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn put_idempotency(conn: &Connection, record: &IdempotencyRecord) -> Result<(), StoreError> {
-    let body = serde_json::to_string(record).map_err(corrupt)?;
+fn put_idempotency(conn: &Connection, record: &IdempotencyRecord, codec: &Codec) -> Result<(), StoreError> {
+    let body = codec.seal("idempotency", serde_json::to_string(record).map_err(corrupt)?)?;
     exec(conn, "INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)", params![record.scope, record.key, body])
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::IdempotencyKey) } else { unavailable(e) })?;
     Ok(())
 }
 
-fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Option<i64>, StoreError> {
+fn apply_write(conn: &Connection, tenant_id: &str, write: &Write, codec: &Codec) -> Result<Option<i64>, StoreError> {
     match write {
         Write::InsertClearance(record) => {
-            let body = serde_json::to_string(record).map_err(corrupt)?;
+            let body = codec.seal("clearances", serde_json::to_string(record).map_err(corrupt)?)?;
             exec(
                 conn,
                 "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -359,7 +373,7 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::ClearanceState) } else { unavailable(e) })?;
         }
         Write::UpdateClearance { record, expected } => {
-            let body = serde_json::to_string(record).map_err(corrupt)?;
+            let body = codec.seal("clearances", serde_json::to_string(record).map_err(corrupt)?)?;
             let changed = conn
                 .execute(
                     "UPDATE clearances SET status = ?3, body = ?4 WHERE tenant_id = ?1 AND request_id = ?2 AND status = ?5",
@@ -377,7 +391,7 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
                 .map_err(unavailable)?;
             let mut event = event.clone();
             event.seq = seq;
-            let body = serde_json::to_string(&event).map_err(corrupt)?;
+            let body = codec.seal("ledger", serde_json::to_string(&event).map_err(corrupt)?)?;
             exec(
                 conn,
                 "INSERT INTO ledger (tenant_id, seq, request_id, event_uuid, event_hash, leaf_hash, body)
@@ -388,7 +402,7 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
             return Ok(Some(seq));
         }
         Write::PutPolicy(policy) => {
-            let body = serde_json::to_string(policy).map_err(corrupt)?;
+            let body = codec.seal("policies", serde_json::to_string(policy).map_err(corrupt)?)?;
             exec(
                 conn,
                 "INSERT INTO policies (tenant_id, version_id, policy_id, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -414,7 +428,7 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write) -> Result<Opti
             )
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::JtiBurned) } else { unavailable(e) })?;
         }
-        Write::PutIdempotency(record) => put_idempotency(conn, record)?,
+        Write::PutIdempotency(record) => put_idempotency(conn, record, codec)?,
         Write::Seal(seal) => apply_seal(conn, tenant_id, seal)?,
         Write::MarkExported { checkpoint_id, export_uri, export_version_id, exported_at } => {
             let body: Option<String> = conn
@@ -478,14 +492,14 @@ fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), Sto
 }
 
 /// Ledger rows carry their sealing (leaf index, checkpoint) in columns; merge them into the event.
-fn ledger_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<LedgerEvent>, StoreError> {
+fn ledger_rows(conn: &Connection, codec: &Codec, sql: &str, params: impl rusqlite::Params) -> Result<Vec<LedgerEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let rows = stmt
         .query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, Option<i64>>(2)?)))
         .map_err(unavailable)?;
     rows.map(|row| {
         let (body, leaf_index, checkpoint_id) = row.map_err(unavailable)?;
-        let mut event: LedgerEvent = serde_json::from_str(&body).map_err(corrupt)?;
+        let mut event: LedgerEvent = serde_json::from_str(&codec.open("ledger", body)?).map_err(corrupt)?;
         event.leaf_index = leaf_index;
         event.checkpoint_id = checkpoint_id;
         Ok(event)
@@ -493,24 +507,29 @@ fn ledger_rows(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> R
     .collect()
 }
 
+/// Rows of one JSON `body` column; `table` names the table for decryption.
 fn json_rows<T: serde::de::DeserializeOwned>(
     conn: &Connection,
+    codec: &Codec,
+    table: &str,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<T>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let rows = stmt.query_map(params, |row| row.get::<_, String>(0)).map_err(unavailable)?;
-    rows.map(|body| serde_json::from_str(&body.map_err(unavailable)?).map_err(corrupt)).collect()
+    rows.map(|body| serde_json::from_str(&codec.open(table, body.map_err(unavailable)?)?).map_err(corrupt)).collect()
 }
 
 fn json_row<T: serde::de::DeserializeOwned>(
     conn: &Connection,
+    codec: &Codec,
+    table: &str,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Option<T>, StoreError> {
     let body: Option<String> =
         conn.prepare_cached(sql).map_err(unavailable)?.query_row(params, |row| row.get(0)).optional().map_err(unavailable)?;
-    body.map(|b| serde_json::from_str::<T>(&b).map_err(corrupt)).transpose()
+    body.map(|b| serde_json::from_str::<T>(&codec.open(table, b)?).map_err(corrupt)).transpose()
 }
 
 #[async_trait]
@@ -528,7 +547,7 @@ impl ControlPlane for SqliteStore {
 
     async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, _codec| {
             conn.prepare_cached("SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = ?1")
                 .map_err(unavailable)?
                 .query_row([tenant_id], |r| Ok(Tenant { tenant_id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))
@@ -544,7 +563,7 @@ impl ControlPlane for SqliteStore {
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let key_hash = key_hash.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, _codec| {
             conn.prepare_cached("SELECT key_id, tenant_id, key_hash, created_at, revoked_at FROM api_keys WHERE key_hash = ?1")
                 .map_err(unavailable)?
                 .query_row([key_hash], |r| {
@@ -571,12 +590,12 @@ impl ControlPlane for SqliteStore {
 
     async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let (scope, key) = (scope.to_string(), key.to_string());
-        self.read(move |conn| json_row(conn, "SELECT body FROM idempotency WHERE scope = ?1 AND key = ?2", params![scope, key]))
+        self.read(move |conn, codec| json_row(conn, codec, "idempotency", "SELECT body FROM idempotency WHERE scope = ?1 AND key = ?2", params![scope, key]))
             .await
     }
 
     async fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.read(|conn| {
+        self.read(|conn, _codec| {
             let mut stmt = conn.prepare_cached("SELECT tenant_id FROM tenants ORDER BY tenant_id").map_err(unavailable)?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
             rows.map(|r| r.map_err(unavailable)).collect()
@@ -596,8 +615,8 @@ impl TenantStore for SqliteStore {
 
     async fn clearance(&self, tenant_id: &str, request_id: &str) -> Result<Option<ClearanceRecord>, StoreError> {
         let (tenant_id, request_id) = (tenant_id.to_string(), request_id.to_string());
-        self.read(move |conn| {
-            json_row(conn, "SELECT body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2", params![tenant_id, request_id])
+        self.read(move |conn, codec| {
+            json_row(conn, codec, "clearances", "SELECT body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2", params![tenant_id, request_id])
         })
         .await
     }
@@ -609,9 +628,9 @@ impl TenantStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ClearanceRecord>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             json_rows(
-                conn,
+                conn, codec, "clearances",
                 "SELECT body FROM clearances WHERE tenant_id = ?1 AND status = ?2 ORDER BY created_at LIMIT ?3",
                 params![tenant_id, status.as_str(), limit as i64],
             )
@@ -621,9 +640,9 @@ impl TenantStore for SqliteStore {
 
     async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             json_rows(
-                conn,
+                conn, codec, "policies",
                 "SELECT p.body FROM policies p
                  JOIN (SELECT policy_id, MAX(version) AS version FROM policies WHERE tenant_id = ?1 GROUP BY policy_id) latest
                    ON p.policy_id = latest.policy_id AND p.version = latest.version
@@ -636,24 +655,24 @@ impl TenantStore for SqliteStore {
 
     async fn policy_version(&self, tenant_id: &str, version_id: &str) -> Result<Option<PolicyVersion>, StoreError> {
         let (tenant_id, version_id) = (tenant_id.to_string(), version_id.to_string());
-        self.read(move |conn| {
-            json_row(conn, "SELECT body FROM policies WHERE tenant_id = ?1 AND version_id = ?2", params![tenant_id, version_id])
+        self.read(move |conn, codec| {
+            json_row(conn, codec, "policies", "SELECT body FROM policies WHERE tenant_id = ?1 AND version_id = ?2", params![tenant_id, version_id])
         })
         .await
     }
 
     async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| json_row(conn, "SELECT body FROM review_settings WHERE tenant_id = ?1", params![tenant_id]))
+        self.read(move |conn, codec| json_row(conn, codec, "review_settings", "SELECT body FROM review_settings WHERE tenant_id = ?1", params![tenant_id]))
             .await
             .map(Option::unwrap_or_default)
     }
 
     async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             let mut events = ledger_rows(
-                conn,
+                conn, codec,
                 "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
                 params![tenant_id, limit as i64],
             )?;
@@ -669,9 +688,9 @@ impl TenantStore for SqliteStore {
 
     async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             let latest: Option<Checkpoint> = json_row(
-                conn,
+                conn, codec, "checkpoints",
                 "SELECT body FROM checkpoints WHERE tenant_id = ?1 ORDER BY checkpoint_id DESC LIMIT 1",
                 params![tenant_id],
             )?;
@@ -682,9 +701,9 @@ impl TenantStore for SqliteStore {
 
     async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             ledger_rows(
-                conn,
+                conn, codec,
                 "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 AND leaf_index IS NULL
                  ORDER BY seq LIMIT ?2",
                 params![tenant_id, limit as i64],
@@ -695,7 +714,7 @@ impl TenantStore for SqliteStore {
 
     async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError> {
         let (tenant_id, positions) = (tenant_id.to_string(), positions.to_vec());
-        self.read(move |conn| {
+        self.read(move |conn, _codec| {
             let mut stmt = conn
                 .prepare_cached("SELECT hash FROM tree_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3")
                 .map_err(unavailable)?;
@@ -716,7 +735,7 @@ impl TenantStore for SqliteStore {
 
     async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, _codec| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT event_hash FROM ledger WHERE tenant_id = ?1 AND leaf_index >= ?2 AND leaf_index < ?3
@@ -740,9 +759,9 @@ impl TenantStore for SqliteStore {
 
     async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             let mut checkpoints: Vec<Checkpoint> = json_rows(
-                conn,
+                conn, codec, "checkpoints",
                 "SELECT body FROM checkpoints WHERE tenant_id = ?1 ORDER BY checkpoint_id DESC LIMIT ?2",
                 params![tenant_id, limit as i64],
             )?;
@@ -754,17 +773,17 @@ impl TenantStore for SqliteStore {
 
     async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
-            json_row(conn, "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2", params![tenant_id, checkpoint_id])
+        self.read(move |conn, codec| {
+            json_row(conn, codec, "checkpoints", "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2", params![tenant_id, checkpoint_id])
         })
         .await
     }
 
     async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             json_rows(
-                conn,
+                conn, codec, "checkpoints",
                 "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND exported = 0 ORDER BY checkpoint_id",
                 params![tenant_id],
             )
@@ -774,9 +793,9 @@ impl TenantStore for SqliteStore {
 
     async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError> {
         let (tenant_id, request_id) = (tenant_id.to_string(), request_id.to_string());
-        self.read(move |conn| {
+        self.read(move |conn, codec| {
             Ok(ledger_rows(
-                conn,
+                conn, codec,
                 "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 AND request_id = ?2
                  ORDER BY seq DESC LIMIT 1",
                 params![tenant_id, request_id],
