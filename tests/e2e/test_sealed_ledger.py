@@ -1,0 +1,248 @@
+"""Sealed ledger end to end: sequencing, checkpoints, proofs and exports, checked with ledgix-python and
+independent code (the SDK's own Merkle verifiers, `cryptography` for note signatures), plus tamper cases."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from ledgix_python import LedgixClient, VaultConfig
+from ledgix_python.models import ClearanceRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("LEDGIX_BIN", ROOT / "target" / "release" / "ledgix"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sealing_vault():
+    data_dir = Path(tempfile.mkdtemp(prefix="ledgix-seal-"))
+    port = _free_port()
+    key = "lvk_seal_" + secrets.token_urlsafe(16)
+    env = dict(os.environ, LEDGIX_DEV_API_KEY=key, LEDGIX_ADMIN_API_KEY="lva_" + secrets.token_urlsafe(16),
+               VAULT_RATE_LIMIT_RPS="0", VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS="1", RUST_LOG="warn")
+    proc = subprocess.Popen([str(BIN), "dev", "--addr", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"vault did not start: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.1)
+    tenant_id = None
+    for line in proc.stdout:
+        if line.startswith("LEDGIX_DEV_TENANT_ID="):
+            tenant_id = line.strip().split("=", 1)[1]
+            break
+    yield {"url": url, "key": key, "data_dir": data_dir, "tenant_id": tenant_id}
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sealed(sealing_vault):
+    """Three rounds of decisions, each sealed into its own checkpoint."""
+    url, key = sealing_vault["url"], sealing_vault["key"]
+    rego = 'package seal\ndefault decision := "deny"\ndecision := "approve" if { input.tool_args.amount < 100 }'
+    httpx.post(f"{url}/register-policy", headers={"X-Vault-API-Key": key},
+               json={"policy_id": "seal", "tools": ["seal_refund"], "rego": rego}).raise_for_status()
+    client = LedgixClient(VaultConfig(vault_url=url, vault_api_key=key, max_retries=0))
+    request_ids = []
+    for round_no in range(3):
+        for i in range(4):
+            args = {"amount": 10 + i, "round": round_no, "note": "héllo", "ratio": 0.5}
+            request_ids.append(client.request_clearance(ClearanceRequest(tool_name="seal_refund", tool_args=args)).request_id)
+        wait_sealed(client, len(request_ids))
+    return {"client": client, "request_ids": request_ids, **sealing_vault}
+
+
+def wait_sealed(client: LedgixClient, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        entries = client.fetch_ledger(500)
+        if len(entries) >= count and all(e.leaf_index is not None for e in entries):
+            return
+        time.sleep(0.2)
+    raise AssertionError("events were not sealed in time")
+
+
+def test_sdk_verifies_entries_and_checkpoints(sealed):
+    client = sealed["client"]
+    entries, checkpoints = client.fetch_ledger(500), client.fetch_ledger_checkpoints(500)
+    assert len(checkpoints) >= 3
+    assert checkpoints[-1].tree_size == len(entries) == 12
+    result = client.verify_ledger_proof(entries, checkpoints)
+    assert result.intact, result.error
+    assert result.verified_checkpoints == len(checkpoints) and result.coverage_note is None
+    assert all(c.export_status == "exported" and c.export_uri.startswith("file://") for c in checkpoints)
+
+
+def test_bundle_with_consistency_verifies(sealed):
+    client = sealed["client"]
+    bundle = client.fetch_ledger_proof_bundle(sealed["request_ids"][0])
+    assert bundle.consistency is not None and bundle.keys
+    result = client.verify_ledger_proof_bundle(bundle)
+    assert result.intact, result.error
+    assert result.verified_checkpoints == 2
+    latest = client.fetch_ledger_proof_bundle(sealed["request_ids"][-1])
+    assert client.verify_ledger_proof_bundle(latest).intact
+
+
+def test_proofs_check_out_with_the_sdks_own_merkle_code(sealed):
+    client = sealed["client"]
+    for rid in sealed["request_ids"]:
+        proof = client.fetch_ledger_inclusion_proof(rid)
+        assert client._verify_inclusion_proof(proof.leaf_hash, proof.leaf_index, proof.tree_size, proof.path,
+                                              proof.checkpoint.root_hash)
+    checkpoints = client.fetch_ledger_checkpoints(500)
+    for a in checkpoints:
+        for b in checkpoints:
+            if a.checkpoint_id <= b.checkpoint_id:
+                cp = client.fetch_ledger_consistency_proof(a.checkpoint_id, b.checkpoint_id)
+                assert client._verify_consistency_proof(a.tree_size, b.tree_size, a.root_hash, b.root_hash, cp.path)
+    leaves = [e.leaf_hash for e in sorted(client.fetch_ledger(500), key=lambda e: e.leaf_index)]
+    assert client._merkle_root(leaves) == checkpoints[-1].root_hash
+
+
+def test_tampering_is_detected(sealed):
+    client = sealed["client"]
+    rid = sealed["request_ids"][1]
+    raw = httpx.get(f"{sealed['url']}/ledger/proof/bundle", params={"request_id": rid},
+                    headers={"X-Vault-API-Key": sealed["key"]}).json()
+    assert client.verify_ledger_proof_bundle(copy.deepcopy(raw)).intact
+
+    changed_event = copy.deepcopy(raw)
+    changed_event["event"]["tool_args"]["amount"] = 11.5
+    assert not client.verify_ledger_proof_bundle(changed_event).intact
+
+    changed_byte = copy.deepcopy(raw)
+    changed_byte["event"]["reason"] = changed_byte["event"]["reason"][:-1] + "!"
+    assert not client.verify_ledger_proof_bundle(changed_byte).intact
+
+    wrong_path = copy.deepcopy(raw)
+    assert wrong_path["inclusion"]["path"], "a tree of 12 leaves has a non-empty path"
+    wrong_path["inclusion"]["path"][0] = "00" * 32
+    assert not client.verify_ledger_proof_bundle(wrong_path).intact
+
+    resigned = copy.deepcopy(raw)
+    forger = Ed25519PrivateKey.generate()
+    payload = base64.urlsafe_b64decode(resigned["inclusion"]["checkpoint"]["checkpoint_payload"] + "==")
+    resigned["inclusion"]["checkpoint"]["checkpoint_signature"] = (
+        base64.urlsafe_b64encode(forger.sign(payload)).decode().rstrip("="))
+    assert not client.verify_ledger_proof_bundle(resigned).intact
+
+    checkpoints = httpx.get(f"{sealed['url']}/ledger/checkpoints", params={"limit": 500},
+                            headers={"X-Vault-API-Key": sealed["key"]}).json()["checkpoints"]
+    entries = httpx.get(f"{sealed['url']}/ledger", params={"limit": 500},
+                        headers={"X-Vault-API-Key": sealed["key"]}).json()["entries"]
+    broken_chain = copy.deepcopy(checkpoints)
+    broken_chain[1]["prev_checkpoint_hash"] = "ab" * 32
+    assert not client.verify_ledger_proof(entries, broken_chain).intact
+    changed_entry = copy.deepcopy(entries)
+    changed_entry[3]["tool_args"]["round"] = 7
+    assert not client.verify_ledger_proof(changed_entry, checkpoints).intact
+
+
+def _jwk_public_key(url: str) -> tuple[str, bytes]:
+    key = httpx.get(f"{url}/.well-known/jwks.json").json()["keys"][0]
+    return key["kid"], base64.urlsafe_b64decode(key["x"] + "==")
+
+
+def test_exported_log_is_standard_c2sp(sealed):
+    """Parse the export with code written from the C2SP specs, not the vault's."""
+    export = sealed["data_dir"] / "anchors" / "ledgix" / sealed["tenant_id"]
+    _, public = _jwk_public_key(sealed["url"])
+    note = (export / "checkpoint").read_text()
+    body, _, signatures = note.rpartition("\n\n")
+    body += "\n"
+    origin, size, root_b64 = body.splitlines()
+    assert origin == f"ledgix-vault/{sealed['tenant_id']}"
+    line = signatures.strip()
+    assert line.startswith("\u2014 " + origin + " ")
+    sig = base64.b64decode(line.rsplit(" ", 1)[1])
+    key_hash = hashlib.sha256(origin.encode() + b"\n\x01" + public).digest()[:4]
+    assert sig[:4] == key_hash
+    Ed25519PublicKey.from_public_bytes(public).verify(sig[4:], body.encode())  # raises if invalid
+
+    size = int(size)
+    client = sealed["client"]
+    width = size  # < 256 leaves: one partial tile
+    bundle = (export / "tile" / "entries" / "000.p" / str(width)).read_bytes()
+    entries, i = [], 0
+    while i < len(bundle):
+        n = int.from_bytes(bundle[i:i + 2], "big")
+        entries.append(bundle[i + 2:i + 2 + n])
+        i += 2 + n
+    assert len(entries) == size
+    leaves = [hashlib.sha256(b"\x00" + e).hexdigest() for e in entries]
+    tile = (export / "tile" / "0" / "000.p" / str(width)).read_bytes()
+    assert [tile[j * 32:(j + 1) * 32].hex() for j in range(size)] == leaves
+    assert client._merkle_root(leaves) == base64.b64decode(root_b64).hex()
+    sdk_checkpoint = json.loads((export / "checkpoints" / f"{len(list((export / 'checkpoints').iterdir()))}.json").read_text())
+    assert sdk_checkpoint["tree_size"] == size and sdk_checkpoint["root_hash"] == base64.b64decode(root_b64).hex()
+
+
+def test_ledgix_verify_cli(sealed, tmp_path):
+    url, key = sealed["url"], sealed["key"]
+    rid = sealed["request_ids"][0]
+    ok = subprocess.run([str(BIN), "verify", "bundle", f"{url}/ledger/proof/bundle?request_id={rid}", "--api-key", key],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("VERIFIED")
+    raw = httpx.get(f"{url}/ledger/proof/bundle", params={"request_id": rid}, headers={"X-Vault-API-Key": key}).json()
+    raw["event"]["tool_args"]["amount"] = 99
+    tampered = tmp_path / "bundle.json"
+    tampered.write_text(json.dumps(raw))
+    bad = subprocess.run([str(BIN), "verify", "bundle", str(tampered)], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stdout.startswith("FAILED"), bad.stdout + bad.stderr
+
+    export = sealed["data_dir"] / "anchors" / "ledgix" / sealed["tenant_id"]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(httpx.get(f"{url}/.well-known/jwks.json").text)
+    whole = subprocess.run([str(BIN), "verify", "log", str(export), "--jwks", str(jwks)], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    copy_dir = tmp_path / "log"
+    shutil.copytree(export, copy_dir)
+    tiles = [p for p in (copy_dir / "tile" / "0").rglob("*") if p.is_file()]
+    widest = max(tiles, key=lambda p: int(p.name))
+    data = bytearray(widest.read_bytes())
+    data[0] ^= 1
+    widest.write_bytes(bytes(data))
+    broken = subprocess.run([str(BIN), "verify", "log", str(copy_dir), "--jwks", str(jwks)], capture_output=True, text=True)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+
+
+def test_proof_for_unsealed_or_foreign_request_is_refused(sealed):
+    url = sealed["url"]
+    other = httpx.get(f"{url}/ledger/proof/bundle", params={"request_id": "no-such-request"},
+                      headers={"X-Vault-API-Key": sealed["key"]})
+    assert other.status_code == 404
+    assert other.json()["error"]["code"] == "not_found"
