@@ -18,18 +18,18 @@ trap cleanup EXIT
 
 python_env() {
   stage "Python environment (.venv, pinned)"
-  local requirements="tests/e2e/requirements.txt"
+  local requirements=(tests/e2e/requirements.txt)
+  [[ -f tests/aws/requirements.txt ]] && requirements+=(tests/aws/requirements.txt)
   local stamp="$VENV/.requirements.sha256"
   local want
-  want="$(cat $requirements tests/aws/requirements.txt 2>/dev/null | sha256sum | cut -d' ' -f1)"
+  want="$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)"
   if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"
   fi
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    if [[ -f tests/aws/requirements.txt ]]; then
-      "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/aws/requirements.txt
-    fi
+    local args=()
+    for file in "${requirements[@]}"; do args+=(-r "$file"); done
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${args[@]}"
     echo "$want" >"$stamp"
   fi
 }

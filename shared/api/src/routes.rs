@@ -10,7 +10,7 @@ use axum::routing::{on, MethodFilter};
 use axum::{Extension, Json, Router};
 use ledgix_core::model::{ClearanceRequest, ConfidenceBucket, ReviewSettings};
 use ledgix_core::policy::PolicyRegistration;
-use ledgix_core::service::{ConsumeRequest, MintRequest, Principal, ReviewDecisionRequest, ADMIN_SCOPE};
+use ledgix_core::service::{consume_scope, ConsumeRequest, MintRequest, Principal, ReviewDecisionRequest, ADMIN_SCOPE};
 use ledgix_core::{Vault, VaultError};
 use serde::Deserialize;
 use serde_json::json;
@@ -244,7 +244,7 @@ async fn consume_token(
     Extension(principal): Extension<Principal>,
     body: JsonBody<ConsumeRequest>,
 ) -> ApiResult {
-    check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
+    check_replay(&state.vault, &consume_scope(&principal.tenant_id), &body.idempotency).await?;
     let view =
         state.vault.consume_token(&principal, body.value, idem(&body.idempotency, StatusCode::OK).as_ref()).await?;
     Ok(json_response(StatusCode::OK, &view))

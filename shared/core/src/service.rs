@@ -24,6 +24,16 @@ use crate::token::{self, ApprovalClaims, PublicKey};
 
 pub const MAX_TOOL_NAME: usize = 256;
 pub const ADMIN_SCOPE: &str = "admin";
+const CONSUME_SCOPE_SUFFIX: &str = "#consume";
+
+/// Idempotency scope of `/consume-token` answers: they are stored with the token burn, not the ledger.
+pub fn consume_scope(tenant_id: &str) -> String {
+    format!("{tenant_id}{CONSUME_SCOPE_SUFFIX}")
+}
+
+pub fn is_consume_scope(scope: &str) -> bool {
+    scope.ends_with(CONSUME_SCOPE_SUFFIX)
+}
 
 /// The caller behind a tenant API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -888,11 +898,16 @@ impl Vault {
             }
         }
         let view = ConsumeView { consumed: true, jti: claims.jti.clone(), claims };
+        let scope = consume_scope(&principal.tenant_id);
         let mut writes = Vec::new();
         // Idempotency first: a retried consume replays its 200 rather than reporting its own burn as a replay.
-        writes.extend(Self::idempotency_record(&principal.tenant_id, idem, &view)?.map(Write::PutIdempotency));
+        writes.extend(Self::idempotency_record(&scope, idem, &view)?.map(Write::PutIdempotency));
         writes.push(Write::BurnJti { jti: view.jti.clone(), expires_at: view.claims.exp });
-        match self.commit(&principal.tenant_id, writes, idem).await {
+        let result = match self.ports.store.commit(&principal.tenant_id, writes).await {
+            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(&scope, idem).await),
+            other => other.map_err(VaultError::from),
+        };
+        match result {
             Ok(_) => Ok(view),
             Err(VaultError::StoreUnavailable(StoreError::Conflict(Conflict::JtiBurned))) => Err(VaultError::TokenReplayed),
             Err(e) => Err(e),

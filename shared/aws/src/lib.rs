@@ -1,0 +1,15 @@
+//! AWS adapters for every Ledgix port, on the customer's crates: PostgreSQL (control plane and one database
+//! per tenant, credentials from Secrets Manager), DynamoDB (token burns, rate limits), SQS FIFO (judge queue),
+//! KMS (Ed25519 signing), S3 (anchors). Clients are built once, by `AwsBackend::connect`, per cold start.
+
+pub mod bootstrap;
+pub mod control;
+pub mod dynamo;
+pub mod kms;
+pub mod pg;
+pub mod s3;
+pub mod sqs;
+pub mod tenant_store;
+pub mod tenants;
+
+pub use bootstrap::{bootstrap_environment, AwsBackend, AwsSettings};

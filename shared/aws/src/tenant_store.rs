@@ -1,0 +1,369 @@
+//! `TenantStore` on the tenant's own PostgreSQL database, with token burns (and their idempotent answers)
+//! in DynamoDB. Everything a decision writes — clearance, ledger event, idempotent response — commits in one
+//! PostgreSQL transaction, so a decision and its ledger entry exist together or not at all.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
+use ledgix_core::error::{Conflict, StoreError};
+use ledgix_core::ledger::LedgerEvent;
+use ledgix_core::merkle::{Hash, Position};
+use ledgix_core::model::{ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings};
+use ledgix_core::ports::{Seal, TenantStore, TreeState, Write};
+use ledgix_core::service::is_consume_scope;
+use tokio_postgres::Transaction;
+
+use crate::dynamo::HotTable;
+use crate::pg::{corrupt, is_unique_violation, unavailable};
+use crate::tenants::TenantDirectory;
+
+pub struct PgTenantStore {
+    tenants: Arc<TenantDirectory>,
+    hot: HotTable,
+}
+
+impl PgTenantStore {
+    pub fn new(tenants: Arc<TenantDirectory>, hot: HotTable) -> Self {
+        PgTenantStore { tenants, hot }
+    }
+
+    async fn client(&self, tenant_id: &str) -> Result<deadpool_postgres::Object, StoreError> {
+        self.tenants.pool(tenant_id).await?.get().await.map_err(unavailable)
+    }
+}
+
+fn unique_or(e: tokio_postgres::Error, conflict: Conflict) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(conflict)
+    } else {
+        unavailable(e)
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(corrupt)
+}
+
+async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, StoreError> {
+    match write {
+        Write::InsertClearance(r) => {
+            tx.execute(
+                "INSERT INTO clearances (request_id, status, created_at, body) VALUES ($1, $2, $3, $4)",
+                &[&r.request_id, &r.status.as_str(), &r.created_at, &json(r)?],
+            )
+            .await
+            .map_err(|e| unique_or(e, Conflict::ClearanceState))?;
+        }
+        Write::UpdateClearance { record, expected } => {
+            let changed = tx
+                .execute(
+                    "UPDATE clearances SET status = $2, body = $3 WHERE request_id = $1 AND status = $4",
+                    &[&record.request_id, &record.status.as_str(), &json(record)?, &expected.as_str()],
+                )
+                .await
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(Conflict::ClearanceState));
+            }
+        }
+        Write::AppendEvent(event) => {
+            // The head row lock orders appends: seqs commit in order, so the sealer never skips one.
+            let seq: i64 = tx
+                .query_one("UPDATE ledger_head SET last_seq = last_seq + 1 RETURNING last_seq", &[])
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            let mut event = event.clone();
+            event.seq = seq;
+            tx.execute(
+                "INSERT INTO ledger (seq, request_id, event_uuid, event_hash, leaf_hash, body) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&seq, &event.request_id, &event.event_uuid, &event.event_hash, &event.leaf_hash, &json(&event)?],
+            )
+            .await
+            .map_err(|e| unique_or(e, Conflict::Duplicate))?;
+            return Ok(Some(seq));
+        }
+        Write::PutPolicy(p) => {
+            tx.execute(
+                "INSERT INTO policies (version_id, policy_id, version, body) VALUES ($1, $2, $3, $4)",
+                &[&p.version_id, &p.policy_id, &p.version, &json(p)?],
+            )
+            .await
+            .map_err(|e| unique_or(e, Conflict::Duplicate))?;
+        }
+        Write::PutReviewSettings(settings) => {
+            tx.execute(
+                "INSERT INTO review_settings (id, body) VALUES (TRUE, $1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                &[&json(settings)?],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        Write::PutIdempotency(record) => {
+            tx.execute("INSERT INTO idempotency (key, body) VALUES ($1, $2)", &[&record.key, &json(record)?])
+                .await
+                .map_err(|e| unique_or(e, Conflict::IdempotencyKey))?;
+        }
+        Write::BurnJti { .. } => return Err(corrupt("token burns are written to DynamoDB, not the tenant database")),
+        Write::Seal(seal) => apply_seal(tx, seal).await?,
+        Write::MarkExported { checkpoint_id, export_uri, export_version_id, exported_at } => {
+            let row = tx
+                .query_opt("SELECT body FROM checkpoints WHERE checkpoint_id = $1 FOR UPDATE", &[checkpoint_id])
+                .await
+                .map_err(unavailable)?
+                .ok_or(StoreError::Conflict(Conflict::Duplicate))?;
+            let mut checkpoint: Checkpoint = parse(&row.get::<_, String>(0))?;
+            checkpoint.export_uri = export_uri.clone();
+            checkpoint.export_version_id = export_version_id.clone();
+            checkpoint.export_status = EXPORT_DONE.into();
+            checkpoint.exported_at = Some(exported_at.clone());
+            tx.execute("UPDATE checkpoints SET exported = TRUE, body = $2 WHERE checkpoint_id = $1", &[checkpoint_id, &json(&checkpoint)?])
+                .await
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(None)
+}
+
+async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError> {
+    let size: i64 = tx.query_one("SELECT tree_size FROM ledger_head FOR UPDATE", &[]).await.map_err(unavailable)?.get(0);
+    if size as u64 != seal.expected_tree_size {
+        return Err(StoreError::Conflict(Conflict::TreeMoved));
+    }
+    let checkpoint_id = seal.checkpoint.checkpoint_id;
+    let seqs: Vec<i64> = seal.leaves.iter().map(|(seq, _)| *seq).collect();
+    let indexes: Vec<i64> = seal.leaves.iter().map(|(_, index)| *index as i64).collect();
+    let changed = tx
+        .execute(
+            "UPDATE ledger SET leaf_index = u.leaf_index, checkpoint_id = $3
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS u(seq, leaf_index)
+             WHERE ledger.seq = u.seq AND ledger.leaf_index IS NULL",
+            &[&seqs, &indexes, &checkpoint_id],
+        )
+        .await
+        .map_err(unavailable)?;
+    if changed as usize != seal.leaves.len() {
+        return Err(StoreError::Conflict(Conflict::TreeMoved));
+    }
+    let levels: Vec<i16> = seal.nodes.iter().map(|(p, _)| i16::from(p.level)).collect();
+    let idxs: Vec<i64> = seal.nodes.iter().map(|(p, _)| p.index as i64).collect();
+    let hashes: Vec<Vec<u8>> = seal.nodes.iter().map(|(_, h)| h.to_vec()).collect();
+    tx.execute(
+        "INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
+        &[&levels, &idxs, &hashes],
+    )
+    .await
+    .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
+    tx.execute(
+        "INSERT INTO checkpoints (checkpoint_id, tree_size, body) VALUES ($1, $2, $3)",
+        &[&checkpoint_id, &seal.checkpoint.tree_size, &json(&seal.checkpoint)?],
+    )
+    .await
+    .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
+    tx.execute("UPDATE ledger_head SET tree_size = $1", &[&seal.checkpoint.tree_size]).await.map_err(unavailable)?;
+    Ok(())
+}
+
+fn ledger_event(row: &tokio_postgres::Row) -> Result<LedgerEvent, StoreError> {
+    let mut event: LedgerEvent = parse(&row.get::<_, String>(0))?;
+    event.leaf_index = row.get(1);
+    event.checkpoint_id = row.get(2);
+    Ok(event)
+}
+
+#[async_trait]
+impl TenantStore for PgTenantStore {
+    async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
+        if let Some(Write::BurnJti { jti, expires_at }) = writes.iter().find(|w| matches!(w, Write::BurnJti { .. })) {
+            let idempotency = writes.iter().find_map(|w| match w {
+                Write::PutIdempotency(r) => Some(r),
+                _ => None,
+            });
+            if writes.len() > 1 + usize::from(idempotency.is_some()) {
+                return Err(corrupt("a token burn commits only with its idempotent answer"));
+            }
+            self.hot.burn_jti(tenant_id, jti, *expires_at, idempotency).await?;
+            return Ok(vec![]);
+        }
+        let mut client = self.client(tenant_id).await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let mut seqs = Vec::new();
+        for write in &writes {
+            if let Some(seq) = apply(&tx, write).await? {
+                seqs.push(seq);
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(seqs)
+    }
+
+    async fn clearance(&self, tenant_id: &str, request_id: &str) -> Result<Option<ClearanceRecord>, StoreError> {
+        let row = self.client(tenant_id).await?
+            .query_opt("SELECT body FROM clearances WHERE request_id = $1", &[&request_id])
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn clearances_with_status(&self, tenant_id: &str, status: ClearanceStatus, limit: usize) -> Result<Vec<ClearanceRecord>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT body FROM clearances WHERE status = $1 ORDER BY created_at LIMIT $2",
+                &[&status.as_str(), &(limit as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    }
+
+    async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT DISTINCT ON (policy_id) body FROM policies ORDER BY policy_id, version DESC",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    }
+
+    async fn policy_version(&self, tenant_id: &str, version_id: &str) -> Result<Option<PolicyVersion>, StoreError> {
+        let row = self.client(tenant_id).await?
+            .query_opt("SELECT body FROM policies WHERE version_id = $1", &[&version_id])
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError> {
+        let row = self.client(tenant_id).await?
+            .query_opt("SELECT body FROM review_settings", &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|r| parse(&r.get::<_, String>(0))).transpose()?.unwrap_or_default())
+    }
+
+    async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT body, leaf_index, checkpoint_id FROM (SELECT * FROM ledger ORDER BY seq DESC LIMIT $1) t ORDER BY seq",
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(ledger_event).collect()
+    }
+
+    async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        if is_consume_scope(scope) {
+            return self.hot.idempotency(scope, key).await;
+        }
+        let row = self.client(scope).await?
+            .query_opt("SELECT body FROM idempotency WHERE key = $1", &[&key])
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError> {
+        let row = self.client(tenant_id).await?
+            .query_opt("SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1", &[])
+            .await
+            .map_err(unavailable)?;
+        let latest: Option<Checkpoint> = row.map(|r| parse(&r.get::<_, String>(0))).transpose()?;
+        Ok(TreeState { tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64), latest })
+    }
+
+    async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE leaf_index IS NULL ORDER BY seq LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(ledger_event).collect()
+    }
+
+    async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError> {
+        let levels: Vec<i16> = positions.iter().map(|p| i16::from(p.level)).collect();
+        let idxs: Vec<i64> = positions.iter().map(|p| p.index as i64).collect();
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT t.level, t.idx, t.hash FROM tree_nodes t
+                 JOIN UNNEST($1::smallint[], $2::bigint[]) AS u(level, idx) ON t.level = u.level AND t.idx = u.idx",
+                &[&levels, &idxs],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|r| {
+                let position = Position { level: r.get::<_, i16>(0) as u8, index: r.get::<_, i64>(1) as u64 };
+                let hash: Hash = r.get::<_, Vec<u8>>(2).try_into().map_err(|_| corrupt("tree hash is not 32 bytes"))?;
+                Ok((position, hash))
+            })
+            .collect()
+    }
+
+    async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT event_hash FROM ledger WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
+                &[&(start as i64), &(end as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        let hashes: Vec<Hash> = rows
+            .iter()
+            .map(|r| ledgix_core::merkle::parse_hash(&r.get::<_, String>(0)).ok_or_else(|| corrupt("event hash is not hex")))
+            .collect::<Result<_, _>>()?;
+        if hashes.len() as u64 != end - start {
+            return Err(corrupt(format!("leaves {start}..{end} are not all sequenced")));
+        }
+        Ok(hashes)
+    }
+
+    async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query(
+                "SELECT body FROM (SELECT * FROM checkpoints ORDER BY checkpoint_id DESC LIMIT $1) c ORDER BY checkpoint_id",
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    }
+
+    async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError> {
+        let row = self.client(tenant_id).await?
+            .query_opt("SELECT body FROM checkpoints WHERE checkpoint_id = $1", &[&checkpoint_id])
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = self.client(tenant_id).await?
+            .query("SELECT body FROM checkpoints WHERE NOT exported ORDER BY checkpoint_id", &[])
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    }
+
+    async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError> {
+        let row = self.client(tenant_id).await?
+            .query_opt(
+                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE request_id = $1 ORDER BY seq DESC LIMIT 1",
+                &[&request_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.as_ref().map(ledger_event).transpose()
+    }
+}

@@ -1,0 +1,183 @@
+//! Per-tenant PostgreSQL databases. Credentials live in Secrets Manager at `TENANT_SECRET_PREFIX/<tenant>`
+//! as JSON `{host, port, dbname, username, password}`; they are fetched on first use and re-read after
+//! VAULT_TENANT_SECRET_CACHE_TTL_SECONDS, and one pool is kept per tenant.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use ledgix_core::error::StoreError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::pg::{self, unavailable, TlsMode, TENANT_SCHEMA};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantDbSecret {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub username: String,
+    pub password: String,
+}
+
+pub struct TenantDirectory {
+    secrets: aws_sdk_secretsmanager::Client,
+    prefix: String,
+    ttl: Duration,
+    tls: TlsMode,
+    max_connections: usize,
+    /// Connection used to create tenant databases and roles (the control-plane cluster's owner).
+    admin: tokio_postgres::Config,
+    pools: Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    pool: Pool,
+    secret: TenantDbSecret,
+    fetched: Instant,
+}
+
+fn sanitize(tenant_id: &str) -> String {
+    tenant_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+impl TenantDirectory {
+    pub fn new(
+        secrets: aws_sdk_secretsmanager::Client,
+        prefix: &str,
+        ttl: Duration,
+        tls: TlsMode,
+        max_connections: usize,
+        admin: tokio_postgres::Config,
+    ) -> Self {
+        TenantDirectory {
+            secrets,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            ttl,
+            tls,
+            max_connections,
+            admin,
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn secret_name(&self, tenant_id: &str) -> String {
+        format!("{}/{tenant_id}", self.prefix)
+    }
+
+    async fn fetch_secret(&self, tenant_id: &str) -> Result<TenantDbSecret, StoreError> {
+        let name = self.secret_name(tenant_id);
+        let out = self.secrets.get_secret_value().secret_id(&name).send().await.map_err(|e| {
+            let e = e.into_service_error();
+            if e.is_resource_not_found_exception() {
+                StoreError::Unavailable(format!("tenant {tenant_id}: secret {name} does not exist"))
+            } else {
+                StoreError::Unavailable(format!("tenant {tenant_id}: cannot read secret {name}: {e}"))
+            }
+        })?;
+        let text = out.secret_string().ok_or_else(|| StoreError::Unavailable(format!("secret {name} has no string value")))?;
+        serde_json::from_str(text).map_err(|_| StoreError::Unavailable(format!("secret {name} is not a tenant database bundle")))
+    }
+
+    /// The pool for a tenant's database, creating (and migrating) it on first use.
+    pub async fn pool(&self, tenant_id: &str) -> Result<Pool, StoreError> {
+        let mut pools = self.pools.lock().await;
+        if let Some(cached) = pools.get_mut(tenant_id) {
+            if cached.fetched.elapsed() < self.ttl {
+                return Ok(cached.pool.clone());
+            }
+            let secret = self.fetch_secret(tenant_id).await?;
+            cached.fetched = Instant::now();
+            if secret == cached.secret {
+                return Ok(cached.pool.clone());
+            }
+        }
+        let secret = self.fetch_secret(tenant_id).await?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&secret.host)
+            .port(secret.port)
+            .dbname(&secret.dbname)
+            .user(&secret.username)
+            .password(secret.password.as_bytes())
+            .connect_timeout(Duration::from_secs(5));
+        let pool = pg::pool(config, self.tls, self.max_connections)?;
+        migrate(&pool).await?;
+        pools.insert(tenant_id.to_string(), Cached { pool: pool.clone(), secret, fetched: Instant::now() });
+        Ok(pool)
+    }
+
+    /// Create the tenant's database and role and store their credentials; returns the secret reference.
+    /// Idempotent: an existing role, database or secret is reused.
+    pub async fn provision(&self, tenant_id: &str) -> Result<String, StoreError> {
+        let name = format!("ledgix_t_{}", sanitize(tenant_id));
+        let password = {
+            use rand_password::generate;
+            generate()
+        };
+        let (client, connection) = self.admin.connect(tokio_postgres::NoTls).await.map_err(unavailable)?;
+        let driver = tokio::spawn(connection);
+        let role_exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await.map_err(unavailable)?.is_some();
+        // Role and database names are sanitised to [a-z0-9_]; the password is alphanumeric. DDL takes no
+        // bind parameters, so they are quoted literals here.
+        if role_exists {
+            client.batch_execute(&format!("ALTER ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(unavailable)?;
+        } else {
+            client.batch_execute(&format!("CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(unavailable)?;
+        }
+        let db_exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(unavailable)?.is_some();
+        if !db_exists {
+            client.batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\"")).await.map_err(unavailable)?;
+        }
+        drop(client);
+        driver.abort();
+        let host = match self.admin.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "localhost".to_string(),
+        };
+        let port = self.admin.get_ports().first().copied().unwrap_or(5432);
+        let secret = TenantDbSecret { host, port, dbname: name.clone(), username: name, password };
+        let body = serde_json::to_string(&secret).map_err(pg::corrupt)?;
+        let secret_name = self.secret_name(tenant_id);
+        let created = self.secrets.create_secret().name(&secret_name).secret_string(&body).send().await;
+        let arn = match created {
+            Ok(out) => out.arn().unwrap_or(&secret_name).to_string(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
+                let out = self.secrets.put_secret_value().secret_id(&secret_name).secret_string(&body).send().await
+                    .map_err(|e| unavailable(format!("cannot update secret {secret_name}: {}", e.into_service_error())))?;
+                out.arn().unwrap_or(&secret_name).to_string()
+            }
+            Err(e) => return Err(unavailable(format!("cannot create secret {secret_name}: {}", e.into_service_error()))),
+        };
+        self.pools.lock().await.remove(tenant_id);
+        Ok(arn)
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let tx = client.transaction().await.map_err(unavailable)?;
+    tx.execute("SELECT pg_advisory_xact_lock(7364002)", &[]).await.map_err(unavailable)?;
+    tx.batch_execute(TENANT_SCHEMA).await.map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)
+}
+
+mod rand_password {
+    /// 32 random alphanumeric characters (about 190 bits).
+    pub fn generate() -> String {
+        use std::fmt::Write;
+        let mut bytes = [0u8; 24];
+        getrandom_fill(&mut bytes);
+        let mut out = String::with_capacity(48);
+        for b in bytes {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
+    fn getrandom_fill(buf: &mut [u8]) {
+        use rand::RngCore;
+        rand::rngs::OsRng.fill_bytes(buf);
+    }
+}
