@@ -34,6 +34,11 @@ python_env() {
   fi
 }
 
+node_env() {
+  stage "Node verifier (npm jose, from package-lock.json)"
+  npm ci --prefix tests/e2e/jose --no-audit --no-fund --loglevel=error
+}
+
 rust_build() {
   stage "Build (release, whole workspace)"
   cargo build --release --workspace --locked
@@ -50,6 +55,7 @@ e2e_tests() {
 }
 
 python_env
+node_env
 rust_build
 rust_tests
 e2e_tests
