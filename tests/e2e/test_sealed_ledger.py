@@ -8,11 +8,8 @@ import copy
 import hashlib
 import json
 import os
-import secrets
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,49 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ledgix_python import LedgixClient, VaultConfig
 from ledgix_python.models import ClearanceRequest
 
+from conftest import Vault
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("LEDGIX_BIN", ROOT / "target" / "release" / "ledgix"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def sealing_vault():
-    data_dir = Path(tempfile.mkdtemp(prefix="ledgix-seal-"))
-    port = _free_port()
-    key = "lvk_seal_" + secrets.token_urlsafe(16)
-    env = dict(os.environ, LEDGIX_DEV_API_KEY=key, LEDGIX_ADMIN_API_KEY="lva_" + secrets.token_urlsafe(16),
-               VAULT_RATE_LIMIT_RPS="0", VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS="1", RUST_LOG="warn")
-    proc = subprocess.Popen([str(BIN), "dev", "--addr", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"vault did not start: {proc.stderr.read()[-2000:]}")
-        time.sleep(0.1)
-    tenant_id = None
-    for line in proc.stdout:
-        if line.startswith("LEDGIX_DEV_TENANT_ID="):
-            tenant_id = line.strip().split("=", 1)[1]
-            break
-    yield {"url": url, "key": key, "data_dir": data_dir, "tenant_id": tenant_id}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(data_dir, ignore_errors=True)
+    v = Vault(VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS="1").start()
+    yield {"url": v.url, "key": v.api_key, "data_dir": v.data_dir, "tenant_id": v.printed("LEDGIX_DEV_TENANT_ID")}
+    v.cleanup()
 
 
 @pytest.fixture(scope="module")
