@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ledgix_api::{build_embedded, router, telemetry, AppState, Config};
+use ledgix_api::{build, load_config, router, telemetry, AppState, Backend};
 use ledgix_core::apikey;
 use ledgix_core::model::{now_rfc3339, Tenant};
 use ledgix_core::Vault;
@@ -19,6 +19,11 @@ pub struct DevArgs {
     /// Where all state lives: database, signing key, dev credentials.
     #[arg(long, default_value = ".ledgix")]
     data_dir: PathBuf,
+    /// `embedded` (SQLite, in-process queue, local key) or `aws` (configured from the environment:
+    /// DATABASE_URL, TENANT_SECRET_PREFIX, AWS_ENDPOINT_URL, VAULT_DYNAMODB_TABLE, ...). Default: VAULT_BACKEND,
+    /// else embedded.
+    #[arg(long, value_parser = ["embedded", "aws"])]
+    backend: Option<String>,
 }
 
 /// The dev tenant and admin key, kept in the data directory (mode 0600) so a restart prints the same
@@ -32,12 +37,17 @@ struct DevCredentials {
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
     telemetry::init_logging();
-    let mut config = Config::from_lookup(|name| std::env::var(name).ok(), true).map_err(|e| e.to_string())?;
+    let mut config = load_config(true).await.map_err(|e| e.to_string())?;
     config.data_dir = args.data_dir.clone();
+    match args.backend.as_deref() {
+        Some("aws") => config.backend = Backend::Aws,
+        Some(_) => config.backend = Backend::Embedded,
+        None => {}
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
     let credentials = load_credentials(&config.data_dir, config.admin_api_key.clone())?;
-    let mut embedded = build_embedded(&config, Some(apikey::hash(&credentials.admin_api_key))).map_err(|e| e.to_string())?;
+    let mut embedded = build(&config, Some(apikey::hash(&credentials.admin_api_key))).await.map_err(|e| e.to_string())?;
     let credentials = ensure_dev_tenant(&embedded.vault, credentials, &config.data_dir).await?;
     let requeued = embedded.start_judge_workers().await.map_err(|e| e.to_string())?;
     embedded.start_anchor_timer();
@@ -50,7 +60,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), requeued, "ledgix dev vault serving");
+    tracing::info!(addr = %local, data_dir = %config.data_dir.display(), backend = ?config.backend, requeued, "ledgix dev vault serving");
     print_credentials(local, &credentials);
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -18,6 +19,12 @@ from ledgix_python import LedgixClient, VaultConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("LEDGIX_BIN", ROOT / "target" / "release" / "ledgix"))
+# `embedded` (default) or `aws`: the same suite runs against `ledgix dev --backend aws`, configured by the
+# environment scripts/test.sh exports (PostgreSQL, the AWS emulator).
+BACKEND = os.environ.get("LEDGIX_E2E_BACKEND", "embedded")
+# On AWS every vault process shares the tenants' state, so they must share the signing key too (KMS in
+# production): one key for the whole run.
+SHARED_KEY = {"VAULT_PRIVATE_KEY_BASE64": base64.b64encode(secrets.token_bytes(32)).decode()} if BACKEND == "aws" else {}
 
 
 def free_port() -> int:
@@ -33,7 +40,7 @@ class Vault:
         self.data_dir = Path(tempfile.mkdtemp(prefix="ledgix-e2e-"))
         self.api_key = "lvk_e2e_" + secrets.token_urlsafe(18)
         self.admin_key = "lva_e2e_" + secrets.token_urlsafe(18)
-        self.env = {"VAULT_RATE_LIMIT_RPS": "0", "RUST_LOG": "warn", **env}
+        self.env = {"VAULT_RATE_LIMIT_RPS": "0", "RUST_LOG": "warn", **SHARED_KEY, **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -42,7 +49,7 @@ class Vault:
     def start(self) -> "Vault":
         env = dict(os.environ, LEDGIX_DEV_API_KEY=self.api_key, LEDGIX_ADMIN_API_KEY=self.admin_key, **self.env)
         self.proc = subprocess.Popen(
-            [str(BIN), "dev", "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+            [str(BIN), "dev", "--backend", BACKEND, "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         self.stdout_lines = []

@@ -1,17 +1,15 @@
 //! clearance-api Lambda: API Gateway HTTP API → the shared axum router. Adapters are built once per cold
 //! start; each invocation is one request through the same path `ledgix dev` serves.
 
-use ledgix_api::{build_embedded, router, telemetry, AppState, Config};
+use ledgix_api::{admin_key_hash, build, load_config, router, telemetry, AppState};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init_logging();
-    let config = Config::from_env()?;
-    let admin_key_hash = config.admin_api_key.as_deref().map(ledgix_api::admin_key_hash);
-    let mut vault = build_embedded(&config, admin_key_hash)?;
-    vault.start_judge_workers().await?;
+    let config = load_config(false).await?;
+    let admin_key_hash = config.admin_api_key.as_deref().map(admin_key_hash);
+    let wired = build(&config, admin_key_hash).await?;
     let cors = config.cors_allowed_origin.as_deref().and_then(|o| o.parse().ok());
-    let (app, _) = router(AppState { vault: vault.vault.clone(), cors_allowed_origin: cors, emf_metrics: config.emf_metrics });
+    let (app, _) = router(AppState { vault: wired.vault.clone(), cors_allowed_origin: cors, emf_metrics: config.emf_metrics });
     lambda_http::run(app).await
 }
-

@@ -1,15 +1,16 @@
-//! jwks Lambda: serves `GET /.well-known/jwks.json` from the signer's public keys. Needs no state store.
+//! jwks Lambda: serves `GET /.well-known/jwks.json` from the signer's public keys (KMS GetPublicKey, read
+//! once per cold start). Needs no state store.
 
 use lambda_http::{service_fn, Body, Error, Request, Response};
-use ledgix_api::{jwks_document, local_signer_from_config, telemetry, Config};
+use ledgix_api::{jwks_document, load_config, signer_from_config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_logging();
-    let config = Config::from_env()?;
-    let signer = local_signer_from_config(&config)?;
+    let config = load_config(false).await?;
+    let signer = signer_from_config(&config).await?;
     // The document only changes with a key rotation, which redeploys: render it once per cold start.
-    let document = jwks_document(&signer).await?;
+    let document = jwks_document(signer.as_ref()).await?;
     lambda_http::run(service_fn(move |_request: Request| {
         let body = document.clone();
         async move {

@@ -1,23 +1,57 @@
 //! Wiring: build every port's adapter once, at start, and hand them to the domain.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use ledgix_aws::sqs::SqsJudgeQueue;
+use ledgix_aws::{AwsBackend, AwsSettings};
 use ledgix_core::judge::StubJudge;
-use ledgix_core::ports::Judge;
+use ledgix_core::ports::{AnchorSink, Judge, JudgeJob, JudgeQueue, Signer};
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
 use ledgix_embedded::{spawn_judge_workers, Codec, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Backend, Config, ConfigError, SignerBackend};
 
-/// The vault on embedded adapters: SQLite under the data directory, in-process queue, local key.
+/// The wired vault and what it needs running beside it in a long-lived process.
 pub struct EmbeddedVault {
     pub vault: Arc<Vault>,
-    pub store: Arc<SqliteStore>,
+    /// Embedded state, when the backend is embedded.
+    pub store: Option<Arc<SqliteStore>>,
     receiver: Option<JudgeReceiver>,
+    sqs: Option<Arc<SqsJudgeQueue>>,
     workers: usize,
-    anchor_interval: std::time::Duration,
+    anchor_interval: Duration,
+    sqs_wait_seconds: i32,
+    sqs_visibility_seconds: i32,
+}
+
+/// The vault as the functions hold it.
+pub type VaultHandle = Arc<Vault>;
+
+/// Merge the AWS_SECRET_NAME bootstrap secret over the environment, then parse the configuration.
+pub async fn load_config(dev_defaults: bool) -> Result<Config, ConfigError> {
+    let overlay = crate::config::Overlay(ledgix_aws::bootstrap_environment().await.map_err(|e| ConfigError(e.to_string()))?);
+    let mut config = Config::from_lookup(|name| overlay.get(name), dev_defaults)?;
+    config.overlay = overlay;
+    Ok(config)
+}
+
+/// Wire the vault for `config.backend`.
+pub async fn build(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
+    match config.backend {
+        Backend::Embedded => build_embedded(config, admin_key_hash),
+        Backend::Aws => build_aws(config, admin_key_hash).await,
+    }
+}
+
+fn judge(config: &Config) -> Option<Arc<dyn Judge>> {
+    config.allow_stub_judge.then(|| Arc::new(StubJudge) as Arc<dyn Judge>)
+}
+
+fn folder_anchor(config: &Config) -> Arc<dyn AnchorSink> {
+    Arc::new(FolderAnchor::new(config.data_dir.join("anchors"), &config.anchor_prefix))
 }
 
 pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
@@ -34,23 +68,74 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
             .map_err(|e| ConfigError(format!("cannot open the state database in {}: {e}", config.data_dir.display())))?,
     );
     let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
-    let judge: Option<Arc<dyn Judge>> = config.allow_stub_judge.then(|| Arc::new(StubJudge) as Arc<dyn Judge>);
     let ports = VaultPorts {
         control: store.clone(),
         store: store.clone(),
         limiter: Arc::new(MemoryRateLimiter::default()),
         signer: Arc::new(signer),
         queue: Arc::new(queue),
-        judge,
-        anchor: Some(Arc::new(FolderAnchor::new(config.data_dir.join("anchors"), &config.anchor_prefix))),
+        judge: judge(config),
+        anchor: Some(folder_anchor(config)),
     };
     Ok(EmbeddedVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
-        store,
+        store: Some(store),
         receiver: Some(receiver),
+        sqs: None,
         workers: config.async_workers,
         anchor_interval: config.anchor_interval,
+        sqs_wait_seconds: 20,
+        sqs_visibility_seconds: 60,
     })
+}
+
+async fn build_aws(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
+    let settings = AwsSettings::from_lookup(|name| config.overlay.get(name)).map_err(|e| ConfigError(e.to_string()))?;
+    let (wait, visibility) = (settings.sqs_wait_time_seconds, settings.sqs_visibility_timeout_seconds);
+    let aws = AwsBackend::connect(settings).await.map_err(|e| ConfigError(e.to_string()))?;
+    let signer: Arc<dyn Signer> = match (&config.signer_backend, &aws.signer) {
+        (SignerBackend::AwsKms, Some(kms)) => kms.clone(),
+        (SignerBackend::AwsKms, None) => return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into())),
+        (SignerBackend::Local, _) => Arc::new(local_signer_from_config(config)?),
+    };
+    // Without SQS (local runs) judge work stays in process.
+    let (queue, receiver): (Arc<dyn JudgeQueue>, Option<JudgeReceiver>) = match aws.judge_queue() {
+        Some(queue) => (queue, None),
+        None => {
+            let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
+            (Arc::new(queue), Some(receiver))
+        }
+    };
+    let ports = VaultPorts {
+        control: aws.control.clone(),
+        store: aws.store.clone(),
+        limiter: aws.limiter.clone(),
+        signer,
+        queue,
+        judge: judge(config),
+        anchor: Some(aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
+    };
+    Ok(EmbeddedVault {
+        vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
+        store: None,
+        receiver,
+        sqs: aws.queue.clone(),
+        workers: config.async_workers,
+        anchor_interval: config.anchor_interval,
+        sqs_wait_seconds: wait,
+        sqs_visibility_seconds: visibility,
+    })
+}
+
+/// The configured signer on its own: the local key, or KMS.
+pub async fn signer_from_config(config: &Config) -> Result<Arc<dyn Signer>, ConfigError> {
+    match config.signer_backend {
+        SignerBackend::Local => Ok(Arc::new(local_signer_from_config(config)?)),
+        SignerBackend::AwsKms => {
+            let key = config.kms_key_id.as_deref().ok_or_else(|| ConfigError("VAULT_KMS_KEY_ID is required".into()))?;
+            Ok(Arc::new(ledgix_aws::kms_signer(key, &config.key_id).await.map_err(|e| ConfigError(e.to_string()))?))
+        }
+    }
 }
 
 pub fn local_signer_from_config(config: &Config) -> Result<LocalSigner, ConfigError> {
@@ -59,6 +144,8 @@ pub fn local_signer_from_config(config: &Config) -> Result<LocalSigner, ConfigEr
     } else if let Some(path) = &config.private_key_file {
         LocalSigner::from_pem_file(path, &config.key_id)
     } else if config.dev_mode {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
         LocalSigner::load_or_create(&config.data_dir.join("signing-key.pem"), &config.key_id)
     } else {
         return Err(ConfigError(
@@ -99,15 +186,64 @@ impl EmbeddedVault {
         });
     }
 
-    /// Start the judge workers and re-queue any clearance a previous run left in `processing`.
+    /// Start the judge workers: in-process workers (re-queueing what a previous run left in `processing`),
+    /// or, with SQS, a long-polling consumer that handles batches exactly as the judge-worker Lambda does.
     pub async fn start_judge_workers(&mut self) -> Result<usize, ConfigError> {
+        if let Some(sqs) = self.sqs.clone() {
+            let (vault, wait, visibility) = (self.vault.clone(), self.sqs_wait_seconds, self.sqs_visibility_seconds);
+            tokio::spawn(async move { poll_sqs(vault, sqs, wait, visibility).await });
+            return Ok(0);
+        }
         let Some(receiver) = self.receiver.take() else { return Ok(0) };
         spawn_judge_workers(self.vault.clone(), receiver, self.workers);
-        let stranded = self.store.processing_jobs().await.map_err(|e| ConfigError(e.to_string()))?;
+        let Some(store) = &self.store else { return Ok(0) };
+        let stranded = store.processing_jobs().await.map_err(|e| ConfigError(e.to_string()))?;
         for job in &stranded {
             self.vault.requeue(job).await;
         }
         Ok(stranded.len())
+    }
+}
+
+/// Parse one queue message body into a judge job.
+pub fn parse_job(body: &str) -> Option<JudgeJob> {
+    serde_json::from_str(body).ok()
+}
+
+async fn poll_sqs(vault: Arc<Vault>, sqs: Arc<SqsJudgeQueue>, wait_seconds: i32, visibility_seconds: i32) {
+    loop {
+        let received = sqs
+            .client()
+            .receive_message()
+            .queue_url(sqs.queue_url())
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds.clamp(0, 20))
+            .visibility_timeout(visibility_seconds)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e.into_service_error(), "SQS receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let batch: Vec<(String, Option<JudgeJob>)> = messages
+            .iter()
+            .map(|m| (m.message_id().unwrap_or_default().to_string(), m.body().and_then(parse_job)))
+            .collect();
+        let failed = vault.process_judge_batch(batch).await;
+        for message in &messages {
+            if failed.iter().any(|f| Some(f.as_str()) == message.message_id()) {
+                continue;
+            }
+            if let Some(handle) = message.receipt_handle() {
+                if let Err(e) = sqs.client().delete_message().queue_url(sqs.queue_url()).receipt_handle(handle).send().await {
+                    tracing::warn!(error = %e.into_service_error(), "SQS delete failed; the message will be redelivered and skipped");
+                }
+            }
+        }
     }
 }
 

@@ -11,14 +11,40 @@ use ledgix_core::ratelimit::RateLimit;
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
+/// Where state lives: one local process, or AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignerBackend {
     Local,
     AwsKms,
 }
 
+/// Values from the AWS_SECRET_NAME bootstrap secret, merged over the environment. Debug shows names only.
+#[derive(Clone, Default)]
+pub struct Overlay(pub std::collections::HashMap<String, String>);
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Overlay {
+    /// The merged value of a variable: the bootstrap secret wins over the environment.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned().or_else(|| std::env::var(name).ok())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub overlay: Overlay,
+    pub backend: Backend,
     pub signer_backend: SignerBackend,
     pub private_key_file: Option<PathBuf>,
     pub private_key_base64: Option<String>,
@@ -96,7 +122,17 @@ impl Config {
         }
         let rps: u32 = env.number("VAULT_RATE_LIMIT_RPS", 20)?;
         let burst: u32 = env.number("VAULT_RATE_LIMIT_BURST", 40)?;
+        let backend = match env.get("VAULT_BACKEND").as_deref() {
+            Some("aws") => Backend::Aws,
+            Some("embedded") => Backend::Embedded,
+            // Inside Lambda the default is AWS: a function's local disk does not outlive it.
+            None if env.get("AWS_LAMBDA_FUNCTION_NAME").is_some() => Backend::Aws,
+            None => Backend::Embedded,
+            Some(other) => return Err(ConfigError(format!("VAULT_BACKEND={other:?} must be embedded or aws"))),
+        };
         let config = Config {
+            overlay: Overlay::default(),
+            backend,
             signer_backend,
             private_key_file: env.get("VAULT_PRIVATE_KEY_FILE").map(PathBuf::from),
             private_key_base64: env.get("VAULT_PRIVATE_KEY_BASE64"),
@@ -134,10 +170,11 @@ impl Config {
                 "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS and VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE must be positive".into(),
             ));
         }
-        if config.signer_backend == SignerBackend::AwsKms {
-            return Err(ConfigError(
-                "VAULT_SIGNER_BACKEND=aws_kms needs the AWS adapters, which this build does not include yet".into(),
-            ));
+        if config.signer_backend == SignerBackend::AwsKms && config.kms_key_id.is_none() {
+            return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into()));
+        }
+        if config.signer_backend == SignerBackend::AwsKms && config.backend != Backend::Aws {
+            return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs VAULT_BACKEND=aws".into()));
         }
         if config.judge_url.is_some() {
             return Err(ConfigError("VAULT_JUDGE_URL is set, but only the stub judge is available in this build".into()));

@@ -108,7 +108,7 @@ pub async fn bootstrap_environment() -> Result<HashMap<String, String>, AwsConfi
         .secret_id(&name)
         .send()
         .await
-        .map_err(|e| AwsConfigError(format!("AWS_SECRET_NAME={name}: {}", e.into_service_error())))?;
+        .map_err(|e| AwsConfigError(format!("AWS_SECRET_NAME={name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
     let text = out.secret_string().ok_or_else(|| AwsConfigError(format!("AWS_SECRET_NAME={name} has no string value")))?;
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).map_err(|_| AwsConfigError(format!("AWS_SECRET_NAME={name} is not a JSON object")))?;
@@ -118,12 +118,20 @@ pub async fn bootstrap_environment() -> Result<HashMap<String, String>, AwsConfi
         .collect())
 }
 
+/// The KMS signer alone (the JWKS function needs nothing else).
+pub async fn kms_signer(kms_key_id: &str, kid: &str) -> Result<KmsSigner, AwsConfigError> {
+    KmsSigner::connect(aws_sdk_kms::Client::new(&sdk_config().await), kms_key_id, kid)
+        .await
+        .map_err(|e| AwsConfigError(e.to_string()))
+}
+
 /// Every AWS adapter, built once.
 pub struct AwsBackend {
     pub control: Arc<dyn ControlPlane>,
     pub store: Arc<dyn TenantStore>,
     pub limiter: Arc<dyn RateLimiter>,
-    pub signer: Arc<dyn Signer>,
+    /// KMS signer, when VAULT_KMS_KEY_ID is set.
+    pub signer: Option<Arc<dyn Signer>>,
     pub queue: Option<Arc<SqsJudgeQueue>>,
     pub anchor: Option<Arc<dyn AnchorSink>>,
     pub settings: AwsSettings,
@@ -152,13 +160,14 @@ impl AwsBackend {
         let control = PgControlPlane::connect(control_pool, directory.clone()).await.map_err(err("control-plane database"))?;
         let hot = HotTable::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.dynamodb_table, settings.rate_limit_ttl_seconds);
         let store = PgTenantStore::new(directory, hot.clone());
-        let kms_key = settings
-            .kms_key_id
-            .clone()
-            .ok_or_else(|| AwsConfigError("VAULT_KMS_KEY_ID is required with VAULT_SIGNER_BACKEND=aws_kms".into()))?;
-        let signer = KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), &kms_key, &settings.key_id)
-            .await
-            .map_err(|e| AwsConfigError(e.to_string()))?;
+        let signer: Option<Arc<dyn Signer>> = match &settings.kms_key_id {
+            Some(kms_key) => Some(Arc::new(
+                KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), kms_key, &settings.key_id)
+                    .await
+                    .map_err(|e| AwsConfigError(e.to_string()))?,
+            )),
+            None => None,
+        };
         let queue = settings
             .sqs_queue_url
             .as_ref()
@@ -186,7 +195,7 @@ impl AwsBackend {
             control: Arc::new(control),
             store: Arc::new(store),
             limiter: Arc::new(hot),
-            signer: Arc::new(signer),
+            signer,
             queue: queue.map(|q| q as Arc<SqsJudgeQueue>),
             anchor,
             settings,

@@ -103,7 +103,7 @@ impl HotTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
         match out.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()) {
             Some(body) => Ok(Some(serde_json::from_str(body).map_err(corrupt)?)),
             None => Ok(None),
@@ -124,7 +124,7 @@ impl RateLimiter for HotTable {
                 .consistent_read(true)
                 .send()
                 .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
+                .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
             let item = current.item();
             let number = |name: &str| -> Option<f64> { item?.get(name)?.as_n().ok()?.parse().ok() };
             let version = number("version").map(|v| v as i64);

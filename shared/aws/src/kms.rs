@@ -49,7 +49,7 @@ impl KmsSigner {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| SignerError::Misconfigured(format!("KMS GetPublicKey {key_id}: {}", e.into_service_error())))?;
+            .map_err(|e| SignerError::Misconfigured(format!("KMS GetPublicKey {key_id}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
         if out.key_spec().map(|s| s.as_str()) != Some("ECC_NIST_EDWARDS25519") {
             return Err(SignerError::Misconfigured(format!("KMS key {key_id} is not ECC_NIST_EDWARDS25519")));
         }

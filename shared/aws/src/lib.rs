@@ -12,4 +12,4 @@ pub mod sqs;
 pub mod tenant_store;
 pub mod tenants;
 
-pub use bootstrap::{bootstrap_environment, AwsBackend, AwsSettings};
+pub use bootstrap::{bootstrap_environment, kms_signer, AwsBackend, AwsSettings};

@@ -42,7 +42,7 @@ impl S3Anchor {
                 .bucket(bucket)
                 .send()
                 .await
-                .map_err(|e| AnchorError::Misconfigured(format!("cannot read versioning of bucket {bucket}: {}", e.into_service_error())))?;
+                .map_err(|e| AnchorError::Misconfigured(format!("cannot read versioning of bucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
             if out.status().map(|s| s.as_str()) != Some("Enabled") {
                 return Err(AnchorError::Misconfigured(format!(
                     "anchor bucket {bucket} does not have versioning enabled (VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING)"
@@ -51,7 +51,7 @@ impl S3Anchor {
         }
         if requirements.object_lock {
             let out = self.client.get_object_lock_configuration().bucket(bucket).send().await.map_err(|e| {
-                AnchorError::Misconfigured(format!("anchor bucket {bucket} has no object lock (VAULT_LEDGER_REQUIRE_OBJECT_LOCK): {}", e.into_service_error()))
+                AnchorError::Misconfigured(format!("anchor bucket {bucket} has no object lock (VAULT_LEDGER_REQUIRE_OBJECT_LOCK): {}", aws_sdk_s3::error::DisplayErrorContext(&e)))
             })?;
             let enabled = out
                 .object_lock_configuration()
@@ -95,7 +95,7 @@ impl AnchorSink for S3Anchor {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| AnchorError::Unavailable(format!("s3://{bucket}/{object_key}: {}", e.into_service_error())))?;
+            .map_err(|e| AnchorError::Unavailable(format!("s3://{bucket}/{object_key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
         Ok(Exported { uri: format!("s3://{bucket}/{object_key}"), version_id: out.version_id().map(str::to_string) })
     }
 }

@@ -145,10 +145,10 @@ impl TenantDirectory {
             Ok(out) => out.arn().unwrap_or(&secret_name).to_string(),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
                 let out = self.secrets.put_secret_value().secret_id(&secret_name).secret_string(&body).send().await
-                    .map_err(|e| unavailable(format!("cannot update secret {secret_name}: {}", e.into_service_error())))?;
+                    .map_err(|e| unavailable(format!("cannot update secret {secret_name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
                 out.arn().unwrap_or(&secret_name).to_string()
             }
-            Err(e) => return Err(unavailable(format!("cannot create secret {secret_name}: {}", e.into_service_error()))),
+            Err(e) => return Err(unavailable(format!("cannot create secret {secret_name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))),
         };
         self.pools.lock().await.remove(tenant_id);
         Ok(arn)

@@ -713,6 +713,28 @@ impl Vault {
         }
     }
 
+    /// A queue batch (SQS FIFO): decide jobs in order and stop at the first failure, so nothing in a message
+    /// group is decided out of order. Returns the ids of the failed message and every message after it, for
+    /// redelivery. A message that is not a job fails too (the queue's DLQ keeps it for an operator).
+    pub async fn process_judge_batch(&self, messages: Vec<(String, Option<JudgeJob>)>) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (message_id, job) in messages {
+            if !failed.is_empty() {
+                failed.push(message_id);
+                continue;
+            }
+            let outcome = match &job {
+                Some(job) => self.process_judge_job(job).await,
+                None => Err(VaultError::InvalidRequest("message is not a judge job".into())),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(message_id = %message_id, error = %e, "judge job failed; it and later messages will be redelivered");
+                failed.push(message_id);
+            }
+        }
+        failed
+    }
+
     /// Give up on a job that keeps failing: a human decides instead.
     pub async fn abandon_judge_job(&self, job: &JudgeJob) -> VaultResult<()> {
         if let Some(record) = self.ports.store.clearance(&job.tenant_id, &job.request_id).await? {
