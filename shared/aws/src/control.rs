@@ -10,7 +10,7 @@ use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::model::{ApiKeyRecord, IdempotencyRecord, Tenant};
 use ledgix_core::ports::ControlPlane;
 
-use crate::pg::{corrupt, is_unique_violation, unavailable, CONTROL_PLANE_SCHEMA};
+use crate::pg::{pg_error, corrupt, is_unique_violation, unavailable, CONTROL_PLANE_SCHEMA};
 use crate::tenants::TenantDirectory;
 
 pub struct PgControlPlane {
@@ -22,10 +22,10 @@ impl PgControlPlane {
     /// Connect and migrate the control-plane schema (serialised with an advisory lock).
     pub async fn connect(pool: Pool, tenants: Arc<TenantDirectory>) -> Result<Self, StoreError> {
         let mut client = pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
-        tx.execute("SELECT pg_advisory_xact_lock(7364001)", &[]).await.map_err(unavailable)?;
-        tx.batch_execute(CONTROL_PLANE_SCHEMA).await.map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7364001)", &[]).await.map_err(pg_error)?;
+        tx.batch_execute(CONTROL_PLANE_SCHEMA).await.map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
         Ok(PgControlPlane { pool, tenants })
     }
 
@@ -66,7 +66,7 @@ impl ControlPlane for PgControlPlane {
         // Provision first: a half-created tenant without rows is invisible and retried safely.
         let secret_ref = self.tenants.provision(&tenant.tenant_id).await?;
         let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         Self::claim_idempotency(&tx, idempotency).await?;
         tx.execute(
             "INSERT INTO tenants (tenant_id, name, created_at) VALUES ($1, $2, $3)",
@@ -76,9 +76,9 @@ impl ControlPlane for PgControlPlane {
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
         tx.execute("INSERT INTO clients (tenant_id, tenant_secret_ref) VALUES ($1, $2)", &[&tenant.tenant_id, &secret_ref])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         Self::insert_key(&tx, first_key).await?;
-        tx.commit().await.map_err(unavailable)
+        tx.commit().await.map_err(pg_error)
     }
 
     async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
@@ -86,16 +86,16 @@ impl ControlPlane for PgControlPlane {
         let row = client
             .query_opt("SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1", &[&tenant_id])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         Ok(row.map(|r| Tenant { tenant_id: r.get(0), name: r.get(1), created_at: r.get(2) }))
     }
 
     async fn add_api_key(&self, key: &ApiKeyRecord, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         Self::claim_idempotency(&tx, idempotency).await?;
         Self::insert_key(&tx, key).await?;
-        tx.commit().await.map_err(unavailable)
+        tx.commit().await.map_err(pg_error)
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -106,7 +106,7 @@ impl ControlPlane for PgControlPlane {
                 &[&key_hash],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         Ok(row.map(|r| ApiKeyRecord {
             key_id: r.get(0),
             tenant_id: r.get(1),
@@ -124,19 +124,19 @@ impl ControlPlane for PgControlPlane {
                 &[&key_id, &ledgix_core::model::now_rfc3339()],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         Ok(changed > 0)
     }
 
     async fn idempotency(&self, _scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let row = client.query_opt("SELECT body FROM admin_idempotency WHERE key = $1", &[&key]).await.map_err(unavailable)?;
+        let row = client.query_opt("SELECT body FROM admin_idempotency WHERE key = $1", &[&key]).await.map_err(pg_error)?;
         row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)).transpose()
     }
 
     async fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let rows = client.query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[]).await.map_err(unavailable)?;
+        let rows = client.query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[]).await.map_err(pg_error)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -34,6 +34,14 @@ pub fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// A PostgreSQL error with the server's message (tokio-postgres' Display says only "db error").
+pub fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Unavailable(format!("postgres {}: {}", db.code().code(), db.message())),
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
 pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }

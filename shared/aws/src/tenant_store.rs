@@ -16,7 +16,7 @@ use ledgix_core::service::is_consume_scope;
 use tokio_postgres::Transaction;
 
 use crate::dynamo::HotTable;
-use crate::pg::{corrupt, is_unique_violation, unavailable};
+use crate::pg::{pg_error, corrupt, is_unique_violation, unavailable};
 use crate::tenants::TenantDirectory;
 
 pub struct PgTenantStore {
@@ -67,7 +67,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
                     &[&record.request_id, &record.status.as_str(), &json(record)?, &expected.as_str()],
                 )
                 .await
-                .map_err(unavailable)?;
+                .map_err(pg_error)?;
             if changed == 0 {
                 return Err(StoreError::Conflict(Conflict::ClearanceState));
             }
@@ -77,7 +77,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             let seq: i64 = tx
                 .query_one("UPDATE ledger_head SET last_seq = last_seq + 1 RETURNING last_seq", &[])
                 .await
-                .map_err(unavailable)?
+                .map_err(pg_error)?
                 .get(0);
             let mut event = event.clone();
             event.seq = seq;
@@ -103,7 +103,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
                 &[&json(settings)?],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         }
         Write::PutIdempotency(record) => {
             tx.execute("INSERT INTO idempotency (key, body) VALUES ($1, $2)", &[&record.key, &json(record)?])
@@ -116,7 +116,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             let row = tx
                 .query_opt("SELECT body FROM checkpoints WHERE checkpoint_id = $1 FOR UPDATE", &[checkpoint_id])
                 .await
-                .map_err(unavailable)?
+                .map_err(pg_error)?
                 .ok_or(StoreError::Conflict(Conflict::Duplicate))?;
             let mut checkpoint: Checkpoint = parse(&row.get::<_, String>(0))?;
             checkpoint.export_uri = export_uri.clone();
@@ -125,14 +125,14 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             checkpoint.exported_at = Some(exported_at.clone());
             tx.execute("UPDATE checkpoints SET exported = TRUE, body = $2 WHERE checkpoint_id = $1", &[checkpoint_id, &json(&checkpoint)?])
                 .await
-                .map_err(unavailable)?;
+                .map_err(pg_error)?;
         }
     }
     Ok(None)
 }
 
 async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError> {
-    let size: i64 = tx.query_one("SELECT tree_size FROM ledger_head FOR UPDATE", &[]).await.map_err(unavailable)?.get(0);
+    let size: i64 = tx.query_one("SELECT tree_size FROM ledger_head FOR UPDATE", &[]).await.map_err(pg_error)?.get(0);
     if size as u64 != seal.expected_tree_size {
         return Err(StoreError::Conflict(Conflict::TreeMoved));
     }
@@ -147,7 +147,7 @@ async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError>
             &[&seqs, &indexes, &checkpoint_id],
         )
         .await
-        .map_err(unavailable)?;
+        .map_err(pg_error)?;
     if changed as usize != seal.leaves.len() {
         return Err(StoreError::Conflict(Conflict::TreeMoved));
     }
@@ -166,7 +166,7 @@ async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError>
     )
     .await
     .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
-    tx.execute("UPDATE ledger_head SET tree_size = $1", &[&seal.checkpoint.tree_size]).await.map_err(unavailable)?;
+    tx.execute("UPDATE ledger_head SET tree_size = $1", &[&seal.checkpoint.tree_size]).await.map_err(pg_error)?;
     Ok(())
 }
 
@@ -192,14 +192,14 @@ impl TenantStore for PgTenantStore {
             return Ok(vec![]);
         }
         let mut client = self.client(tenant_id).await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(pg_error)?;
         let mut seqs = Vec::new();
         for write in &writes {
             if let Some(seq) = apply(&tx, write).await? {
                 seqs.push(seq);
             }
         }
-        tx.commit().await.map_err(unavailable)?;
+        tx.commit().await.map_err(pg_error)?;
         Ok(seqs)
     }
 
@@ -207,7 +207,7 @@ impl TenantStore for PgTenantStore {
         let row = self.client(tenant_id).await?
             .query_opt("SELECT body FROM clearances WHERE request_id = $1", &[&request_id])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
     }
 
@@ -218,7 +218,7 @@ impl TenantStore for PgTenantStore {
                 &[&status.as_str(), &(limit as i64)],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
     }
 
@@ -229,7 +229,7 @@ impl TenantStore for PgTenantStore {
                 &[],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
     }
 
@@ -237,7 +237,7 @@ impl TenantStore for PgTenantStore {
         let row = self.client(tenant_id).await?
             .query_opt("SELECT body FROM policies WHERE version_id = $1", &[&version_id])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
     }
 
@@ -245,7 +245,7 @@ impl TenantStore for PgTenantStore {
         let row = self.client(tenant_id).await?
             .query_opt("SELECT body FROM review_settings", &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         Ok(row.map(|r| parse(&r.get::<_, String>(0))).transpose()?.unwrap_or_default())
     }
 
@@ -256,7 +256,7 @@ impl TenantStore for PgTenantStore {
                 &[&(limit as i64)],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter().map(ledger_event).collect()
     }
 
@@ -267,7 +267,7 @@ impl TenantStore for PgTenantStore {
         let row = self.client(scope).await?
             .query_opt("SELECT body FROM idempotency WHERE key = $1", &[&key])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
     }
 
@@ -275,7 +275,7 @@ impl TenantStore for PgTenantStore {
         let row = self.client(tenant_id).await?
             .query_opt("SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1", &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         let latest: Option<Checkpoint> = row.map(|r| parse(&r.get::<_, String>(0))).transpose()?;
         Ok(TreeState { tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64), latest })
     }
@@ -287,7 +287,7 @@ impl TenantStore for PgTenantStore {
                 &[&(limit as i64)],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter().map(ledger_event).collect()
     }
 
@@ -301,7 +301,7 @@ impl TenantStore for PgTenantStore {
                 &[&levels, &idxs],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter()
             .map(|r| {
                 let position = Position { level: r.get::<_, i16>(0) as u8, index: r.get::<_, i64>(1) as u64 };
@@ -318,7 +318,7 @@ impl TenantStore for PgTenantStore {
                 &[&(start as i64), &(end as i64)],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         let hashes: Vec<Hash> = rows
             .iter()
             .map(|r| ledgix_core::merkle::parse_hash(&r.get::<_, String>(0)).ok_or_else(|| corrupt("event hash is not hex")))
@@ -336,7 +336,7 @@ impl TenantStore for PgTenantStore {
                 &[&(limit as i64)],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
     }
 
@@ -344,7 +344,7 @@ impl TenantStore for PgTenantStore {
         let row = self.client(tenant_id).await?
             .query_opt("SELECT body FROM checkpoints WHERE checkpoint_id = $1", &[&checkpoint_id])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
     }
 
@@ -352,7 +352,7 @@ impl TenantStore for PgTenantStore {
         let rows = self.client(tenant_id).await?
             .query("SELECT body FROM checkpoints WHERE NOT exported ORDER BY checkpoint_id", &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
     }
 
@@ -363,7 +363,7 @@ impl TenantStore for PgTenantStore {
                 &[&request_id],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(pg_error)?;
         row.as_ref().map(ledger_event).transpose()
     }
 }

@@ -10,7 +10,7 @@ use ledgix_core::error::StoreError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::pg::{self, unavailable, TlsMode, TENANT_SCHEMA};
+use crate::pg::{pg_error, self, unavailable, TlsMode, TENANT_SCHEMA};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantDbSecret {
@@ -30,6 +30,8 @@ pub struct TenantDirectory {
     /// Connection used to create tenant databases and roles (the control-plane cluster's owner).
     admin: tokio_postgres::Config,
     pools: Mutex<HashMap<String, Cached>>,
+    /// Tests only: provision a database for a tenant id seen for the first time.
+    auto_provision: bool,
 }
 
 struct Cached {
@@ -59,7 +61,15 @@ impl TenantDirectory {
             max_connections,
             admin,
             pools: Mutex::new(HashMap::new()),
+            auto_provision: false,
         }
+    }
+
+    /// For the port contract suite, which writes to arbitrary tenant ids: create their databases on demand.
+    /// Never used by the vault itself, where only `ControlPlane::create_tenant` provisions.
+    pub fn with_auto_provision(mut self) -> Self {
+        self.auto_provision = true;
+        self
     }
 
     pub fn secret_name(&self, tenant_id: &str) -> String {
@@ -93,7 +103,14 @@ impl TenantDirectory {
                 return Ok(cached.pool.clone());
             }
         }
-        let secret = self.fetch_secret(tenant_id).await?;
+        let secret = match self.fetch_secret(tenant_id).await {
+            // Still under the lock, so concurrent first uses provision once.
+            Err(_) if self.auto_provision => {
+                self.provision_database(tenant_id).await?;
+                self.fetch_secret(tenant_id).await?
+            }
+            other => other?,
+        };
         let mut config = tokio_postgres::Config::new();
         config
             .host(&secret.host)
@@ -111,24 +128,30 @@ impl TenantDirectory {
     /// Create the tenant's database and role and store their credentials; returns the secret reference.
     /// Idempotent: an existing role, database or secret is reused.
     pub async fn provision(&self, tenant_id: &str) -> Result<String, StoreError> {
+        let arn = self.provision_database(tenant_id).await?;
+        self.pools.lock().await.remove(tenant_id);
+        Ok(arn)
+    }
+
+    async fn provision_database(&self, tenant_id: &str) -> Result<String, StoreError> {
         let name = format!("ledgix_t_{}", sanitize(tenant_id));
         let password = {
             use rand_password::generate;
             generate()
         };
-        let (client, connection) = self.admin.connect(tokio_postgres::NoTls).await.map_err(unavailable)?;
+        let (client, connection) = self.admin.connect(tokio_postgres::NoTls).await.map_err(pg_error)?;
         let driver = tokio::spawn(connection);
-        let role_exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await.map_err(unavailable)?.is_some();
+        let role_exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await.map_err(pg_error)?.is_some();
         // Role and database names are sanitised to [a-z0-9_]; the password is alphanumeric. DDL takes no
         // bind parameters, so they are quoted literals here.
         if role_exists {
-            client.batch_execute(&format!("ALTER ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(unavailable)?;
+            client.batch_execute(&format!("ALTER ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(pg_error)?;
         } else {
-            client.batch_execute(&format!("CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(unavailable)?;
+            client.batch_execute(&format!("CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(pg_error)?;
         }
-        let db_exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(unavailable)?.is_some();
+        let db_exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(pg_error)?.is_some();
         if !db_exists {
-            client.batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\"")).await.map_err(unavailable)?;
+            client.batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\"")).await.map_err(pg_error)?;
         }
         drop(client);
         driver.abort();
@@ -150,17 +173,16 @@ impl TenantDirectory {
             }
             Err(e) => return Err(unavailable(format!("cannot create secret {secret_name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))),
         };
-        self.pools.lock().await.remove(tenant_id);
         Ok(arn)
     }
 }
 
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await.map_err(unavailable)?;
-    let tx = client.transaction().await.map_err(unavailable)?;
-    tx.execute("SELECT pg_advisory_xact_lock(7364002)", &[]).await.map_err(unavailable)?;
-    tx.batch_execute(TENANT_SCHEMA).await.map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)
+    let tx = client.transaction().await.map_err(pg_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock(7364002)", &[]).await.map_err(pg_error)?;
+    tx.batch_execute(TENANT_SCHEMA).await.map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)
 }
 
 mod rand_password {

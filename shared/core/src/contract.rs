@@ -111,11 +111,7 @@ fn is_conflict(result: &Result<Vec<i64>, StoreError>, which: Conflict) -> bool {
 
 pub async fn commit_is_all_or_nothing(p: Ports) {
     let tenant = unique("t");
-    let jti = unique("jti");
-    p.store
-        .commit(&tenant, vec![Write::BurnJti { jti: jti.clone(), expires_at: 1 }])
-        .await
-        .expect("first burn commits");
+    p.store.commit(&tenant, vec![Write::PutIdempotency(idem(&tenant, "used"))]).await.expect("first use of the key");
     let failed = p
         .store
         .commit(
@@ -123,13 +119,24 @@ pub async fn commit_is_all_or_nothing(p: Ports) {
             vec![
                 Write::InsertClearance(clearance(&tenant, "r1", ClearanceStatus::Denied)),
                 Write::AppendEvent(event("r1")),
-                Write::BurnJti { jti, expires_at: 1 },
+                Write::PutIdempotency(idem(&tenant, "used")),
             ],
         )
         .await;
-    assert!(is_conflict(&failed, Conflict::JtiBurned), "second burn conflicts: {failed:?}");
+    assert!(is_conflict(&failed, Conflict::IdempotencyKey), "the reused key conflicts: {failed:?}");
     assert!(p.store.clearance(&tenant, "r1").await.expect("read").is_none(), "the clearance rolled back");
     assert!(p.store.ledger_tail(&tenant, 10).await.expect("read").is_empty(), "the event rolled back");
+
+    // A token burn and its idempotent answer are atomic too.
+    let jti = unique("jti");
+    let scope = crate::service::consume_scope(&tenant);
+    p.store.commit(&tenant, vec![Write::BurnJti { jti: jti.clone(), expires_at: 1 }]).await.expect("first burn");
+    let again = p
+        .store
+        .commit(&tenant, vec![Write::PutIdempotency(idem(&scope, "c1")), Write::BurnJti { jti, expires_at: 1 }])
+        .await;
+    assert!(is_conflict(&again, Conflict::JtiBurned), "second burn conflicts: {again:?}");
+    assert!(p.store.idempotency(&scope, "c1").await.expect("read").is_none(), "its answer was not recorded");
 }
 
 pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
@@ -262,11 +269,15 @@ pub async fn tenants_and_keys(p: Ports) {
 }
 
 /// Generates one `#[tokio::test]` per contract case for an adapter. `$factory` is an async expression
-/// returning `(Ports, guard)`; the guard keeps per-test resources (a temp dir, a database) alive.
+/// returning `(Ports, guard)`; the guard keeps per-test resources (a temp dir, a database) alive. Extra
+/// attributes after a comma (e.g. `#[ignore = "..."]`) apply to every generated test.
 #[macro_export]
 macro_rules! port_contract_tests {
     ($factory:expr) => {
-        $crate::port_contract_tests!(@case $factory,
+        $crate::port_contract_tests!($factory, #[cfg(all())]);
+    };
+    ($factory:expr, $(#[$meta:meta])+) => {
+        $crate::port_contract_tests!(@case [$(#[$meta])+] $factory,
             commit_is_all_or_nothing,
             seq_is_per_tenant_gapless_under_concurrency,
             jti_burns_exactly_once_under_concurrency,
@@ -275,13 +286,15 @@ macro_rules! port_contract_tests {
             policies_and_settings_round_trip,
             tenants_and_keys);
     };
-    (@case $factory:expr, $($case:ident),+) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (ports, _guard) = $factory.await;
-                $crate::contract::$case(ports).await;
-            }
-        )+
+    (@case $attrs:tt $factory:expr, $($case:ident),+) => {
+        $( $crate::port_contract_tests!(@one $attrs $factory, $case); )+
+    };
+    (@one [$(#[$meta:meta])*] $factory:expr, $case:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$meta])*
+        async fn $case() {
+            let (ports, _guard) = $factory.await;
+            $crate::contract::$case(ports).await;
+        }
     };
 }

@@ -1,0 +1,61 @@
+//! The port contract suite against the AWS adapters: PostgreSQL (a fresh control-plane database per test,
+//! tenant databases provisioned through Secrets Manager) and DynamoDB, on a real PostgreSQL server and the
+//! AWS emulator. scripts/test.sh provides both and runs these with `--include-ignored`; they need
+//! DATABASE_URL (a role that may create databases), AWS_ENDPOINT_URL and VAULT_DYNAMODB_TABLE.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledgix_aws::control::PgControlPlane;
+use ledgix_aws::dynamo::HotTable;
+use ledgix_aws::pg::{self, TlsMode};
+use ledgix_aws::tenant_store::PgTenantStore;
+use ledgix_aws::tenants::TenantDirectory;
+use ledgix_core::contract::Ports;
+use ledgix_core::port_contract_tests;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (scripts/test.sh sets it)"))
+}
+
+/// Drops the per-test control-plane database name with the test (the cluster is discarded by test.sh).
+struct Guard;
+
+async fn aws() -> (Ports, Guard) {
+    let admin: tokio_postgres::Config = env("DATABASE_URL").parse().expect("DATABASE_URL");
+    let name = format!("ledgix_cp_{}", uuid_like());
+    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    let driver = tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    drop(client);
+    driver.abort();
+    let mut control_config = admin.clone();
+    control_config.dbname(&name);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let prefix = format!("ledgix/tenants/contract-{}", uuid_like());
+    let directory = Arc::new(
+        TenantDirectory::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            &prefix,
+            Duration::from_secs(300),
+            TlsMode::Disable,
+            4,
+            admin.clone(),
+        )
+        .with_auto_provision(),
+    );
+    let pool = pg::pool(control_config, TlsMode::Disable, 4).expect("pool");
+    let control = Arc::new(PgControlPlane::connect(pool, directory.clone()).await.expect("control plane"));
+    let hot = HotTable::new(aws_sdk_dynamodb::Client::new(&sdk), env("VAULT_DYNAMODB_TABLE"), 180);
+    let store = Arc::new(PgTenantStore::new(directory, hot));
+    (Ports { store, control }, Guard)
+}
+
+fn uuid_like() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+port_contract_tests!(aws(), #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]);
