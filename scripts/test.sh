@@ -8,9 +8,29 @@ VENV="$ROOT/.venv"
 
 stage() { printf '\n==> %s\n' "$*"; }
 
+WORK="$(mktemp -d /tmp/ledgix-test.XXXXXX)"
+chmod 755 "$WORK"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+  local port=$1 what=$2
+  for _ in $(seq 1 200); do
+    if python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$what did not start on port $port" >&2
+  return 1
+}
+
 cleanup_actions=()
 cleanup() {
   local status=$?
+  cleanup_actions+=("rm -rf '$WORK'")
   for ((i = ${#cleanup_actions[@]} - 1; i >= 0; i--)); do eval "${cleanup_actions[$i]}" || true; done
   exit "$status"
 }
@@ -39,24 +59,68 @@ node_env() {
   npm ci --prefix tests/e2e/jose --no-audit --no-fund --loglevel=error
 }
 
+postgres_start() {
+  stage "PostgreSQL: a throwaway cluster (pg_createcluster / pg_ctlcluster)"
+  local version
+  version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+  PG_VERSION="$version"
+  PG_CLUSTER="ledgix-test-$$"
+  PG_PORT="$(free_port)"
+  mkdir -p "$WORK/pg"
+  chown postgres:postgres "$WORK/pg"
+  pg_createcluster "$version" "$PG_CLUSTER" -p "$PG_PORT" -d "$WORK/pg/data" >/dev/null
+  cleanup_actions+=("pg_dropcluster --stop $version $PG_CLUSTER")
+  pg_ctlcluster "$version" "$PG_CLUSTER" start
+  su postgres -c "psql -q -p $PG_PORT -c \"CREATE ROLE ledgix LOGIN SUPERUSER PASSWORD 'ledgix'\""
+  export LEDGIX_TEST_PG_ADMIN="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+}
+
+aws_emulator_start() {
+  stage "AWS emulator: moto server with the KMS Ed25519 extension (tests/aws)"
+  local port
+  port="$(free_port)"
+  "$VENV/bin/python" tests/aws/moto_server.py --port "$port" >"$WORK/moto.log" 2>&1 &
+  local pid=$!
+  cleanup_actions+=("kill $pid; wait $pid 2>/dev/null")
+  wait_for_port "$port" "moto server" || { cat "$WORK/moto.log"; return 1; }
+  eval "$("$VENV/bin/python" tests/aws/resources.py --endpoint "http://127.0.0.1:$port")"
+}
+
 rust_build() {
   stage "Build (release, whole workspace)"
   cargo build --release --workspace --locked
 }
 
 rust_tests() {
-  stage "Rust tests: unit, port contract suite, router and sealing integration"
+  stage "Rust tests: unit, port contract suite (embedded), router and sealing integration"
   cargo test --release --workspace --locked
+  stage "Rust tests: port contract suite on the AWS adapters (PostgreSQL + emulator)"
+  DATABASE_URL="$LEDGIX_TEST_PG_ADMIN" cargo test --release --locked -p ledgix-aws -- --include-ignored
 }
 
 e2e_tests() {
-  stage "End-to-end: ledgix-python 0.4.0 against ledgix dev"
+  stage "End-to-end: ledgix-python 0.4.0 against ledgix dev (embedded)"
   LEDGIX_BIN="$ROOT/target/release/ledgix" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
+  stage "End-to-end: the same suite against ledgix dev --backend aws (PostgreSQL, DynamoDB, SQS FIFO, S3, Secrets Manager)"
+  su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_e2e_control'"
+  DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_e2e_control?sslmode=disable" \
+    VAULT_TENANT_DB_SSLMODE=disable VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS=1 \
+    VAULT_LEDGER_ANCHOR_BUCKET=ledgix-anchors \
+    LEDGIX_E2E_BACKEND=aws LEDGIX_BIN="$ROOT/target/release/ledgix" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
+}
+
+aws_harness_tests() {
+  stage "AWS emulator harness: the KMS Ed25519 extension behaves as AWS documents"
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/aws
 }
 
 python_env
 node_env
+postgres_start
+aws_emulator_start
 rust_build
 rust_tests
 e2e_tests
+aws_harness_tests
 stage "All tests passed"
