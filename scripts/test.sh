@@ -96,6 +96,12 @@ rust_tests() {
   cargo test --release --workspace --locked
   stage "Rust tests: port contract suite on the AWS adapters (PostgreSQL + emulator)"
   DATABASE_URL="$LEDGIX_TEST_PG_ADMIN" cargo test --release --locked -p ledgix-aws -- --include-ignored
+  stage "Rust tests: sample events through the Lambda handlers on the AWS adapters"
+  su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_events_control'"
+  DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_events_control?sslmode=disable" \
+    VAULT_TENANT_DB_SSLMODE=disable VAULT_LEDGER_ANCHOR_BUCKET=ledgix-anchors LEDGIX_TEST_BACKEND=aws \
+    VAULT_PRIVATE_KEY_BASE64="$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')" \
+    cargo test --release --locked -p ledgix-api --test events
 }
 
 e2e_tests() {

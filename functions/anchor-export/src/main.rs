@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use ledgix_api::{build, load_config, telemetry};
-use serde_json::{json, Value};
+use ledgix_api::{build, lambda, load_config, telemetry};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -14,15 +14,7 @@ async fn main() -> Result<(), Error> {
     let vault = build(&config, None).await?.vault;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         let vault = Arc::clone(&vault);
-        async move {
-            let reports = vault.anchor_round().await?;
-            let tenants: Vec<Value> = reports
-                .iter()
-                .map(|(tenant_id, r)| json!({"tenant_id": tenant_id, "sequenced": r.sequenced,
-                    "checkpoint_id": r.checkpoint_id, "exported": r.exported, "export_failed": r.export_failed}))
-                .collect();
-            Ok::<_, Error>(json!({"tenants": tenants}))
-        }
+        async move { Ok::<_, Error>(lambda::anchor_export(&vault).await?) }
     }))
     .await
 }

@@ -27,9 +27,6 @@ pub struct EmbeddedVault {
     sqs_visibility_seconds: i32,
 }
 
-/// The vault as the functions hold it.
-pub type VaultHandle = Arc<Vault>;
-
 /// Merge the AWS_SECRET_NAME bootstrap secret over the environment, then parse the configuration.
 pub async fn load_config(dev_defaults: bool) -> Result<Config, ConfigError> {
     let overlay = crate::config::Overlay(ledgix_aws::bootstrap_environment().await.map_err(|e| ConfigError(e.to_string()))?);

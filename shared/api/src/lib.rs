@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod lambda;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
