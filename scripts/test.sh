@@ -111,7 +111,7 @@ e2e_tests() {
   su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_e2e_control'"
   DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_e2e_control?sslmode=disable" \
     VAULT_TENANT_DB_SSLMODE=disable VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS=1 \
-    VAULT_LEDGER_ANCHOR_BUCKET=ledgix-anchors \
+    VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS=5 VAULT_LEDGER_ANCHOR_BUCKET=ledgix-anchors \
     LEDGIX_E2E_BACKEND=aws LEDGIX_BIN="$ROOT/target/release/ledgix" \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 }

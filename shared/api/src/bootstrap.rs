@@ -52,6 +52,9 @@ fn folder_anchor(config: &Config) -> Arc<dyn AnchorSink> {
 }
 
 pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
+    if config.signer_backend == SignerBackend::AwsKms {
+        return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs the AWS backend (VAULT_BACKEND=aws)".into()));
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
     restrict_permissions(&config.data_dir);
