@@ -162,3 +162,17 @@ def test_state_survives_a_restart(fresh_vault):
     assert v.http().get(f"/clearance-status/{resp.request_id}").json()["status"] == "approved"
     token = v.http().post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 3}}).json()["token"]
     assert v.client().verify_token(token)["tool"] == tool, "the signing key persisted"
+
+
+def test_usage_is_metered_per_tenant(vault):
+    tenant_id, key = vault.new_tenant()
+    tool = unique("refund")
+    vault.register(unique("p"), [tool], rego=APPROVE_SMALL, api_key=key)
+    http = vault.http(key)
+    token = http.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()["token"]
+    http.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 5000}})
+    assert http.post("/consume-token", json={"token": token}).status_code == 200
+    usage = http.get("/usage").json()
+    assert usage["tenant_id"] == tenant_id
+    assert usage["counters"] == {"clearance.approved": 1, "clearance.denied": 1, "token.consumed": 1}
+    assert http.get("/usage", params={"day": "yesterday"}).status_code == 422

@@ -76,6 +76,7 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
         queue: Arc::new(queue),
         judge: judge(config),
         anchor: Some(folder_anchor(config)),
+        usage: store.clone(),
     };
     Ok(EmbeddedVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
@@ -114,6 +115,7 @@ async fn build_aws(config: &Config, admin_key_hash: Option<String>) -> Result<Em
         queue,
         judge: judge(config),
         anchor: Some(aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
+        usage: aws.usage.clone(),
     };
     Ok(EmbeddedVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
         .add(Method::GET, "/reviews", list_reviews)
         .add(Method::POST, "/reviews/{request_id}/decision", review_decision)
         .add(Method::POST, "/consume-token", consume_token)
+        .add(Method::GET, "/usage", usage)
         .add(Method::GET, "/ledger", ledger)
         .add(Method::GET, "/ledger/checkpoints", checkpoints)
         .add(Method::GET, "/ledger/proof/inclusion", inclusion_proof)
@@ -248,6 +249,26 @@ async fn consume_token(
     let view =
         state.vault.consume_token(&principal, body.value, idem(&body.idempotency, StatusCode::OK).as_ref()).await?;
     Ok(json_response(StatusCode::OK, &view))
+}
+
+#[derive(Deserialize)]
+struct UsageQuery {
+    day: Option<String>,
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> ApiResult {
+    let day = query.day.unwrap_or_else(|| chrono_today());
+    let counters = state.vault.usage(&principal, &day).await?;
+    let counters: serde_json::Map<String, serde_json::Value> = counters.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    Ok(json_response(StatusCode::OK, &json!({"tenant_id": principal.tenant_id, "day": day, "counters": counters})))
+}
+
+fn chrono_today() -> String {
+    ledgix_core::model::now_rfc3339()[..10].to_string()
 }
 
 #[derive(Deserialize)]

@@ -129,6 +129,7 @@ async fn harness(batch: usize) -> Harness {
         queue: Arc::new(queue),
         judge: None,
         anchor: Some(anchor.clone()),
+        usage: sqlite.clone(),
     };
     let settings = VaultSettings { anchor_batch_size: batch, ..VaultSettings::default() };
     let vault = Arc::new(Vault::new(settings, ports));

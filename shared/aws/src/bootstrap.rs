@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use ledgix_core::ports::{AnchorSink, ControlPlane, JudgeQueue, RateLimiter, Signer, TenantStore};
+use ledgix_core::ports::{AnchorSink, ControlPlane, JudgeQueue, RateLimiter, Signer, TenantStore, UsageMeter};
 
 use crate::control::PgControlPlane;
 use crate::dynamo::HotTable;
@@ -130,6 +130,7 @@ pub struct AwsBackend {
     pub control: Arc<dyn ControlPlane>,
     pub store: Arc<dyn TenantStore>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub usage: Arc<dyn UsageMeter>,
     /// KMS signer, when VAULT_KMS_KEY_ID is set.
     pub signer: Option<Arc<dyn Signer>>,
     pub queue: Option<Arc<SqsJudgeQueue>>,
@@ -194,7 +195,8 @@ impl AwsBackend {
         Ok(AwsBackend {
             control: Arc::new(control),
             store: Arc::new(store),
-            limiter: Arc::new(hot),
+            limiter: Arc::new(hot.clone()),
+            usage: Arc::new(hot),
             signer,
             queue: queue.map(|q| q as Arc<SqsJudgeQueue>),
             anchor,

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::model::IdempotencyRecord;
-use ledgix_core::ports::RateLimiter;
+use ledgix_core::ports::{RateLimiter, UsageMeter};
 use ledgix_core::ratelimit::{take, Bucket, RateDecision, RateLimit};
 
 use crate::pg::{corrupt, unavailable};
@@ -155,5 +155,47 @@ impl RateLimiter for HotTable {
             }
         }
         Err(unavailable("rate-limit bucket is contended; retry"))
+    }
+}
+
+/// Usage counters: `usage#<tenant>` / `<day>#<metric>`, incremented atomically with ADD.
+#[async_trait]
+impl UsageMeter for HotTable {
+    async fn record(&self, tenant_id: &str, day: &str, metric: &str, count: u64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(format!("usage#{tenant_id}"), &format!("{day}#{metric}"))))
+            .update_expression("ADD #count :n")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":n", n(count))
+            .send()
+            .await
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        Ok(())
+    }
+
+    async fn usage(&self, tenant_id: &str, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :day)")
+            .expression_attribute_values(":pk", s(format!("usage#{tenant_id}")))
+            .expression_attribute_values(":day", s(format!("{day}#")))
+            .send()
+            .await
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        let mut counters: Vec<(String, u64)> = out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let metric = item.get("sk")?.as_s().ok()?.split_once('#')?.1.to_string();
+                let count = item.get("count")?.as_n().ok()?.parse().ok()?;
+                Some((metric, count))
+            })
+            .collect();
+        counters.sort();
+        Ok(counters)
     }
 }

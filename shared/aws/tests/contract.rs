@@ -47,8 +47,8 @@ async fn aws() -> (Ports, Guard) {
     let pool = pg::pool(control_config, TlsMode::Disable, 4).expect("pool");
     let control = Arc::new(PgControlPlane::connect(pool, directory.clone()).await.expect("control plane"));
     let hot = HotTable::new(aws_sdk_dynamodb::Client::new(&sdk), env("VAULT_DYNAMODB_TABLE"), 180);
-    let store = Arc::new(PgTenantStore::new(directory, hot));
-    (Ports { store, control }, Guard)
+    let store = Arc::new(PgTenantStore::new(directory, hot.clone()));
+    (Ports { store, control, usage: Arc::new(hot) }, Guard)
 }
 
 fn uuid_like() -> String {

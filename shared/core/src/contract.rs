@@ -12,12 +12,13 @@ use crate::model::{
     ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket, IdempotencyRecord,
     PolicyVersion, ReviewSettings, Tenant,
 };
-use crate::ports::{ControlPlane, TenantStore, Write};
+use crate::ports::{ControlPlane, TenantStore, UsageMeter, Write};
 
 /// What an adapter factory hands the suite: one state backend, both ports.
 pub struct Ports {
     pub store: Arc<dyn TenantStore>,
     pub control: Arc<dyn ControlPlane>,
+    pub usage: Arc<dyn UsageMeter>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -268,6 +269,22 @@ pub async fn tenants_and_keys(p: Ports) {
     assert!(!p.control.revoke_api_key("no-such-key").await.expect("revoke"));
 }
 
+pub async fn usage_counts_add_up_per_tenant_and_day(p: Ports) {
+    let (a, b) = (unique("a"), unique("b"));
+    // Sequential on purpose: concurrent increments are atomic in DynamoDB (ADD) and SQLite (single writer),
+    // but the AWS emulator does not promise it, and a flaky contract protects nothing.
+    for _ in 0..10 {
+        p.usage.record(&a, "2026-11-22", "clearance.approved", 1).await.expect("record");
+    }
+    p.usage.record(&a, "2026-11-22", "token.consumed", 3).await.expect("record");
+    p.usage.record(&a, "2026-11-23", "clearance.approved", 1).await.expect("record");
+    p.usage.record(&b, "2026-11-22", "clearance.approved", 1).await.expect("record");
+    let day = p.usage.usage(&a, "2026-11-22").await.expect("read");
+    assert_eq!(day, vec![("clearance.approved".to_string(), 10), ("token.consumed".to_string(), 3)]);
+    assert_eq!(p.usage.usage(&b, "2026-11-22").await.expect("read"), vec![("clearance.approved".to_string(), 1)]);
+    assert!(p.usage.usage(&b, "2026-11-23").await.expect("read").is_empty());
+}
+
 /// Generates one `#[tokio::test]` per contract case for an adapter. `$factory` is an async expression
 /// returning `(Ports, guard)`; the guard keeps per-test resources (a temp dir, a database) alive. Extra
 /// attributes after a comma (e.g. `#[ignore = "..."]`) apply to every generated test.
@@ -284,7 +301,8 @@ macro_rules! port_contract_tests {
             idempotency_keys_are_recorded_once_per_scope,
             clearance_updates_are_conditional_and_reads_isolated,
             policies_and_settings_round_trip,
-            tenants_and_keys);
+            tenants_and_keys,
+            usage_counts_add_up_per_tenant_and_day);
     };
     (@case $attrs:tt $factory:expr, $($case:ident),+) => {
         $( $crate::port_contract_tests!(@one $attrs $factory, $case); )+

@@ -136,6 +136,14 @@ pub trait AnchorSink: Send + Sync {
     async fn put(&self, tenant_id: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<Exported, AnchorError>;
 }
 
+/// Per-tenant usage counters (what a tenant is billed for), by UTC day and metric.
+#[async_trait]
+pub trait UsageMeter: Send + Sync {
+    async fn record(&self, tenant_id: &str, day: &str, metric: &str, count: u64) -> Result<(), StoreError>;
+    /// Every metric counted for the tenant on `day`, sorted by metric.
+    async fn usage(&self, tenant_id: &str, day: &str) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
 /// Per-principal token buckets.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {

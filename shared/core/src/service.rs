@@ -17,7 +17,7 @@ use crate::model::{
 use crate::cache::TtlCache;
 use crate::policy::{self, CompiledPolicy, PolicyRegistration, RegoDecision};
 use crate::ports::{
-    AnchorSink, ControlPlane, Judge, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter, Signer, TenantStore, Write,
+    AnchorSink, ControlPlane, Judge, UsageMeter, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter, Signer, TenantStore, Write,
 };
 use crate::ratelimit::RateDecision;
 use crate::token::{self, ApprovalClaims, PublicKey};
@@ -189,6 +189,7 @@ pub struct VaultPorts {
     pub judge: Option<Arc<dyn Judge>>,
     /// Where checkpoints and tiles are exported; `None` seals without exporting.
     pub anchor: Option<Arc<dyn AnchorSink>>,
+    pub usage: Arc<dyn UsageMeter>,
 }
 
 pub struct Vault {
@@ -311,6 +312,22 @@ impl Vault {
             Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(tenant_id, idem).await),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Count one billable event. Metering never fails a decision: a lost count is logged, not raised.
+    async fn meter(&self, tenant_id: &str, metric: &str) {
+        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        if let Err(e) = self.ports.usage.record(tenant_id, &day, metric, 1).await {
+            tracing::warn!(tenant_id, metric, error = %e, "usage not recorded");
+        }
+    }
+
+    /// The tenant's usage counters for one UTC day (`YYYY-MM-DD`).
+    pub async fn usage(&self, principal: &Principal, day: &str) -> VaultResult<Vec<(String, u64)>> {
+        if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+            return Err(VaultError::InvalidRequest("day must be YYYY-MM-DD".into()));
+        }
+        Ok(self.ports.usage.usage(&principal.tenant_id, day).await?)
     }
 
     // ----- policies --------------------------------------------------------------------------------------
@@ -440,6 +457,7 @@ impl Vault {
                 request_id: record.request_id.clone(),
                 session_id: record.request.session_id.clone(),
             };
+            self.meter(tenant_id, "clearance.queued").await;
             if let Err(e) = self.ports.queue.enqueue(&job).await {
                 // The request is durable in `processing`; never leave it stranded: hand it to a human.
                 tracing::error!(request_id = %record.request_id, error = %e, "judge queue refused work; routing to review");
@@ -453,9 +471,11 @@ impl Vault {
         }
         let event = self.ledger_event(&record, "clearance.decision", &decision.citations, json!({})).await?;
         let view = ClearanceView::from(&record);
+        let metric = format!("clearance.{}", record.status.as_str());
         let mut writes = vec![Write::InsertClearance(record), Write::AppendEvent(event)];
         writes.extend(Self::idempotency_record(tenant_id, idem, &view)?.map(Write::PutIdempotency));
         self.commit(tenant_id, writes, idem).await?;
+        self.meter(tenant_id, &metric).await;
         Ok(view)
     }
 
@@ -831,7 +851,10 @@ impl Vault {
         ];
         writes.extend(Self::idempotency_record(tenant_id, idem, &view)?.map(Write::PutIdempotency));
         match self.commit(tenant_id, writes, idem).await {
-            Ok(_) => Ok(view),
+            Ok(_) => {
+                self.meter(tenant_id, "review.decision").await;
+                Ok(view)
+            }
             Err(VaultError::StoreUnavailable(StoreError::Conflict(Conflict::ClearanceState))) => {
                 Err(VaultError::NotPending(request_id.to_string()))
             }
@@ -898,6 +921,7 @@ impl Vault {
         let mut writes = vec![Write::InsertClearance(minted), Write::AppendEvent(event)];
         writes.extend(Self::idempotency_record(tenant_id, idem, &view)?.map(Write::PutIdempotency));
         self.commit(tenant_id, writes, idem).await?;
+        self.meter(tenant_id, "token.minted").await;
         Ok(view)
     }
 
@@ -930,7 +954,10 @@ impl Vault {
             other => other.map_err(VaultError::from),
         };
         match result {
-            Ok(_) => Ok(view),
+            Ok(_) => {
+                self.meter(&principal.tenant_id, "token.consumed").await;
+                Ok(view)
+            }
             Err(VaultError::StoreUnavailable(StoreError::Conflict(Conflict::JtiBurned))) => Err(VaultError::TokenReplayed),
             Err(e) => Err(e),
         }

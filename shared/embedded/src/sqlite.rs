@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
 use ledgix_core::merkle::{Hash, Position};
-use ledgix_core::ports::{ControlPlane, JudgeJob, Seal, TenantStore, TreeState, Write};
+use ledgix_core::ports::{ControlPlane, JudgeJob, Seal, TenantStore, TreeState, UsageMeter, Write};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -95,6 +95,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body TEXT NOT NULL,
     PRIMARY KEY (scope, key)
 );
+CREATE TABLE IF NOT EXISTS usage (
+    tenant_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, day, metric)
+);
 CREATE TABLE IF NOT EXISTS burned_jtis (
     jti TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,
@@ -111,6 +118,7 @@ enum Op {
     CreateTenant { tenant: Tenant, key: ApiKeyRecord, idempotency: Option<IdempotencyRecord> },
     AddKey { key: ApiKeyRecord, idempotency: Option<IdempotencyRecord> },
     RevokeKey { key_id: String },
+    CountUsage { tenant_id: String, day: String, metric: String, count: u64 },
 }
 
 enum Done {
@@ -325,6 +333,16 @@ fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> 
                 put_idempotency(conn, record, codec)?;
             }
             insert_key(conn, key)?;
+            Ok(Done::Changed(true))
+        }
+        Op::CountUsage { tenant_id, day, metric, count } => {
+            exec(
+                conn,
+                "INSERT INTO usage (tenant_id, day, metric, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, day, metric) DO UPDATE SET count = count + excluded.count",
+                params![tenant_id, day, metric, *count as i64],
+            )
+            .map_err(unavailable)?;
             Ok(Done::Changed(true))
         }
         Op::RevokeKey { key_id } => {
@@ -801,6 +819,26 @@ impl TenantStore for SqliteStore {
                 params![tenant_id, request_id],
             )?
             .pop())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UsageMeter for SqliteStore {
+    async fn record(&self, tenant_id: &str, day: &str, metric: &str, count: u64) -> Result<(), StoreError> {
+        let op = Op::CountUsage { tenant_id: tenant_id.into(), day: day.into(), metric: metric.into(), count };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn usage(&self, tenant_id: &str, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let (tenant_id, day) = (tenant_id.to_string(), day.to_string());
+        self.read(move |conn, _codec| {
+            let mut stmt = conn
+                .prepare_cached("SELECT metric, count FROM usage WHERE tenant_id = ?1 AND day = ?2 ORDER BY metric")
+                .map_err(unavailable)?;
+            let rows = stmt.query_map(params![tenant_id, day], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))).map_err(unavailable)?;
+            rows.map(|r| r.map_err(unavailable)).collect()
         })
         .await
     }

@@ -9,7 +9,7 @@ use ledgix_embedded::SqliteStore;
 async fn sqlite() -> (Ports, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("vault.db")).expect("open"));
-    (Ports { store: store.clone(), control: store }, dir)
+    (Ports { store: store.clone(), control: store.clone(), usage: store }, dir)
 }
 
 port_contract_tests!(sqlite());
@@ -24,7 +24,7 @@ mod encrypted {
         let key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
         let codec = ledgix_embedded::Codec::from_base64_key(&key).expect("key");
         let store = Arc::new(SqliteStore::open_with(&dir.path().join("vault.db"), codec).expect("open"));
-        (Ports { store: store.clone(), control: store }, dir)
+        (Ports { store: store.clone(), control: store.clone(), usage: store }, dir)
     }
 
     port_contract_tests!(sqlite_encrypted());
