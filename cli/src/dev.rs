@@ -44,25 +44,45 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         Some(_) => config.backend = Backend::Embedded,
         None => {}
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     let credentials = load_credentials(&config.data_dir, config.admin_api_key.clone())?;
-    let mut embedded = build(&config, Some(apikey::hash(&credentials.admin_api_key))).await.map_err(|e| e.to_string())?;
+    let mut embedded = build(&config, Some(apikey::hash(&credentials.admin_api_key)))
+        .await
+        .map_err(|e| e.to_string())?;
     let credentials = ensure_dev_tenant(&embedded.vault, credentials, &config.data_dir).await?;
-    let requeued = embedded.start_judge_workers().await.map_err(|e| e.to_string())?;
+    let requeued = embedded
+        .start_judge_workers()
+        .await
+        .map_err(|e| e.to_string())?;
     embedded.start_anchor_timer();
     if config.allow_stub_judge {
         tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review");
     }
 
-    let cors = config.cors_allowed_origin.as_deref().and_then(|o| o.parse().ok());
-    let (app, _) = router(AppState { vault: embedded.vault.clone(), cors_allowed_origin: cors, emf_metrics: config.emf_metrics });
-    let listener =
-        tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let cors = config
+        .cors_allowed_origin
+        .as_deref()
+        .and_then(|o| o.parse().ok());
+    let (app, _) = router(AppState {
+        vault: embedded.vault.clone(),
+        cors_allowed_origin: cors,
+        emf_metrics: config.emf_metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), backend = ?config.backend, requeued, "ledgix dev vault serving");
     print_credentials(local, &credentials);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn print_credentials(addr: SocketAddr, credentials: &DevCredentials) {
@@ -79,16 +99,27 @@ fn credentials_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Stored dev credentials, overridden by LEDGIX_DEV_API_KEY / LEDGIX_ADMIN_API_KEY, else fresh ones.
-fn load_credentials(data_dir: &Path, admin_override: Option<String>) -> Result<DevCredentials, String> {
+fn load_credentials(
+    data_dir: &Path,
+    admin_override: Option<String>,
+) -> Result<DevCredentials, String> {
     let path = credentials_path(data_dir);
     let stored: Option<DevCredentials> = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(serde_json::from_str(&text).map_err(|e| format!("{} is unreadable: {e}", path.display()))?),
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{} is unreadable: {e}", path.display()))?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let dev_override = std::env::var("LEDGIX_DEV_API_KEY").ok().filter(|k| !k.trim().is_empty());
+    let dev_override = std::env::var("LEDGIX_DEV_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
     Ok(DevCredentials {
-        tenant_id: stored.as_ref().map(|c| c.tenant_id.clone()).unwrap_or_default(),
+        tenant_id: stored
+            .as_ref()
+            .map(|c| c.tenant_id.clone())
+            .unwrap_or_default(),
         api_key: dev_override
             .or_else(|| stored.as_ref().map(|c| c.api_key.clone()))
             .unwrap_or_else(|| apikey::generate(apikey::TENANT_KEY_PREFIX)),
@@ -99,18 +130,36 @@ fn load_credentials(data_dir: &Path, admin_override: Option<String>) -> Result<D
 }
 
 /// Make sure the dev tenant exists and accepts the dev key; persist the credentials.
-async fn ensure_dev_tenant(vault: &Vault, mut credentials: DevCredentials, data_dir: &Path) -> Result<DevCredentials, String> {
+async fn ensure_dev_tenant(
+    vault: &Vault,
+    mut credentials: DevCredentials,
+    data_dir: &Path,
+) -> Result<DevCredentials, String> {
     let known_key = vault.authenticate(&credentials.api_key).await.ok();
     match known_key {
         Some(principal) => credentials.tenant_id = principal.tenant_id,
         None => {
             let tenant_exists = !credentials.tenant_id.is_empty()
-                && vault.tenant(&credentials.tenant_id).await.map_err(|e| e.to_string())?.is_some();
+                && vault
+                    .tenant(&credentials.tenant_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some();
             if tenant_exists {
-                vault.create_api_key(&credentials.tenant_id, Some(&credentials.api_key), None).await.map_err(|e| e.to_string())?;
+                vault
+                    .create_api_key(&credentials.tenant_id, Some(&credentials.api_key), None)
+                    .await
+                    .map_err(|e| e.to_string())?;
             } else {
-                let tenant = Tenant { tenant_id: apikey::new_id("tn_"), name: "dev".into(), created_at: now_rfc3339() };
-                let created = vault.create_tenant_with_key(tenant, &credentials.api_key, None).await.map_err(|e| e.to_string())?;
+                let tenant = Tenant {
+                    tenant_id: apikey::new_id("tn_"),
+                    name: "dev".into(),
+                    created_at: now_rfc3339(),
+                };
+                let created = vault
+                    .create_tenant_with_key(tenant, &credentials.api_key, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 credentials.tenant_id = created.tenant_id;
             }
         }
@@ -118,7 +167,8 @@ async fn ensure_dev_tenant(vault: &Vault, mut credentials: DevCredentials, data_
     let path = credentials_path(data_dir);
     let text = serde_json::to_string_pretty(&json!(credentials)).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&path);
-    ledgix_embedded::signer::write_private(&path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    ledgix_embedded::signer::write_private(&path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(credentials)
 }
 
@@ -128,7 +178,9 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             signal.recv().await;
         }
     };

@@ -11,7 +11,11 @@ use ledgix_api::{build_embedded, Config};
 use ledgix_core::model::{now_rfc3339, Tenant};
 
 #[derive(Parser)]
-#[command(name = "ledgix", version, about = "Ledgix Vault: clearance, approval tokens and a verifiable ledger for AI agents")]
+#[command(
+    name = "ledgix",
+    version,
+    about = "Ledgix Vault: clearance, approval tokens and a verifiable ledger for AI agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,7 +81,10 @@ enum ApiKeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ledgix: cannot start the async runtime: {e}");
@@ -108,23 +115,45 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Dev(args) => dev::run(args).await,
         Command::Verify { .. } => Err("unreachable: verify is handled before".into()),
         Command::Keygen { out, kid } => keygen(&out, &kid),
-        Command::Tenant { command: TenantCommand::Create { name, data_dir } } => {
+        Command::Tenant {
+            command: TenantCommand::Create { name, data_dir },
+        } => {
             let vault = local_vault(data_dir)?;
-            let tenant = Tenant { tenant_id: ledgix_core::apikey::new_id("tn_"), name, created_at: now_rfc3339() };
+            let tenant = Tenant {
+                tenant_id: ledgix_core::apikey::new_id("tn_"),
+                name,
+                created_at: now_rfc3339(),
+            };
             let key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
-            let created = vault.create_tenant_with_key(tenant, &key, None).await.map_err(|e| e.to_string())?;
-            println!("tenant_id={}\nkey_id={}\napi_key={}", created.tenant_id, created.key_id, created.api_key);
+            let created = vault
+                .create_tenant_with_key(tenant, &key, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "tenant_id={}\nkey_id={}\napi_key={}",
+                created.tenant_id, created.key_id, created.api_key
+            );
             Ok(())
         }
-        Command::Apikey { command: ApiKeyCommand::Create { tenant, data_dir } } => {
+        Command::Apikey {
+            command: ApiKeyCommand::Create { tenant, data_dir },
+        } => {
             let vault = local_vault(data_dir)?;
-            let created = vault.create_api_key(&tenant, None, None).await.map_err(|e| e.to_string())?;
+            let created = vault
+                .create_api_key(&tenant, None, None)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("key_id={}\napi_key={}", created.key_id, created.api_key);
             Ok(())
         }
-        Command::Apikey { command: ApiKeyCommand::Revoke { key_id, data_dir } } => {
+        Command::Apikey {
+            command: ApiKeyCommand::Revoke { key_id, data_dir },
+        } => {
             let vault = local_vault(data_dir)?;
-            vault.revoke_api_key(&key_id).await.map_err(|e| e.to_string())?;
+            vault
+                .revoke_api_key(&key_id)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("revoked {key_id}");
             Ok(())
         }
@@ -133,19 +162,29 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn local_vault(data_dir: PathBuf) -> Result<std::sync::Arc<ledgix_core::Vault>, String> {
     // Administration works on the same data directory (and key) that `ledgix dev` uses.
-    let mut config = Config::from_lookup(|name| std::env::var(name).ok(), true).map_err(|e| e.to_string())?;
+    let mut config =
+        Config::from_lookup(|name| std::env::var(name).ok(), true).map_err(|e| e.to_string())?;
     config.data_dir = data_dir;
-    Ok(build_embedded(&config, None).map_err(|e| e.to_string())?.vault)
+    Ok(build_embedded(&config, None)
+        .map_err(|e| e.to_string())?
+        .vault)
 }
 
 fn keygen(out: &std::path::Path, kid: &str) -> Result<(), String> {
     if out.exists() {
-        return Err(format!("{} already exists; refusing to overwrite a key", out.display()));
+        return Err(format!(
+            "{} already exists; refusing to overwrite a key",
+            out.display()
+        ));
     }
     let signer = ledgix_embedded::LocalSigner::generate(kid);
     let pem = signer.to_pem().map_err(|e| e.to_string())?;
-    ledgix_embedded::signer::write_private(out, pem.as_bytes()).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    ledgix_embedded::signer::write_private(out, pem.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let jwk = serde_json::to_string(&signer.public_key().to_jwk()).map_err(|e| e.to_string())?;
-    println!("VAULT_PRIVATE_KEY_FILE={}\nVAULT_KEY_ID={kid}\n{jwk}", out.display());
+    println!(
+        "VAULT_PRIVATE_KEY_FILE={}\nVAULT_KEY_ID={kid}\n{jwk}",
+        out.display()
+    );
     Ok(())
 }

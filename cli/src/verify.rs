@@ -38,8 +38,8 @@ pub async fn run(command: VerifyCommand) -> Result<bool, String> {
     match command {
         VerifyCommand::Bundle { source, api_key } => {
             let bytes = load(&source, api_key.as_deref()).await?;
-            let bundle: ProofBundle =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{source} is not a proof bundle: {e}"))?;
+            let bundle: ProofBundle = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{source} is not a proof bundle: {e}"))?;
             Ok(report(audit::verify_bundle(&bundle)))
         }
         VerifyCommand::Log { dir, jwks, kid } => {
@@ -64,28 +64,44 @@ fn report(result: Result<String, AuditError>) -> bool {
     }
 }
 
-fn verify_log(dir: &Path, keys: &std::collections::HashMap<String, [u8; 32]>, kid: Option<&str>) -> Result<String, AuditError> {
+fn verify_log(
+    dir: &Path,
+    keys: &std::collections::HashMap<String, [u8; 32]>,
+    kid: Option<&str>,
+) -> Result<String, AuditError> {
     let read = |rel: &str| -> Result<Vec<u8>, AuditError> {
-        std::fs::read(dir.join(rel)).map_err(|e| AuditError(format!("cannot read {}: {e}", dir.join(rel).display())))
+        std::fs::read(dir.join(rel))
+            .map_err(|e| AuditError(format!("cannot read {}: {e}", dir.join(rel).display())))
     };
     let checkpoints = read_checkpoints(dir)?;
     audit::verify_chain(&checkpoints, keys)?;
-    let latest = checkpoints.last().ok_or_else(|| AuditError("no exported checkpoints".into()))?;
+    let latest = checkpoints
+        .last()
+        .ok_or_else(|| AuditError("no exported checkpoints".into()))?;
     let kid = kid.unwrap_or(&latest.signer_key_id);
-    let public = keys.get(kid).ok_or_else(|| AuditError(format!("the JWKS has no key {kid}")))?;
+    let public = keys
+        .get(kid)
+        .ok_or_else(|| AuditError(format!("the JWKS has no key {kid}")))?;
 
-    let note_text = String::from_utf8(read("checkpoint")?).map_err(|_| AuditError("checkpoint note is not UTF-8".into()))?;
+    let note_text = String::from_utf8(read("checkpoint")?)
+        .map_err(|_| AuditError("checkpoint note is not UTF-8".into()))?;
     let origin = note_text.lines().next().unwrap_or_default().to_string();
-    let body = note::verify(&note_text, &origin, public).map_err(|e| AuditError(format!("checkpoint note: {e}")))?;
-    let (_, size, root) = note::parse_checkpoint_body(body).ok_or_else(|| AuditError("checkpoint note body is malformed".into()))?;
+    let body = note::verify(&note_text, &origin, public)
+        .map_err(|e| AuditError(format!("checkpoint note: {e}")))?;
+    let (_, size, root) = note::parse_checkpoint_body(body)
+        .ok_or_else(|| AuditError("checkpoint note body is malformed".into()))?;
     if size != latest.tree_size as u64 || hex::encode(root) != latest.root_hash {
-        return Err(AuditError("the signed note and the newest SDK checkpoint disagree".into()));
+        return Err(AuditError(
+            "the signed note and the newest SDK checkpoint disagree".into(),
+        ));
     }
 
     let bar = indicatif::ProgressBar::new(size);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} leaves ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} leaves ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("verifying tiles");
     let mut read_mut = read;
@@ -101,16 +117,18 @@ fn verify_log(dir: &Path, keys: &std::collections::HashMap<String, [u8; 32]>, ki
 
 fn read_checkpoints(dir: &Path) -> Result<Vec<Checkpoint>, AuditError> {
     let folder = dir.join("checkpoints");
-    let entries = std::fs::read_dir(&folder).map_err(|e| AuditError(format!("cannot list {}: {e}", folder.display())))?;
+    let entries = std::fs::read_dir(&folder)
+        .map_err(|e| AuditError(format!("cannot list {}: {e}", folder.display())))?;
     let mut checkpoints = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|e| AuditError(format!("cannot read {}: {e}", path.display())))?;
-        let checkpoint: Checkpoint =
-            serde_json::from_slice(&bytes).map_err(|e| AuditError(format!("{} is not a checkpoint: {e}", path.display())))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| AuditError(format!("cannot read {}: {e}", path.display())))?;
+        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| AuditError(format!("{} is not a checkpoint: {e}", path.display())))?;
         checkpoints.push(checkpoint);
     }
     checkpoints.sort_by_key(|c| c.checkpoint_id);
@@ -127,17 +145,29 @@ async fn load(source: &str, api_key: Option<&str>) -> Result<Vec<u8>, String> {
     }
     use http_body_util::{BodyExt, Empty};
     let client: hyper_util::client::legacy::Client<_, Empty<hyper::body::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
     let mut request = http::Request::get(source);
     if let Some(key) = api_key {
         request = request.header("x-vault-api-key", key);
     }
     let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| format!("cannot fetch {source}: {e}"))?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("cannot fetch {source}: {e}"))?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     if !status.is_success() {
-        return Err(format!("{source} answered {status}: {}", String::from_utf8_lossy(&body)));
+        return Err(format!(
+            "{source} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
     }
     Ok(body.to_vec())
 }

@@ -9,7 +9,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = load_config(false).await?;
     let admin_key_hash = config.admin_api_key.as_deref().map(admin_key_hash);
     let wired = build(&config, admin_key_hash).await?;
-    let cors = config.cors_allowed_origin.as_deref().and_then(|o| o.parse().ok());
-    let (app, _) = router(AppState { vault: wired.vault.clone(), cors_allowed_origin: cors, emf_metrics: config.emf_metrics });
+    let cors = config
+        .cors_allowed_origin
+        .as_deref()
+        .and_then(|o| o.parse().ok());
+    let (app, _) = router(AppState {
+        vault: wired.vault.clone(),
+        cors_allowed_origin: cors,
+        emf_metrics: config.emf_metrics,
+    });
     lambda_http::run(app).await
 }

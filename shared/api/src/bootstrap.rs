@@ -10,7 +10,10 @@ use ledgix_core::ports::{AnchorSink, Judge, JudgeJob, JudgeQueue, Signer};
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
-use ledgix_embedded::{spawn_judge_workers, Codec, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore};
+use ledgix_embedded::{
+    spawn_judge_workers, Codec, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter,
+    SqliteStore,
+};
 
 use crate::config::{Backend, Config, ConfigError, SignerBackend};
 
@@ -29,14 +32,21 @@ pub struct EmbeddedVault {
 
 /// Merge the AWS_SECRET_NAME bootstrap secret over the environment, then parse the configuration.
 pub async fn load_config(dev_defaults: bool) -> Result<Config, ConfigError> {
-    let overlay = crate::config::Overlay(ledgix_aws::bootstrap_environment().await.map_err(|e| ConfigError(e.to_string()))?);
+    let overlay = crate::config::Overlay(
+        ledgix_aws::bootstrap_environment()
+            .await
+            .map_err(|e| ConfigError(e.to_string()))?,
+    );
     let mut config = Config::from_lookup(|name| overlay.get(name), dev_defaults)?;
     config.overlay = overlay;
     Ok(config)
 }
 
 /// Wire the vault for `config.backend`.
-pub async fn build(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
+pub async fn build(
+    config: &Config,
+    admin_key_hash: Option<String>,
+) -> Result<EmbeddedVault, ConfigError> {
     match config.backend {
         Backend::Embedded => build_embedded(config, admin_key_hash),
         Backend::Aws => build_aws(config, admin_key_hash).await,
@@ -44,19 +54,33 @@ pub async fn build(config: &Config, admin_key_hash: Option<String>) -> Result<Em
 }
 
 fn judge(config: &Config) -> Option<Arc<dyn Judge>> {
-    config.allow_stub_judge.then(|| Arc::new(StubJudge) as Arc<dyn Judge>)
+    config
+        .allow_stub_judge
+        .then(|| Arc::new(StubJudge) as Arc<dyn Judge>)
 }
 
 fn folder_anchor(config: &Config) -> Arc<dyn AnchorSink> {
-    Arc::new(FolderAnchor::new(config.data_dir.join("anchors"), &config.anchor_prefix))
+    Arc::new(FolderAnchor::new(
+        config.data_dir.join("anchors"),
+        &config.anchor_prefix,
+    ))
 }
 
-pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
+pub fn build_embedded(
+    config: &Config,
+    admin_key_hash: Option<String>,
+) -> Result<EmbeddedVault, ConfigError> {
     if config.signer_backend == SignerBackend::AwsKms {
-        return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs the AWS backend (VAULT_BACKEND=aws)".into()));
+        return Err(ConfigError(
+            "VAULT_SIGNER_BACKEND=aws_kms needs the AWS backend (VAULT_BACKEND=aws)".into(),
+        ));
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ConfigError(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
     restrict_permissions(&config.data_dir);
     let signer = local_signer_from_config(config)?;
     let codec = match &config.transport_key_base64 {
@@ -64,8 +88,12 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
         None => Codec::plaintext(),
     };
     let store = Arc::new(
-        SqliteStore::open_with(&config.data_dir.join("vault.db"), codec)
-            .map_err(|e| ConfigError(format!("cannot open the state database in {}: {e}", config.data_dir.display())))?,
+        SqliteStore::open_with(&config.data_dir.join("vault.db"), codec).map_err(|e| {
+            ConfigError(format!(
+                "cannot open the state database in {}: {e}",
+                config.data_dir.display()
+            ))
+        })?,
     );
     let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
     let ports = VaultPorts {
@@ -90,13 +118,26 @@ pub fn build_embedded(config: &Config, admin_key_hash: Option<String>) -> Result
     })
 }
 
-async fn build_aws(config: &Config, admin_key_hash: Option<String>) -> Result<EmbeddedVault, ConfigError> {
-    let settings = AwsSettings::from_lookup(|name| config.overlay.get(name)).map_err(|e| ConfigError(e.to_string()))?;
-    let (wait, visibility) = (settings.sqs_wait_time_seconds, settings.sqs_visibility_timeout_seconds);
-    let aws = AwsBackend::connect(settings).await.map_err(|e| ConfigError(e.to_string()))?;
+async fn build_aws(
+    config: &Config,
+    admin_key_hash: Option<String>,
+) -> Result<EmbeddedVault, ConfigError> {
+    let settings = AwsSettings::from_lookup(|name| config.overlay.get(name))
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let (wait, visibility) = (
+        settings.sqs_wait_time_seconds,
+        settings.sqs_visibility_timeout_seconds,
+    );
+    let aws = AwsBackend::connect(settings)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
     let signer: Arc<dyn Signer> = match (&config.signer_backend, &aws.signer) {
         (SignerBackend::AwsKms, Some(kms)) => kms.clone(),
-        (SignerBackend::AwsKms, None) => return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into())),
+        (SignerBackend::AwsKms, None) => {
+            return Err(ConfigError(
+                "VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into(),
+            ))
+        }
         (SignerBackend::Local, _) => Arc::new(local_signer_from_config(config)?),
     };
     // Without SQS (local runs) judge work stays in process.
@@ -134,8 +175,15 @@ pub async fn signer_from_config(config: &Config) -> Result<Arc<dyn Signer>, Conf
     match config.signer_backend {
         SignerBackend::Local => Ok(Arc::new(local_signer_from_config(config)?)),
         SignerBackend::AwsKms => {
-            let key = config.kms_key_id.as_deref().ok_or_else(|| ConfigError("VAULT_KMS_KEY_ID is required".into()))?;
-            Ok(Arc::new(ledgix_aws::kms_signer(key, &config.key_id).await.map_err(|e| ConfigError(e.to_string()))?))
+            let key = config
+                .kms_key_id
+                .as_deref()
+                .ok_or_else(|| ConfigError("VAULT_KMS_KEY_ID is required".into()))?;
+            Ok(Arc::new(
+                ledgix_aws::kms_signer(key, &config.key_id)
+                    .await
+                    .map_err(|e| ConfigError(e.to_string()))?,
+            ))
         }
     }
 }
@@ -146,12 +194,17 @@ pub fn local_signer_from_config(config: &Config) -> Result<LocalSigner, ConfigEr
     } else if let Some(path) = &config.private_key_file {
         LocalSigner::from_pem_file(path, &config.key_id)
     } else if config.dev_mode {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ConfigError(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
         LocalSigner::load_or_create(&config.data_dir.join("signing-key.pem"), &config.key_id)
     } else {
         return Err(ConfigError(
-            "VAULT_SIGNER_BACKEND=local needs VAULT_PRIVATE_KEY_FILE or VAULT_PRIVATE_KEY_BASE64".into(),
+            "VAULT_SIGNER_BACKEND=local needs VAULT_PRIVATE_KEY_FILE or VAULT_PRIVATE_KEY_BASE64"
+                .into(),
         ));
     };
     signer.map_err(|e| ConfigError(e.to_string()))
@@ -192,14 +245,25 @@ impl EmbeddedVault {
     /// or, with SQS, a long-polling consumer that handles batches exactly as the judge-worker Lambda does.
     pub async fn start_judge_workers(&mut self) -> Result<usize, ConfigError> {
         if let Some(sqs) = self.sqs.clone() {
-            let (vault, wait, visibility) = (self.vault.clone(), self.sqs_wait_seconds, self.sqs_visibility_seconds);
+            let (vault, wait, visibility) = (
+                self.vault.clone(),
+                self.sqs_wait_seconds,
+                self.sqs_visibility_seconds,
+            );
             tokio::spawn(async move { poll_sqs(vault, sqs, wait, visibility).await });
             return Ok(0);
         }
-        let Some(receiver) = self.receiver.take() else { return Ok(0) };
+        let Some(receiver) = self.receiver.take() else {
+            return Ok(0);
+        };
         spawn_judge_workers(self.vault.clone(), receiver, self.workers);
-        let Some(store) = &self.store else { return Ok(0) };
-        let stranded = store.processing_jobs().await.map_err(|e| ConfigError(e.to_string()))?;
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let stranded = store
+            .processing_jobs()
+            .await
+            .map_err(|e| ConfigError(e.to_string()))?;
         for job in &stranded {
             self.vault.requeue(job).await;
         }
@@ -212,7 +276,12 @@ pub fn parse_job(body: &str) -> Option<JudgeJob> {
     serde_json::from_str(body).ok()
 }
 
-async fn poll_sqs(vault: Arc<Vault>, sqs: Arc<SqsJudgeQueue>, wait_seconds: i32, visibility_seconds: i32) {
+async fn poll_sqs(
+    vault: Arc<Vault>,
+    sqs: Arc<SqsJudgeQueue>,
+    wait_seconds: i32,
+    visibility_seconds: i32,
+) {
     loop {
         let received = sqs
             .client()
@@ -233,15 +302,30 @@ async fn poll_sqs(vault: Arc<Vault>, sqs: Arc<SqsJudgeQueue>, wait_seconds: i32,
         };
         let batch: Vec<(String, Option<JudgeJob>)> = messages
             .iter()
-            .map(|m| (m.message_id().unwrap_or_default().to_string(), m.body().and_then(parse_job)))
+            .map(|m| {
+                (
+                    m.message_id().unwrap_or_default().to_string(),
+                    m.body().and_then(parse_job),
+                )
+            })
             .collect();
         let failed = vault.process_judge_batch(batch).await;
         for message in &messages {
-            if failed.iter().any(|f| Some(f.as_str()) == message.message_id()) {
+            if failed
+                .iter()
+                .any(|f| Some(f.as_str()) == message.message_id())
+            {
                 continue;
             }
             if let Some(handle) = message.receipt_handle() {
-                if let Err(e) = sqs.client().delete_message().queue_url(sqs.queue_url()).receipt_handle(handle).send().await {
+                if let Err(e) = sqs
+                    .client()
+                    .delete_message()
+                    .queue_url(sqs.queue_url())
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                {
                     tracing::warn!(error = %e.into_service_error(), "SQS delete failed; the message will be redelivered and skipped");
                 }
             }
@@ -256,6 +340,9 @@ pub fn admin_key_hash(key: &str) -> String {
 
 /// The JWKS JSON document for a signer's public keys.
 pub async fn jwks_document(signer: &dyn ledgix_core::ports::Signer) -> Result<String, ConfigError> {
-    let keys = signer.public_keys().await.map_err(|e| ConfigError(e.to_string()))?;
+    let keys = signer
+        .public_keys()
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
     serde_json::to_string(&ledgix_core::token::jwks(&keys)).map_err(|e| ConfigError(e.to_string()))
 }

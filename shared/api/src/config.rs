@@ -37,7 +37,10 @@ impl std::fmt::Debug for Overlay {
 impl Overlay {
     /// The merged value of a variable: the bootstrap secret wins over the environment.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned().or_else(|| std::env::var(name).ok())
+        self.0
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
     }
 }
 
@@ -79,7 +82,9 @@ pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        (self.0)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     fn string(&self, name: &str, default: &str) -> String {
@@ -89,12 +94,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError(format!("{name}={v:?} is not a valid number"))),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError(format!("{name}={v:?} is not a valid number"))),
         }
     }
 
     fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .get(name)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => Ok(default),
             Some("1" | "true" | "yes" | "on") => Ok(true),
             Some("0" | "false" | "no" | "off") => Ok(false),
@@ -109,16 +121,25 @@ impl Config {
     }
 
     /// `dev_defaults`: `ledgix dev` allows the stub judge unless told otherwise.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, dev_defaults: bool) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        dev_defaults: bool,
+    ) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let signer_backend = match env.string("VAULT_SIGNER_BACKEND", "local").as_str() {
             "local" => SignerBackend::Local,
             "aws_kms" => SignerBackend::AwsKms,
-            other => return Err(ConfigError(format!("VAULT_SIGNER_BACKEND={other:?} must be local or aws_kms"))),
+            other => {
+                return Err(ConfigError(format!(
+                    "VAULT_SIGNER_BACKEND={other:?} must be local or aws_kms"
+                )))
+            }
         };
         let jwt_ttl_seconds: i64 = env.number("VAULT_JWT_TTL", 300)?;
         if !(1..=86_400).contains(&jwt_ttl_seconds) {
-            return Err(ConfigError(format!("VAULT_JWT_TTL={jwt_ttl_seconds} must be between 1 and 86400 seconds")));
+            return Err(ConfigError(format!(
+                "VAULT_JWT_TTL={jwt_ttl_seconds} must be between 1 and 86400 seconds"
+            )));
         }
         let rps: u32 = env.number("VAULT_RATE_LIMIT_RPS", 20)?;
         let burst: u32 = env.number("VAULT_RATE_LIMIT_BURST", 40)?;
@@ -128,7 +149,11 @@ impl Config {
             // Inside Lambda the default is AWS: a function's local disk does not outlive it.
             None if env.get("AWS_LAMBDA_FUNCTION_NAME").is_some() => Backend::Aws,
             None => Backend::Embedded,
-            Some(other) => return Err(ConfigError(format!("VAULT_BACKEND={other:?} must be embedded or aws"))),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "VAULT_BACKEND={other:?} must be embedded or aws"
+                )))
+            }
         };
         let config = Config {
             overlay: Overlay::default(),
@@ -142,7 +167,10 @@ impl Config {
             jwt_issuer: env.string("VAULT_JWT_ISSUER", "alcv-vault"),
             jwt_audience: env.string("VAULT_JWT_AUDIENCE", "ledgix-sdk"),
             cors_allowed_origin: env.get("VAULT_CORS_ALLOWED_ORIGIN"),
-            rate_limit: RateLimit { rps, burst: burst.max(1) },
+            rate_limit: RateLimit {
+                rps,
+                burst: burst.max(1),
+            },
             async_workers: env.number("VAULT_CLEARANCE_ASYNC_WORKERS", 16)?,
             async_queue_size: env.number("VAULT_CLEARANCE_ASYNC_QUEUE_SIZE", 2048)?,
             allow_stub_judge: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
@@ -156,10 +184,16 @@ impl Config {
                 None => env.get("AWS_LAMBDA_FUNCTION_NAME").is_some(),
                 Some("emf") => true,
                 Some("off") => false,
-                Some(other) => return Err(ConfigError(format!("VAULT_METRICS={other:?} must be emf or off"))),
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "VAULT_METRICS={other:?} must be emf or off"
+                    )))
+                }
             },
             transport_key_base64: env.get("VAULT_TRANSPORT_KEY_BASE64"),
-            anchor_interval: Duration::from_secs(env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?),
+            anchor_interval: Duration::from_secs(
+                env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?,
+            ),
             anchor_batch_size: env.number("VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE", 500)?,
             anchor_prefix: env.string("VAULT_LEDGER_ANCHOR_PREFIX", "ledgix"),
             log_origin_prefix: env.string("VAULT_LEDGER_LOG_ORIGIN", "ledgix-vault"),
@@ -171,14 +205,20 @@ impl Config {
             ));
         }
         if config.signer_backend == SignerBackend::AwsKms && config.kms_key_id.is_none() {
-            return Err(ConfigError("VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into()));
+            return Err(ConfigError(
+                "VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into(),
+            ));
         }
 
         if config.judge_url.is_some() {
-            return Err(ConfigError("VAULT_JUDGE_URL is set, but only the stub judge is available in this build".into()));
+            return Err(ConfigError(
+                "VAULT_JUDGE_URL is set, but only the stub judge is available in this build".into(),
+            ));
         }
         if config.private_key_file.is_some() && config.private_key_base64.is_some() {
-            return Err(ConfigError("set only one of VAULT_PRIVATE_KEY_FILE and VAULT_PRIVATE_KEY_BASE64".into()));
+            return Err(ConfigError(
+                "set only one of VAULT_PRIVATE_KEY_FILE and VAULT_PRIVATE_KEY_BASE64".into(),
+            ));
         }
         Ok(config)
     }
@@ -204,8 +244,14 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()), false)
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(
+            move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            false,
+        )
     }
 
     #[test]

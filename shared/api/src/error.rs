@@ -29,40 +29,75 @@ impl ApiError {
         use VaultError as V;
         match self {
             ApiError::InvalidJson(m) => (StatusCode::BAD_REQUEST, "invalid_json", m.clone()),
-            ApiError::PayloadTooLarge => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds 256 KiB".into())
-            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body exceeds 256 KiB".into(),
+            ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "request body must be application/json".into(),
             ),
             ApiError::BadHeader(m) => (StatusCode::BAD_REQUEST, "invalid_header", m.clone()),
-            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", "no such route".into()),
-            ApiError::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route".into())
-            }
+            ApiError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "no such route".into(),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route".into(),
+            ),
             ApiError::Vault(e) => match e {
-                V::InvalidRequest(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m.clone()),
-                V::InvalidPolicy(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy", m.clone()),
+                V::InvalidRequest(m) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request",
+                    m.clone(),
+                ),
+                V::InvalidPolicy(m) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_policy",
+                    m.clone(),
+                ),
                 V::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
                 V::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
                 V::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", e.to_string()),
                 V::TokenReplayed => (StatusCode::CONFLICT, "token_replayed", e.to_string()),
                 V::NotPending(_) => (StatusCode::CONFLICT, "not_pending", e.to_string()),
                 V::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
-                V::ToolArgsMismatch(m) => (StatusCode::UNPROCESSABLE_ENTITY, "tool_args_mismatch", m.clone()),
-                V::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string()),
-                V::IdempotencyInProgress => (StatusCode::CONFLICT, "idempotency_in_progress", e.to_string()),
-                V::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
-                V::StoreUnavailable(_) | V::SignerUnavailable(_) | V::QueueUnavailable(_) | V::AnchorUnavailable(_) => (
+                V::ToolArgsMismatch(m) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "tool_args_mismatch",
+                    m.clone(),
+                ),
+                V::IdempotencyKeyReused => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    e.to_string(),
+                ),
+                V::IdempotencyInProgress => (
+                    StatusCode::CONFLICT,
+                    "idempotency_in_progress",
+                    e.to_string(),
+                ),
+                V::RateLimited { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+                }
+                V::StoreUnavailable(_)
+                | V::SignerUnavailable(_)
+                | V::QueueUnavailable(_)
+                | V::AnchorUnavailable(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the vault cannot decide right now; retry later".into(),
                 ),
-                V::Internal(_) | V::Replay(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error".into())
-                }
+                V::Internal(_) | V::Replay(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error".into(),
+                ),
             },
         }
     }
@@ -79,14 +114,25 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?self, "request failed");
         }
         let request_id = current_request_id();
-        let mut response =
-            (status, axum::Json(json!({"error": {"code": code, "message": message, "request_id": request_id}})))
-                .into_response();
-        if let ApiError::Vault(VaultError::RateLimited { retry_after_seconds }) = self {
-            response.headers_mut().insert("retry-after", HeaderValue::from(retry_after_seconds));
+        let mut response = (
+            status,
+            axum::Json(
+                json!({"error": {"code": code, "message": message, "request_id": request_id}}),
+            ),
+        )
+            .into_response();
+        if let ApiError::Vault(VaultError::RateLimited {
+            retry_after_seconds,
+        }) = self
+        {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after_seconds));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         response
     }

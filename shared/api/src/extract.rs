@@ -27,12 +27,21 @@ pub struct IdempotencyKey {
 
 impl IdempotencyKey {
     pub fn with_status(&self, success_status: u16) -> Idempotency {
-        Idempotency { key: self.key.clone(), request_hash: self.request_hash.clone(), success_status }
+        Idempotency {
+            key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            success_status,
+        }
     }
 }
 
 fn is_json(content_type: &str) -> bool {
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -49,7 +58,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                     .ok()
                     .map(str::trim)
                     .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-                    .ok_or_else(|| ApiError::BadHeader("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+                    .ok_or_else(|| {
+                        ApiError::BadHeader(
+                            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                        )
+                    })?;
                 Some(text.to_string())
             }
         };
@@ -65,24 +78,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::InvalidJson("could not read the request body".into())
                 }
             })?
             .to_bytes();
-        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         if !bytes.is_empty() {
-            let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let content_type = parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !is_json(content_type) {
                 return Err(ApiError::UnsupportedMediaType);
             }
         }
         let value = serde_json::from_slice::<T>(body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::Vault(ledgix_core::VaultError::InvalidRequest(format!("invalid request body: {e}")))
-            }
+            serde_json::error::Category::Data => ApiError::Vault(
+                ledgix_core::VaultError::InvalidRequest(format!("invalid request body: {e}")),
+            ),
             _ => ApiError::InvalidJson(format!("malformed JSON: {e}")),
         })?;
         let idempotency = key.map(|key| {
@@ -92,7 +115,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             hash.update(parts.uri.path().as_bytes());
             hash.update(b"\n");
             hash.update(&bytes);
-            IdempotencyKey { key, request_hash: hex::encode(hash.finalize()) }
+            IdempotencyKey {
+                key,
+                request_hash: hex::encode(hash.finalize()),
+            }
         });
         Ok(JsonBody { value, idempotency })
     }
@@ -104,16 +130,25 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded_from_str(query)
-            .map(ApiQuery)
-            .map_err(|e| ApiError::Vault(ledgix_core::VaultError::InvalidRequest(format!("invalid query: {e}"))))
+        serde_urlencoded_from_str(query).map(ApiQuery).map_err(|e| {
+            ApiError::Vault(ledgix_core::VaultError::InvalidRequest(format!(
+                "invalid query: {e}"
+            )))
+        })
     }
 }
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, String> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|e: axum::http::uri::InvalidUri| e.to_string())?)
-        .map(|q| q.0)
-        .map_err(|e| e.body_text())
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|e: axum::http::uri::InvalidUri| e.to_string())?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| e.body_text())
 }

@@ -11,7 +11,12 @@ pub async fn judge_batch(vault: &Vault, event: SqsEvent) -> SqsBatchResponse {
     let batch = event
         .records
         .into_iter()
-        .map(|m| (m.message_id.unwrap_or_default(), m.body.as_deref().and_then(parse_job)))
+        .map(|m| {
+            (
+                m.message_id.unwrap_or_default(),
+                m.body.as_deref().and_then(parse_job),
+            )
+        })
         .collect();
     let failed = vault.process_judge_batch(batch).await;
     let mut response = SqsBatchResponse::default();

@@ -11,6 +11,9 @@ pub mod middleware;
 pub mod routes;
 pub mod telemetry;
 
-pub use bootstrap::{admin_key_hash, build, build_embedded, jwks_document, load_config, local_signer_from_config, parse_job, signer_from_config, EmbeddedVault};
+pub use bootstrap::{
+    admin_key_hash, build, build_embedded, jwks_document, load_config, local_signer_from_config,
+    parse_job, signer_from_config, EmbeddedVault,
+};
 pub use config::{Backend, Config};
 pub use routes::{router, AppState, RouteTable};

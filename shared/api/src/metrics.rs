@@ -8,7 +8,13 @@ use serde_json::json;
 pub const NAMESPACE: &str = "LedgixVault";
 
 /// The EMF document for one served request.
-pub fn request_line(route: &str, method: &str, status: u16, latency_ms: f64, timestamp_ms: i64) -> String {
+pub fn request_line(
+    route: &str,
+    method: &str,
+    status: u16,
+    latency_ms: f64,
+    timestamp_ms: i64,
+) -> String {
     json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -42,14 +48,29 @@ pub fn emit(line: &str) {
 mod tests {
     #[test]
     fn lines_are_valid_emf() {
-        let line: serde_json::Value =
-            serde_json::from_str(&super::request_line("/request-clearance", "POST", 503, 1.5, 1)).expect("json");
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "LedgixVault");
+        let line: serde_json::Value = serde_json::from_str(&super::request_line(
+            "/request-clearance",
+            "POST",
+            503,
+            1.5,
+            1,
+        ))
+        .expect("json");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "LedgixVault"
+        );
         assert_eq!(line["Errors5xx"], 1);
         assert_eq!(line["Route"], "POST /request-clearance");
-        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().expect("metrics") {
+        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .expect("metrics")
+        {
             let name = metric["Name"].as_str().expect("name");
-            assert!(line.get(name).is_some(), "every declared metric has a value: {name}");
+            assert!(
+                line.get(name).is_some(),
+                "every declared metric has a value: {name}"
+            );
         }
     }
 }

@@ -28,12 +28,19 @@ fn request_id_from(headers: &HeaderMap) -> String {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
-        .filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .filter(|v| {
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-pub async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let request_id = request_id_from(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -44,15 +51,30 @@ pub async fn request_context(State(state): State<AppState>, request: Request, ne
     let origin = request.headers().get("origin").cloned();
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id, %method, %path);
-    let mut response = REQUEST_ID.scope(request_id.clone(), next.run(request).instrument(span.clone())).await;
+    let mut response = REQUEST_ID
+        .scope(
+            request_id.clone(),
+            next.run(request).instrument(span.clone()),
+        )
+        .await;
     let status = response.status().as_u16();
     let latency = started.elapsed();
     span.in_scope(|| {
-        tracing::info!(status, latency_us = latency.as_micros() as u64, "request served");
+        tracing::info!(
+            status,
+            latency_us = latency.as_micros() as u64,
+            "request served"
+        );
     });
     if state.emf_metrics {
         let now_ms = chrono_now_ms();
-        crate::metrics::emit(&crate::metrics::request_line(&route, method.as_str(), status, latency.as_secs_f64() * 1e3, now_ms));
+        crate::metrics::emit(&crate::metrics::request_line(
+            &route,
+            method.as_str(),
+            status,
+            latency.as_secs_f64() * 1e3,
+            now_ms,
+        ));
     }
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -78,7 +100,11 @@ fn presented_key<'a>(headers: &'a HeaderMap, header: &str) -> Option<&'a str> {
 }
 
 /// Tenant routes: authenticate the API key, apply its rate limit, expose the `Principal` to handlers.
-pub async fn tenant_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn tenant_auth(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(key) = presented_key(request.headers(), "x-vault-api-key") else {
         return ApiError::Vault(VaultError::Unauthorized).into_response();
     };
@@ -91,8 +117,10 @@ pub async fn tenant_auth(State(state): State<AppState>, mut request: Request, ne
         Err(e) => return ApiError::Vault(e).into_response(),
     };
     if !decision.allowed {
-        let mut response =
-            ApiError::Vault(VaultError::RateLimited { retry_after_seconds: decision.retry_after_seconds }).into_response();
+        let mut response = ApiError::Vault(VaultError::RateLimited {
+            retry_after_seconds: decision.retry_after_seconds,
+        })
+        .into_response();
         rate_headers(response.headers_mut(), &decision);
         return response;
     }
@@ -108,8 +136,14 @@ fn rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
         return;
     }
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_seconds));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    headers.insert(
+        "x-ratelimit-reset",
+        HeaderValue::from(decision.reset_seconds),
+    );
 }
 
 /// Administration routes: the admin key, compared in constant time against its stored hash.

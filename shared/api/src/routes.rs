@@ -10,7 +10,9 @@ use axum::routing::{on, MethodFilter};
 use axum::{Extension, Json, Router};
 use ledgix_core::model::{ClearanceRequest, ConfidenceBucket, ReviewSettings};
 use ledgix_core::policy::PolicyRegistration;
-use ledgix_core::service::{consume_scope, ConsumeRequest, MintRequest, Principal, ReviewDecisionRequest, ADMIN_SCOPE};
+use ledgix_core::service::{
+    consume_scope, ConsumeRequest, MintRequest, Principal, ReviewDecisionRequest, ADMIN_SCOPE,
+};
 use ledgix_core::{Vault, VaultError};
 use serde::Deserialize;
 use serde_json::json;
@@ -41,7 +43,10 @@ struct Routes {
 
 impl Routes {
     fn new() -> Self {
-        Routes { router: Router::new(), table: RouteTable::default() }
+        Routes {
+            router: Router::new(),
+            table: RouteTable::default(),
+        }
     }
 
     fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
@@ -55,7 +60,11 @@ impl Routes {
         self
     }
 
-    fn merge(mut self, other: Routes, layer: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
+    fn merge(
+        mut self,
+        other: Routes,
+        layer: impl FnOnce(Router<AppState>) -> Router<AppState>,
+    ) -> Self {
         self.router = self.router.merge(layer(other.router));
         self.table.0.extend(other.table.0);
         self
@@ -63,19 +72,29 @@ impl Routes {
 }
 
 pub fn router(state: AppState) -> (Router, RouteTable) {
-    let public = Routes::new()
-        .add(Method::GET, "/healthz", healthz)
-        .add(Method::GET, "/.well-known/jwks.json", jwks);
+    let public = Routes::new().add(Method::GET, "/healthz", healthz).add(
+        Method::GET,
+        "/.well-known/jwks.json",
+        jwks,
+    );
     let tenant = Routes::new()
         .add(Method::POST, "/register-policy", register_policy)
         .add(Method::GET, "/policies", list_policies)
         .add(Method::POST, "/request-clearance", request_clearance)
-        .add(Method::GET, "/clearance-status/{request_id}", clearance_status)
+        .add(
+            Method::GET,
+            "/clearance-status/{request_id}",
+            clearance_status,
+        )
         .add(Method::POST, "/mint-token", mint_token)
         .add(Method::GET, "/review-settings", get_review_settings)
         .add(Method::PUT, "/review-settings", put_review_settings)
         .add(Method::GET, "/reviews", list_reviews)
-        .add(Method::POST, "/reviews/{request_id}/decision", review_decision)
+        .add(
+            Method::POST,
+            "/reviews/{request_id}/decision",
+            review_decision,
+        )
         .add(Method::POST, "/consume-token", consume_token)
         .add(Method::GET, "/usage", usage)
         .add(Method::GET, "/ledger", ledger)
@@ -85,7 +104,11 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
         .add(Method::GET, "/ledger/proof/bundle", proof_bundle);
     let admin = Routes::new()
         .add(Method::POST, "/admin/tenants", create_tenant)
-        .add(Method::POST, "/admin/tenants/{tenant_id}/api-keys", create_api_key)
+        .add(
+            Method::POST,
+            "/admin/tenants/{tenant_id}/api-keys",
+            create_api_key,
+        )
         .add(Method::DELETE, "/admin/api-keys/{key_id}", revoke_api_key);
 
     let tenant_layer = from_fn_with_state(state.clone(), tenant_auth);
@@ -103,12 +126,19 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
     (router, table)
 }
 
-fn idem(key: &Option<IdempotencyKey>, status: StatusCode) -> Option<ledgix_core::service::Idempotency> {
+fn idem(
+    key: &Option<IdempotencyKey>,
+    status: StatusCode,
+) -> Option<ledgix_core::service::Idempotency> {
     key.as_ref().map(|k| k.with_status(status.as_u16()))
 }
 
 /// Replay a stored answer, or refuse a reused key, before doing any work.
-async fn check_replay(vault: &Vault, scope: &str, key: &Option<IdempotencyKey>) -> Result<(), ApiError> {
+async fn check_replay(
+    vault: &Vault,
+    scope: &str,
+    key: &Option<IdempotencyKey>,
+) -> Result<(), ApiError> {
     if let Some(idem) = idem(key, StatusCode::OK) {
         vault.check_idempotency(scope, &idem).await?;
     }
@@ -129,7 +159,10 @@ async fn healthz(State(state): State<AppState>) -> ApiResult {
 
 async fn jwks(State(state): State<AppState>) -> ApiResult {
     let mut response = json_response(StatusCode::OK, &state.vault.jwks().await?);
-    response.headers_mut().insert("cache-control", HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        "cache-control",
+        HeaderValue::from_static("public, max-age=300"),
+    );
     Ok(response)
 }
 
@@ -141,14 +174,31 @@ async fn register_policy(
     check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let (created, view) = state
         .vault
-        .register_policy(&principal, body.value, idem(&body.idempotency, StatusCode::CREATED).as_ref())
+        .register_policy(
+            &principal,
+            body.value,
+            idem(&body.idempotency, StatusCode::CREATED).as_ref(),
+        )
         .await?;
-    Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &view))
+    Ok(json_response(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &view,
+    ))
 }
 
-async fn list_policies(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> ApiResult {
+async fn list_policies(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
     let policies = state.vault.list_policies(&principal).await?;
-    Ok(json_response(StatusCode::OK, &json!({"policies": policies})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"policies": policies}),
+    ))
 }
 
 async fn request_clearance(
@@ -159,7 +209,11 @@ async fn request_clearance(
     check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let view = state
         .vault
-        .request_clearance(&principal, body.value, idem(&body.idempotency, StatusCode::OK).as_ref())
+        .request_clearance(
+            &principal,
+            body.value,
+            idem(&body.idempotency, StatusCode::OK).as_ref(),
+        )
         .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -169,7 +223,13 @@ async fn clearance_status(
     Extension(principal): Extension<Principal>,
     Path(request_id): Path<String>,
 ) -> ApiResult {
-    Ok(json_response(StatusCode::OK, &state.vault.clearance_status(&principal, &request_id).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &state
+            .vault
+            .clearance_status(&principal, &request_id)
+            .await?,
+    ))
 }
 
 async fn mint_token(
@@ -178,12 +238,25 @@ async fn mint_token(
     body: JsonBody<MintRequest>,
 ) -> ApiResult {
     check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
-    let view = state.vault.mint_token(&principal, body.value, idem(&body.idempotency, StatusCode::OK).as_ref()).await?;
+    let view = state
+        .vault
+        .mint_token(
+            &principal,
+            body.value,
+            idem(&body.idempotency, StatusCode::OK).as_ref(),
+        )
+        .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
 
-async fn get_review_settings(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> ApiResult {
-    Ok(json_response(StatusCode::OK, &state.vault.review_settings(&principal).await?))
+async fn get_review_settings(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    Ok(json_response(
+        StatusCode::OK,
+        &state.vault.review_settings(&principal).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -197,13 +270,22 @@ async fn put_review_settings(
     body: JsonBody<ReviewSettingsBody>,
 ) -> ApiResult {
     check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
-    let bucket = ConfidenceBucket::parse(&body.value.minimum_confidence_bucket).ok_or_else(|| {
-        VaultError::InvalidRequest("minimum_confidence_bucket must be extra_high, high, medium, low or none".into())
-    })?;
-    let settings = ReviewSettings { minimum_confidence_bucket: bucket };
+    let bucket =
+        ConfidenceBucket::parse(&body.value.minimum_confidence_bucket).ok_or_else(|| {
+            VaultError::InvalidRequest(
+                "minimum_confidence_bucket must be extra_high, high, medium, low or none".into(),
+            )
+        })?;
+    let settings = ReviewSettings {
+        minimum_confidence_bucket: bucket,
+    };
     let saved = state
         .vault
-        .put_review_settings(&principal, settings, idem(&body.idempotency, StatusCode::OK).as_ref())
+        .put_review_settings(
+            &principal,
+            settings,
+            idem(&body.idempotency, StatusCode::OK).as_ref(),
+        )
         .await?;
     Ok(json_response(StatusCode::OK, &saved))
 }
@@ -220,9 +302,15 @@ async fn list_reviews(
     ApiQuery(query): ApiQuery<ReviewsQuery>,
 ) -> ApiResult {
     if let Some(status) = query.status.as_deref().filter(|s| *s != "pending") {
-        return Err(VaultError::InvalidRequest(format!("status={status:?}: only pending reviews can be listed")).into());
+        return Err(VaultError::InvalidRequest(format!(
+            "status={status:?}: only pending reviews can be listed"
+        ))
+        .into());
     }
-    let reviews = state.vault.pending_reviews(&principal, query.limit.unwrap_or(100).clamp(1, 500)).await?;
+    let reviews = state
+        .vault
+        .pending_reviews(&principal, query.limit.unwrap_or(100).clamp(1, 500))
+        .await?;
     Ok(json_response(StatusCode::OK, &json!({"reviews": reviews})))
 }
 
@@ -235,7 +323,12 @@ async fn review_decision(
     check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let view = state
         .vault
-        .review_decision(&principal, &request_id, body.value, idem(&body.idempotency, StatusCode::OK).as_ref())
+        .review_decision(
+            &principal,
+            &request_id,
+            body.value,
+            idem(&body.idempotency, StatusCode::OK).as_ref(),
+        )
         .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -245,9 +338,20 @@ async fn consume_token(
     Extension(principal): Extension<Principal>,
     body: JsonBody<ConsumeRequest>,
 ) -> ApiResult {
-    check_replay(&state.vault, &consume_scope(&principal.tenant_id), &body.idempotency).await?;
-    let view =
-        state.vault.consume_token(&principal, body.value, idem(&body.idempotency, StatusCode::OK).as_ref()).await?;
+    check_replay(
+        &state.vault,
+        &consume_scope(&principal.tenant_id),
+        &body.idempotency,
+    )
+    .await?;
+    let view = state
+        .vault
+        .consume_token(
+            &principal,
+            body.value,
+            idem(&body.idempotency, StatusCode::OK).as_ref(),
+        )
+        .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
 
@@ -263,8 +367,12 @@ async fn usage(
 ) -> ApiResult {
     let day = query.day.unwrap_or_else(|| chrono_today());
     let counters = state.vault.usage(&principal, &day).await?;
-    let counters: serde_json::Map<String, serde_json::Value> = counters.into_iter().map(|(k, v)| (k, json!(v))).collect();
-    Ok(json_response(StatusCode::OK, &json!({"tenant_id": principal.tenant_id, "day": day, "counters": counters})))
+    let counters: serde_json::Map<String, serde_json::Value> =
+        counters.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"tenant_id": principal.tenant_id, "day": day, "counters": counters}),
+    ))
 }
 
 fn chrono_today() -> String {
@@ -281,7 +389,10 @@ async fn ledger(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> ApiResult {
-    let entries = state.vault.ledger(&principal, query.limit.unwrap_or(100)).await?;
+    let entries = state
+        .vault
+        .ledger(&principal, query.limit.unwrap_or(100))
+        .await?;
     Ok(json_response(StatusCode::OK, &json!({"entries": entries})))
 }
 
@@ -290,8 +401,14 @@ async fn checkpoints(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<LimitQuery>,
 ) -> ApiResult {
-    let checkpoints = state.vault.checkpoints(&principal, query.limit.unwrap_or(24)).await?;
-    Ok(json_response(StatusCode::OK, &json!({"checkpoints": checkpoints})))
+    let checkpoints = state
+        .vault
+        .checkpoints(&principal, query.limit.unwrap_or(24))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"checkpoints": checkpoints}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -304,7 +421,13 @@ async fn inclusion_proof(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<RequestQuery>,
 ) -> ApiResult {
-    Ok(json_response(StatusCode::OK, &state.vault.inclusion_proof(&principal, &query.request_id).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &state
+            .vault
+            .inclusion_proof(&principal, &query.request_id)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -318,7 +441,13 @@ async fn consistency_proof(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult {
-    Ok(json_response(StatusCode::OK, &state.vault.consistency_proof(&principal, query.from, query.to).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &state
+            .vault
+            .consistency_proof(&principal, query.from, query.to)
+            .await?,
+    ))
 }
 
 async fn proof_bundle(
@@ -326,7 +455,13 @@ async fn proof_bundle(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<RequestQuery>,
 ) -> ApiResult {
-    Ok(json_response(StatusCode::OK, &state.vault.proof_bundle(&principal, &query.request_id).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        &state
+            .vault
+            .proof_bundle(&principal, &query.request_id)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -334,10 +469,18 @@ struct CreateTenantBody {
     name: String,
 }
 
-async fn create_tenant(State(state): State<AppState>, body: JsonBody<CreateTenantBody>) -> ApiResult {
+async fn create_tenant(
+    State(state): State<AppState>,
+    body: JsonBody<CreateTenantBody>,
+) -> ApiResult {
     check_replay(&state.vault, ADMIN_SCOPE, &body.idempotency).await?;
-    let created =
-        state.vault.create_tenant(&body.value.name, idem(&body.idempotency, StatusCode::CREATED).as_ref()).await?;
+    let created = state
+        .vault
+        .create_tenant(
+            &body.value.name,
+            idem(&body.idempotency, StatusCode::CREATED).as_ref(),
+        )
+        .await?;
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
@@ -352,7 +495,11 @@ async fn create_api_key(
     check_replay(&state.vault, ADMIN_SCOPE, &body.idempotency).await?;
     let created = state
         .vault
-        .create_api_key(&tenant_id, None, idem(&body.idempotency, StatusCode::CREATED).as_ref())
+        .create_api_key(
+            &tenant_id,
+            None,
+            idem(&body.idempotency, StatusCode::CREATED).as_ref(),
+        )
         .await?;
     Ok(json_response(StatusCode::CREATED, &created))
 }

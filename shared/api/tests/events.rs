@@ -17,7 +17,8 @@ fn events_dir() -> PathBuf {
 }
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(events_dir().join(path)).unwrap_or_else(|e| panic!("events/{path}: {e}"))
+    std::fs::read_to_string(events_dir().join(path))
+        .unwrap_or_else(|e| panic!("events/{path}: {e}"))
 }
 
 async fn vault(dir: &tempfile::TempDir) -> std::sync::Arc<ledgix_core::Vault> {
@@ -28,17 +29,41 @@ async fn vault(dir: &tempfile::TempDir) -> std::sync::Arc<ledgix_core::Vault> {
     config.rate_limit.rps = 0;
     let expectations: Value = serde_json::from_str(&read("apigw/expectations.json")).expect("json");
     let admin = expectations["admin_api_key"].as_str().expect("admin key");
-    let wired = build(&config, Some(ledgix_api::admin_key_hash(admin))).await.expect("vault");
+    let wired = build(&config, Some(ledgix_api::admin_key_hash(admin)))
+        .await
+        .expect("vault");
     // The sample events carry a fixed tenant key; give it a fresh tenant in this run.
     let key = expectations["api_key"].as_str().expect("api key");
-    let tenant = |id: &str| Tenant { tenant_id: id.into(), name: "events".into(), created_at: now_rfc3339() };
+    let tenant = |id: &str| Tenant {
+        tenant_id: id.into(),
+        name: "events".into(),
+        created_at: now_rfc3339(),
+    };
     // The SQS sample names tenant `tn_events`; the API Gateway samples carry a fixed key.
-    if wired.vault.tenant("tn_events").await.expect("read").is_none() {
-        let fresh_key = if wired.vault.authenticate(key).await.is_err() { key.to_string() } else { ledgix_core::apikey::generate("lvk_") };
-        wired.vault.create_tenant_with_key(tenant("tn_events"), &fresh_key, None).await.expect("tenant");
+    if wired
+        .vault
+        .tenant("tn_events")
+        .await
+        .expect("read")
+        .is_none()
+    {
+        let fresh_key = if wired.vault.authenticate(key).await.is_err() {
+            key.to_string()
+        } else {
+            ledgix_core::apikey::generate("lvk_")
+        };
+        wired
+            .vault
+            .create_tenant_with_key(tenant("tn_events"), &fresh_key, None)
+            .await
+            .expect("tenant");
     }
     if wired.vault.authenticate(key).await.is_err() {
-        wired.vault.create_tenant_with_key(tenant(&ledgix_core::apikey::new_id("tn_")), key, None).await.expect("tenant");
+        wired
+            .vault
+            .create_tenant_with_key(tenant(&ledgix_core::apikey::new_id("tn_")), key, None)
+            .await
+            .expect("tenant");
     }
     wired.vault
 }
@@ -55,9 +80,17 @@ async fn sample_events_through_the_real_handlers() {
 
 async fn api_gateway_events(vault: &std::sync::Arc<ledgix_core::Vault>) {
     let vault = vault.clone();
-    let (app, _) = router(AppState { vault, cors_allowed_origin: None, emf_metrics: false });
+    let (app, _) = router(AppState {
+        vault,
+        cors_allowed_origin: None,
+        emf_metrics: false,
+    });
     let expectations: Value = serde_json::from_str(&read("apigw/expectations.json")).expect("json");
-    let mut names: Vec<(&String, &Value)> = expectations["expected_status"].as_object().expect("map").iter().collect();
+    let mut names: Vec<(&String, &Value)> = expectations["expected_status"]
+        .as_object()
+        .expect("map")
+        .iter()
+        .collect();
     names.sort_by_key(|(name, _)| name.as_str());
     assert!(names.len() >= 20, "a sample event per route");
     for (name, expected) in names {
@@ -66,8 +99,18 @@ async fn api_gateway_events(vault: &std::sync::Arc<ledgix_core::Vault>) {
         let response = app.clone().oneshot(request).await.expect("infallible");
         let status = response.status().as_u16();
         let request_id = response.headers().get("x-request-id").cloned();
-        let body = response.into_body().collect().await.expect("body").to_bytes();
-        assert_eq!(u64::from(status), expected.as_u64().expect("status"), "{name}: {}", String::from_utf8_lossy(&body));
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(
+            u64::from(status),
+            expected.as_u64().expect("status"),
+            "{name}: {}",
+            String::from_utf8_lossy(&body)
+        );
         assert!(request_id.is_some(), "{name} has X-Request-ID");
         if status >= 400 {
             let error: Value = serde_json::from_slice(&body).expect("JSON error");
@@ -78,27 +121,53 @@ async fn api_gateway_events(vault: &std::sync::Arc<ledgix_core::Vault>) {
 
 async fn sqs_batch_in_order(vault: &ledgix_core::Vault) {
     let event: SqsEvent = serde_json::from_str(&read("sqs/judge-batch.json")).expect("SQS event");
-    let ids: Vec<String> = event.records.iter().map(|m| m.message_id.clone().unwrap_or_default()).collect();
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .map(|m| m.message_id.clone().unwrap_or_default())
+        .collect();
     // Jobs for unknown requests are acknowledged; the malformed last message is reported.
     let response = lambda::judge_batch(vault, event.clone()).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, vec![ids[2].as_str()]);
     // With the bad message first, it and everything after it go back to the queue, in order.
     let mut reordered = event;
     reordered.records.rotate_right(1);
     let response = lambda::judge_batch(vault, reordered).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-    assert_eq!(failed, vec![ids[2].as_str(), ids[0].as_str(), ids[1].as_str()]);
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec![ids[2].as_str(), ids[0].as_str(), ids[1].as_str()]
+    );
 }
 
 async fn scheduled_anchor_round(vault: &ledgix_core::Vault) {
-    let _event: Value = serde_json::from_str(&read("scheduler/anchor-export.json")).expect("scheduler event");
+    let _event: Value =
+        serde_json::from_str(&read("scheduler/anchor-export.json")).expect("scheduler event");
     let key = "lvk_events_sample_key_0000000000000000000000";
     let principal = vault.authenticate(key).await.expect("principal");
-    let request = serde_json::from_value(serde_json::json!({"tool_name": "anything", "tool_args": {}})).expect("request");
-    vault.request_clearance(&principal, request, None).await.expect("decided");
+    let request =
+        serde_json::from_value(serde_json::json!({"tool_name": "anything", "tool_args": {}}))
+            .expect("request");
+    vault
+        .request_clearance(&principal, request, None)
+        .await
+        .expect("decided");
     let summary = lambda::anchor_export(vault).await.expect("anchor round");
-    let mine = summary["tenants"].as_array().expect("tenants").iter().find(|t| t["tenant_id"] == principal.tenant_id.as_str()).cloned();
+    let mine = summary["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .find(|t| t["tenant_id"] == principal.tenant_id.as_str())
+        .cloned();
     let mine = mine.expect("the tenant was sealed");
     assert!(mine["sequenced"].as_u64().expect("count") >= 1);
     assert!(mine["checkpoint_id"].as_i64().is_some());

@@ -21,25 +21,50 @@ async fn vault() -> TestVault {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::from_lookup(|_| None, true).expect("defaults");
     config.data_dir = dir.path().to_path_buf();
-    let embedded = build_embedded(&config, Some(ledgix_api::admin_key_hash("admin-key"))).expect("vault");
-    let created = embedded.vault.create_tenant("t", None).await.expect("tenant");
-    let (app, table) = router(AppState { vault: embedded.vault.clone(), cors_allowed_origin: None, emf_metrics: false });
-    TestVault { app, table, api_key: created.api_key, _dir: dir }
+    let embedded =
+        build_embedded(&config, Some(ledgix_api::admin_key_hash("admin-key"))).expect("vault");
+    let created = embedded
+        .vault
+        .create_tenant("t", None)
+        .await
+        .expect("tenant");
+    let (app, table) = router(AppState {
+        vault: embedded.vault.clone(),
+        cors_allowed_origin: None,
+        emf_metrics: false,
+    });
+    TestVault {
+        app,
+        table,
+        api_key: created.api_key,
+        _dir: dir,
+    }
 }
 
-async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+async fn send(
+    app: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, headers, body)
 }
 
 /// `(method, path)` pairs declared under `paths:` in docs/openapi.yaml (two-space indented YAML).
 fn documented_routes() -> BTreeSet<(String, String)> {
-    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml"))
-        .expect("docs/openapi.yaml exists");
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.yaml"
+    ))
+    .expect("docs/openapi.yaml exists");
     let mut routes = BTreeSet::new();
     let mut in_paths = false;
     let mut current: Option<String> = None;
@@ -52,7 +77,12 @@ fn documented_routes() -> BTreeSet<(String, String)> {
             continue;
         }
         if let Some(path) = line.strip_prefix("  ").filter(|l| l.starts_with('/')) {
-            current = Some(path.trim_end().trim_end_matches(':').trim_matches(['"', '\'']).to_string());
+            current = Some(
+                path.trim_end()
+                    .trim_end_matches(':')
+                    .trim_matches(['"', '\''])
+                    .to_string(),
+            );
         } else if let (Some(path), Some(method)) = (&current, line.strip_prefix("    ")) {
             let method = method.trim_end().trim_end_matches(':');
             if ["get", "put", "post", "delete", "patch"].contains(&method) {
@@ -75,19 +105,35 @@ async fn every_route_is_in_the_openapi_document() {
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .filter(|route| !documented.contains(route))
         .collect();
-    assert!(missing.is_empty(), "routes missing from docs/openapi.yaml: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes missing from docs/openapi.yaml: {missing:?}"
+    );
 }
 
 #[tokio::test]
 async fn every_route_in_the_table_is_served() {
     let v = vault().await;
     for (method, path) in &v.table.0 {
-        let uri = path.replace("{request_id}", "r").replace("{tenant_id}", "t").replace("{key_id}", "k");
-        let request = Request::builder().method(method.clone()).uri(&uri).body(Body::empty()).expect("request");
+        let uri = path
+            .replace("{request_id}", "r")
+            .replace("{tenant_id}", "t")
+            .replace("{key_id}", "k");
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .body(Body::empty())
+            .expect("request");
         let (status, headers, body) = send(&v.app, request).await;
-        assert_ne!(body["error"]["code"], "route_not_found", "{method} {path} is routed");
+        assert_ne!(
+            body["error"]["code"], "route_not_found",
+            "{method} {path} is routed"
+        );
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        assert!(headers.contains_key("x-request-id"), "{method} {path} has X-Request-ID");
+        assert!(
+            headers.contains_key("x-request-id"),
+            "{method} {path} has X-Request-ID"
+        );
     }
 }
 
@@ -104,20 +150,64 @@ async fn transport_errors_use_the_json_error_shape() {
             .expect("request")
     };
     let cases = [
-        (post(b"{not json".to_vec(), "application/json", &v.api_key), StatusCode::BAD_REQUEST, "invalid_json"),
-        (post(br#"{"tool_name": 5}"#.to_vec(), "application/json", &v.api_key), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (post(br#"{"tool_name":"x","tool_args":"x"}"#.to_vec(), "application/json", &v.api_key), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (post(vec![b' '; 300 * 1024], "application/json", &v.api_key), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (post(b"{}".to_vec(), "text/plain", &v.api_key), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (post(b"{}".to_vec(), "application/json", "wrong"), StatusCode::UNAUTHORIZED, "unauthorized"),
-        (Request::builder().uri("/nope").body(Body::empty()).expect("request"), StatusCode::NOT_FOUND, "route_not_found"),
+        (
+            post(b"{not json".to_vec(), "application/json", &v.api_key),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            post(
+                br#"{"tool_name": 5}"#.to_vec(),
+                "application/json",
+                &v.api_key,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            post(
+                br#"{"tool_name":"x","tool_args":"x"}"#.to_vec(),
+                "application/json",
+                &v.api_key,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            post(vec![b' '; 300 * 1024], "application/json", &v.api_key),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            post(b"{}".to_vec(), "text/plain", &v.api_key),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post(b"{}".to_vec(), "application/json", "wrong"),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            Request::builder()
+                .uri("/nope")
+                .body(Body::empty())
+                .expect("request"),
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+        ),
     ];
     for (request, expected_status, expected_code) in cases {
         let (status, headers, body) = send(&v.app, request).await;
         assert_eq!(status, expected_status, "{body}");
         assert_eq!(body["error"]["code"], expected_code);
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-        let request_id = headers.get("x-request-id").and_then(|h| h.to_str().ok()).expect("X-Request-ID");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|h| h.to_str().ok())
+            .expect("X-Request-ID");
         assert_eq!(body["error"]["request_id"], request_id);
     }
 }
@@ -135,13 +225,33 @@ async fn a_rego_approval_returns_a_token_and_a_ledger_entry() {
             .expect("request")
     };
     let rego = "package p\ndefault decision := \"deny\"\ndecision := \"approve\" if { input.tool_args.amount < 10 }";
-    let (status, _, _) = send(&v.app, json_post("/register-policy", serde_json::json!({"policy_id": "p", "tools": ["pay"], "rego": rego}))).await;
+    let (status, _, _) = send(
+        &v.app,
+        json_post(
+            "/register-policy",
+            serde_json::json!({"policy_id": "p", "tools": ["pay"], "rego": rego}),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _, body) = send(&v.app, json_post("/request-clearance", serde_json::json!({"tool_name": "pay", "tool_args": {"amount": 5}}))).await;
+    let (status, _, body) = send(
+        &v.app,
+        json_post(
+            "/request-clearance",
+            serde_json::json!({"tool_name": "pay", "tool_args": {"amount": 5}}),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "approved");
-    assert!(body["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
-    let request = Request::builder().uri("/ledger").header("x-vault-api-key", &v.api_key).body(Body::empty()).expect("req");
+    assert!(body["token"]
+        .as_str()
+        .is_some_and(|t| t.split('.').count() == 3));
+    let request = Request::builder()
+        .uri("/ledger")
+        .header("x-vault-api-key", &v.api_key)
+        .body(Body::empty())
+        .expect("req");
     let (_, _, ledger) = send(&v.app, request).await;
     assert_eq!(ledger["entries"][0]["request_id"], body["request_id"]);
     assert_eq!(ledger["entries"][0]["seq"], 1);

@@ -10,7 +10,9 @@ use ledgix_core::config::VaultSettings;
 use ledgix_core::error::StoreError;
 use ledgix_core::ledger::LedgerEvent;
 use ledgix_core::merkle::{self, Hash, Position};
-use ledgix_core::model::{ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings};
+use ledgix_core::model::{
+    ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings,
+};
 use ledgix_core::ports::{AnchorError, AnchorSink, Exported, TenantStore, TreeState, Write};
 use ledgix_core::service::{Principal, VaultPorts};
 use ledgix_core::Vault;
@@ -28,14 +30,21 @@ impl TenantStore for CrashingStore {
         let sealing = writes.iter().any(|w| matches!(w, Write::Seal(_)));
         if sealing && self.fail_seals.load(Ordering::SeqCst) > 0 {
             self.fail_seals.fetch_sub(1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable("simulated crash before commit".into()));
+            return Err(StoreError::Unavailable(
+                "simulated crash before commit".into(),
+            ));
         }
         self.inner.commit(tenant_id, writes).await
     }
     async fn clearance(&self, t: &str, r: &str) -> Result<Option<ClearanceRecord>, StoreError> {
         self.inner.clearance(t, r).await
     }
-    async fn clearances_with_status(&self, t: &str, s: ClearanceStatus, l: usize) -> Result<Vec<ClearanceRecord>, StoreError> {
+    async fn clearances_with_status(
+        &self,
+        t: &str,
+        s: ClearanceStatus,
+        l: usize,
+    ) -> Result<Vec<ClearanceRecord>, StoreError> {
         self.inner.clearances_with_status(t, s, l).await
     }
     async fn policies(&self, t: &str) -> Result<Vec<PolicyVersion>, StoreError> {
@@ -59,7 +68,11 @@ impl TenantStore for CrashingStore {
     async fn unsequenced_events(&self, t: &str, l: usize) -> Result<Vec<LedgerEvent>, StoreError> {
         self.inner.unsequenced_events(t, l).await
     }
-    async fn tree_hashes(&self, t: &str, p: &[Position]) -> Result<HashMap<Position, Hash>, StoreError> {
+    async fn tree_hashes(
+        &self,
+        t: &str,
+        p: &[Position],
+    ) -> Result<HashMap<Position, Hash>, StoreError> {
         self.inner.tree_hashes(t, p).await
     }
     async fn entries(&self, t: &str, s: u64, e: u64) -> Result<Vec<Hash>, StoreError> {
@@ -74,7 +87,11 @@ impl TenantStore for CrashingStore {
     async fn unexported_checkpoints(&self, t: &str) -> Result<Vec<Checkpoint>, StoreError> {
         self.inner.unexported_checkpoints(t).await
     }
-    async fn latest_event_for_request(&self, t: &str, r: &str) -> Result<Option<LedgerEvent>, StoreError> {
+    async fn latest_event_for_request(
+        &self,
+        t: &str,
+        r: &str,
+    ) -> Result<Option<LedgerEvent>, StoreError> {
         self.inner.latest_event_for_request(t, r).await
     }
 }
@@ -91,7 +108,13 @@ impl AnchorSink for FlakyAnchor {
     fn target(&self) -> &str {
         "file"
     }
-    async fn put(&self, tenant_id: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<Exported, AnchorError> {
+    async fn put(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Exported, AnchorError> {
         if self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             return Err(AnchorError::Unavailable("simulated outage".into()));
@@ -114,7 +137,10 @@ struct Harness {
 async fn harness(batch: usize) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("vault.db")).expect("open"));
-    let store = Arc::new(CrashingStore { inner: sqlite.clone(), fail_seals: AtomicUsize::new(0) });
+    let store = Arc::new(CrashingStore {
+        inner: sqlite.clone(),
+        fail_seals: AtomicUsize::new(0),
+    });
     let anchor = Arc::new(FlakyAnchor {
         inner: FolderAnchor::new(dir.path().join("anchors"), "ledgix"),
         failures: AtomicUsize::new(0),
@@ -131,11 +157,23 @@ async fn harness(batch: usize) -> Harness {
         anchor: Some(anchor.clone()),
         usage: sqlite.clone(),
     };
-    let settings = VaultSettings { anchor_batch_size: batch, ..VaultSettings::default() };
+    let settings = VaultSettings {
+        anchor_batch_size: batch,
+        ..VaultSettings::default()
+    };
     let vault = Arc::new(Vault::new(settings, ports));
     let created = vault.create_tenant("t", None).await.expect("tenant");
-    let principal = vault.authenticate(&created.api_key).await.expect("principal");
-    Harness { vault, store, anchor, principal, _dir: dir }
+    let principal = vault
+        .authenticate(&created.api_key)
+        .await
+        .expect("principal");
+    Harness {
+        vault,
+        store,
+        anchor,
+        principal,
+        _dir: dir,
+    }
 }
 
 /// Commit `n` decided events (no policy → denied: one event each).
@@ -143,8 +181,15 @@ async fn decide(h: &Harness, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let request: ledgix_core::model::ClearanceRequest =
-            serde_json::from_value(serde_json::json!({"tool_name": "t", "tool_args": {"i": i}})).expect("request");
-        ids.push(h.vault.request_clearance(&h.principal, request, None).await.expect("decided").request_id);
+            serde_json::from_value(serde_json::json!({"tool_name": "t", "tool_args": {"i": i}}))
+                .expect("request");
+        ids.push(
+            h.vault
+                .request_clearance(&h.principal, request, None)
+                .await
+                .expect("decided")
+                .request_id,
+        );
     }
     ids
 }
@@ -152,21 +197,45 @@ async fn decide(h: &Harness, n: usize) -> Vec<String> {
 async fn assert_tree_is_whole(h: &Harness, expected_leaves: u64) {
     let tenant = &h.principal.tenant_id;
     let events = h.store.ledger_tail(tenant, 10_000).await.expect("ledger");
-    let mut indexes: Vec<i64> = events.iter().map(|e| e.leaf_index.expect("every event sealed")).collect();
+    let mut indexes: Vec<i64> = events
+        .iter()
+        .map(|e| e.leaf_index.expect("every event sealed"))
+        .collect();
     indexes.sort_unstable();
-    assert_eq!(indexes, (0..expected_leaves as i64).collect::<Vec<_>>(), "each event sealed exactly once, no gaps");
+    assert_eq!(
+        indexes,
+        (0..expected_leaves as i64).collect::<Vec<_>>(),
+        "each event sealed exactly once, no gaps"
+    );
     let by_seq: Vec<i64> = events.iter().map(|e| e.leaf_index.unwrap_or(-1)).collect();
-    assert!(by_seq.windows(2).all(|w| w[0] < w[1]), "leaf order follows seq order");
-    let checkpoints = h.vault.checkpoints(&h.principal, 10_000).await.expect("checkpoints");
+    assert!(
+        by_seq.windows(2).all(|w| w[0] < w[1]),
+        "leaf order follows seq order"
+    );
+    let checkpoints = h
+        .vault
+        .checkpoints(&h.principal, 10_000)
+        .await
+        .expect("checkpoints");
     let mut prev = String::new();
     for c in &checkpoints {
-        assert_eq!(c.prev_checkpoint_hash, prev, "checkpoint {} chains", c.checkpoint_id);
+        assert_eq!(
+            c.prev_checkpoint_hash, prev,
+            "checkpoint {} chains",
+            c.checkpoint_id
+        );
         prev = c.checkpoint_hash.clone();
     }
     let latest = checkpoints.last().expect("a checkpoint");
     assert_eq!(latest.tree_size as u64, expected_leaves);
-    let leaves: Vec<Hash> = events.iter().map(|e| merkle::parse_hash(&e.leaf_hash).expect("hex")).collect();
-    assert_eq!(hex::encode(merkle::root(&leaves).expect("root")), latest.root_hash);
+    let leaves: Vec<Hash> = events
+        .iter()
+        .map(|e| merkle::parse_hash(&e.leaf_hash).expect("hex"))
+        .collect();
+    assert_eq!(
+        hex::encode(merkle::root(&leaves).expect("root")),
+        latest.root_hash
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -193,10 +262,23 @@ async fn a_crash_before_commit_leaves_no_gap_and_no_duplicate() {
     let h = harness(500).await;
     decide(&h, 10).await;
     h.store.fail_seals.store(1, Ordering::SeqCst);
-    assert!(h.vault.seal(&h.principal.tenant_id).await.is_err(), "the crashed round reports failure");
-    assert!(h.vault.checkpoints(&h.principal, 10).await.expect("read").is_empty(), "nothing half-written");
+    assert!(
+        h.vault.seal(&h.principal.tenant_id).await.is_err(),
+        "the crashed round reports failure"
+    );
+    assert!(
+        h.vault
+            .checkpoints(&h.principal, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "nothing half-written"
+    );
     decide(&h, 5).await;
-    h.vault.seal_and_export(&h.principal.tenant_id).await.expect("recovered round");
+    h.vault
+        .seal_and_export(&h.principal.tenant_id)
+        .await
+        .expect("recovered round");
     assert_tree_is_whole(&h, 15).await;
 }
 
@@ -214,9 +296,21 @@ async fn export_failures_are_retried_in_order_and_lose_nothing() {
     }
     let checkpoints = h.vault.checkpoints(&h.principal, 100).await.expect("read");
     assert_eq!(checkpoints.len(), 3, "10 events in batches of 4");
-    assert!(checkpoints.iter().all(|c| c.export_status == "exported" && c.export_uri.starts_with("file://")));
+    assert!(checkpoints
+        .iter()
+        .all(|c| c.export_status == "exported" && c.export_uri.starts_with("file://")));
     let writes = h.anchor.writes.lock().expect("lock").clone();
-    let order: Vec<&String> = writes.iter().filter(|k| k.starts_with("checkpoints/")).collect();
-    assert_eq!(order, ["checkpoints/1.json", "checkpoints/2.json", "checkpoints/3.json"]);
+    let order: Vec<&String> = writes
+        .iter()
+        .filter(|k| k.starts_with("checkpoints/"))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "checkpoints/1.json",
+            "checkpoints/2.json",
+            "checkpoints/3.json"
+        ]
+    );
     assert_tree_is_whole(&h, 10).await;
 }

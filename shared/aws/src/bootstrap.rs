@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use ledgix_core::ports::{AnchorSink, ControlPlane, JudgeQueue, RateLimiter, Signer, TenantStore, UsageMeter};
+use ledgix_core::ports::{
+    AnchorSink, ControlPlane, JudgeQueue, RateLimiter, Signer, TenantStore, UsageMeter,
+};
 
 use crate::control::PgControlPlane;
 use crate::dynamo::HotTable;
@@ -48,38 +50,64 @@ pub struct AwsSettings {
 
 impl AwsSettings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AwsConfigError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let required = |name: &str| get(name).ok_or_else(|| AwsConfigError(format!("{name} is required for the AWS backend")));
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &str| {
+            get(name)
+                .ok_or_else(|| AwsConfigError(format!("{name} is required for the AWS backend")))
+        };
         let number = |name: &str, default: i64| -> Result<i64, AwsConfigError> {
-            get(name).map_or(Ok(default), |v| v.parse().map_err(|_| AwsConfigError(format!("{name}={v:?} is not a number"))))
+            get(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| AwsConfigError(format!("{name}={v:?} is not a number")))
+            })
         };
         let flag = |name: &str, default: bool| -> Result<bool, AwsConfigError> {
             match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
                 None => Ok(default),
                 Some("1" | "true" | "yes" | "on") => Ok(true),
                 Some("0" | "false" | "no" | "off") => Ok(false),
-                Some(v) => Err(AwsConfigError(format!("{name}={v:?} must be true or false"))),
+                Some(v) => Err(AwsConfigError(format!(
+                    "{name}={v:?} must be true or false"
+                ))),
             }
         };
         let sslmode = |name: &str, default: &str| {
-            TlsMode::parse(&get(name).unwrap_or_else(|| default.to_string())).map_err(|e| AwsConfigError(format!("{name}: {e}")))
+            TlsMode::parse(&get(name).unwrap_or_else(|| default.to_string()))
+                .map_err(|e| AwsConfigError(format!("{name}: {e}")))
         };
         let database_url = required("DATABASE_URL")?;
-        let control_plane_default = if database_url.contains("sslmode=disable") { "disable" } else { "require" };
+        let control_plane_default = if database_url.contains("sslmode=disable") {
+            "disable"
+        } else {
+            "require"
+        };
         Ok(AwsSettings {
-            control_plane_sslmode: sslmode("VAULT_CONTROL_PLANE_DB_SSLMODE", control_plane_default)?,
+            control_plane_sslmode: sslmode(
+                "VAULT_CONTROL_PLANE_DB_SSLMODE",
+                control_plane_default,
+            )?,
             database_url,
             control_plane_max_conns: number("VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS", 50)? as usize,
             tenant_max_conns: number("VAULT_TENANT_DB_MAX_OPEN_CONNS", 25)? as usize,
             tenant_sslmode: sslmode("VAULT_TENANT_DB_SSLMODE", "require")?,
             tenant_secret_prefix: required("TENANT_SECRET_PREFIX")?,
-            tenant_secret_cache_ttl: Duration::from_secs(number("VAULT_TENANT_SECRET_CACHE_TTL_SECONDS", 300)? as u64),
+            tenant_secret_cache_ttl: Duration::from_secs(number(
+                "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS",
+                300,
+            )? as u64),
             dynamodb_table: get("VAULT_DYNAMODB_TABLE").unwrap_or_else(|| "ledgix-hot".into()),
             rate_limit_ttl_seconds: number("VAULT_RATE_LIMIT_TTL_SECONDS", 180)?,
             sqs_queue_url: get("VAULT_CLEARANCE_SQS_QUEUE_URL"),
             sqs_group_shards: number("VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS", 32)? as u32,
             sqs_wait_time_seconds: number("VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS", 20)? as i32,
-            sqs_visibility_timeout_seconds: number("VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS", 60)? as i32,
+            sqs_visibility_timeout_seconds: number(
+                "VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS",
+                60,
+            )? as i32,
             kms_key_id: get("VAULT_KMS_KEY_ID"),
             key_id: get("VAULT_KEY_ID").unwrap_or_else(|| "vault-key-001".into()),
             anchor_bucket: get("VAULT_LEDGER_ANCHOR_BUCKET"),
@@ -99,7 +127,10 @@ async fn sdk_config() -> aws_config::SdkConfig {
 
 /// AWS_SECRET_NAME: the bootstrap secret's JSON object, to be merged over the environment at start.
 pub async fn bootstrap_environment() -> Result<HashMap<String, String>, AwsConfigError> {
-    let Some(name) = std::env::var("AWS_SECRET_NAME").ok().filter(|n| !n.is_empty()) else {
+    let Some(name) = std::env::var("AWS_SECRET_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+    else {
         return Ok(HashMap::new());
     };
     let client = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
@@ -108,21 +139,39 @@ pub async fn bootstrap_environment() -> Result<HashMap<String, String>, AwsConfi
         .secret_id(&name)
         .send()
         .await
-        .map_err(|e| AwsConfigError(format!("AWS_SECRET_NAME={name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
-    let text = out.secret_string().ok_or_else(|| AwsConfigError(format!("AWS_SECRET_NAME={name} has no string value")))?;
-    let object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|_| AwsConfigError(format!("AWS_SECRET_NAME={name} is not a JSON object")))?;
+        .map_err(|e| {
+            AwsConfigError(format!(
+                "AWS_SECRET_NAME={name}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = out
+        .secret_string()
+        .ok_or_else(|| AwsConfigError(format!("AWS_SECRET_NAME={name} has no string value")))?;
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|_| AwsConfigError(format!("AWS_SECRET_NAME={name} is not a JSON object")))?;
     Ok(object
         .into_iter()
-        .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .map(|(k, v)| {
+            (
+                k,
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
         .collect())
 }
 
 /// The KMS signer alone (the JWKS function needs nothing else).
 pub async fn kms_signer(kms_key_id: &str, kid: &str) -> Result<KmsSigner, AwsConfigError> {
-    KmsSigner::connect(aws_sdk_kms::Client::new(&sdk_config().await), kms_key_id, kid)
-        .await
-        .map_err(|e| AwsConfigError(e.to_string()))
+    KmsSigner::connect(
+        aws_sdk_kms::Client::new(&sdk_config().await),
+        kms_key_id,
+        kid,
+    )
+    .await
+    .map_err(|e| AwsConfigError(e.to_string()))
 }
 
 /// Every AWS adapter, built once.
@@ -145,11 +194,17 @@ impl AwsBackend {
             let what = what.to_string();
             move |e: ledgix_core::error::StoreError| AwsConfigError(format!("{what}: {e}"))
         };
-        let mut pg_config: tokio_postgres::Config =
-            settings.database_url.parse().map_err(|e| AwsConfigError(format!("DATABASE_URL: {e}")))?;
+        let mut pg_config: tokio_postgres::Config = settings
+            .database_url
+            .parse()
+            .map_err(|e| AwsConfigError(format!("DATABASE_URL: {e}")))?;
         pg_config.connect_timeout(Duration::from_secs(5));
-        let control_pool = pg::pool(pg_config.clone(), settings.control_plane_sslmode, settings.control_plane_max_conns)
-            .map_err(err("control-plane pool"))?;
+        let control_pool = pg::pool(
+            pg_config.clone(),
+            settings.control_plane_sslmode,
+            settings.control_plane_max_conns,
+        )
+        .map_err(err("control-plane pool"))?;
         let directory = Arc::new(TenantDirectory::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
             &settings.tenant_secret_prefix,
@@ -158,8 +213,14 @@ impl AwsBackend {
             settings.tenant_max_conns,
             pg_config,
         ));
-        let control = PgControlPlane::connect(control_pool, directory.clone()).await.map_err(err("control-plane database"))?;
-        let hot = HotTable::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.dynamodb_table, settings.rate_limit_ttl_seconds);
+        let control = PgControlPlane::connect(control_pool, directory.clone())
+            .await
+            .map_err(err("control-plane database"))?;
+        let hot = HotTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &settings.dynamodb_table,
+            settings.rate_limit_ttl_seconds,
+        );
         let store = PgTenantStore::new(directory, hot.clone());
         let signer: Option<Arc<dyn Signer>> = match &settings.kms_key_id {
             Some(kms_key) => Some(Arc::new(
@@ -169,29 +230,44 @@ impl AwsBackend {
             )),
             None => None,
         };
-        let queue = settings
-            .sqs_queue_url
-            .as_ref()
-            .map(|url| Arc::new(SqsJudgeQueue::new(aws_sdk_sqs::Client::new(&sdk), url, settings.sqs_group_shards)));
-        let anchor: Option<Arc<dyn AnchorSink>> = match (&settings.anchor_bucket, &settings.anchor_bucket_template) {
-            (None, None) => None,
-            (bucket, template) => {
-                let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-                if let Some(region) = &settings.anchor_region {
-                    s3 = s3.region(aws_sdk_s3::config::Region::new(region.clone()));
+        let queue = settings.sqs_queue_url.as_ref().map(|url| {
+            Arc::new(SqsJudgeQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                url,
+                settings.sqs_group_shards,
+            ))
+        });
+        let anchor: Option<Arc<dyn AnchorSink>> =
+            match (&settings.anchor_bucket, &settings.anchor_bucket_template) {
+                (None, None) => None,
+                (bucket, template) => {
+                    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
+                    if let Some(region) = &settings.anchor_region {
+                        s3 = s3.region(aws_sdk_s3::config::Region::new(region.clone()));
+                    }
+                    // Custom endpoints (the emulator, VPC endpoints by URL) need path-style addressing.
+                    if std::env::var("AWS_ENDPOINT_URL").is_ok() {
+                        s3 = s3.force_path_style(true);
+                    }
+                    let anchor = S3Anchor::new(
+                        aws_sdk_s3::Client::from_conf(s3.build()),
+                        bucket.as_deref().unwrap_or(""),
+                        template.clone(),
+                        &settings.anchor_prefix,
+                    );
+                    if let Some(bucket) = bucket {
+                        let requirements = BucketRequirements {
+                            versioning: settings.require_versioning,
+                            object_lock: settings.require_object_lock,
+                        };
+                        anchor
+                            .check(bucket, requirements)
+                            .await
+                            .map_err(|e| AwsConfigError(e.to_string()))?;
+                    }
+                    Some(Arc::new(anchor))
                 }
-                // Custom endpoints (the emulator, VPC endpoints by URL) need path-style addressing.
-                if std::env::var("AWS_ENDPOINT_URL").is_ok() {
-                    s3 = s3.force_path_style(true);
-                }
-                let anchor = S3Anchor::new(aws_sdk_s3::Client::from_conf(s3.build()), bucket.as_deref().unwrap_or(""), template.clone(), &settings.anchor_prefix);
-                if let Some(bucket) = bucket {
-                    let requirements = BucketRequirements { versioning: settings.require_versioning, object_lock: settings.require_object_lock };
-                    anchor.check(bucket, requirements).await.map_err(|e| AwsConfigError(e.to_string()))?;
-                }
-                Some(Arc::new(anchor))
-            }
-        };
+            };
         Ok(AwsBackend {
             control: Arc::new(control),
             store: Arc::new(store),

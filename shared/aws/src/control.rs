@@ -10,7 +10,7 @@ use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::model::{ApiKeyRecord, IdempotencyRecord, Tenant};
 use ledgix_core::ports::ControlPlane;
 
-use crate::pg::{pg_error, corrupt, is_unique_violation, unavailable, CONTROL_PLANE_SCHEMA};
+use crate::pg::{corrupt, is_unique_violation, pg_error, unavailable, CONTROL_PLANE_SCHEMA};
 use crate::tenants::TenantDirectory;
 
 pub struct PgControlPlane {
@@ -23,13 +23,20 @@ impl PgControlPlane {
     pub async fn connect(pool: Pool, tenants: Arc<TenantDirectory>) -> Result<Self, StoreError> {
         let mut client = pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock(7364001)", &[]).await.map_err(pg_error)?;
-        tx.batch_execute(CONTROL_PLANE_SCHEMA).await.map_err(pg_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7364001)", &[])
+            .await
+            .map_err(pg_error)?;
+        tx.batch_execute(CONTROL_PLANE_SCHEMA)
+            .await
+            .map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)?;
         Ok(PgControlPlane { pool, tenants })
     }
 
-    async fn insert_key(tx: &tokio_postgres::Transaction<'_>, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn insert_key(
+        tx: &tokio_postgres::Transaction<'_>,
+        key: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
         tx.execute(
             "INSERT INTO api_keys (key_id, tenant_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
             &[&key.key_id, &key.tenant_id, &key.key_hash, &key.created_at],
@@ -39,12 +46,24 @@ impl PgControlPlane {
         Ok(())
     }
 
-    async fn claim_idempotency(tx: &tokio_postgres::Transaction<'_>, record: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
+    async fn claim_idempotency(
+        tx: &tokio_postgres::Transaction<'_>,
+        record: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
         if let Some(record) = record {
             let body = serde_json::to_string(record).map_err(corrupt)?;
-            tx.execute("INSERT INTO admin_idempotency (key, body) VALUES ($1, $2)", &[&record.key, &body])
-                .await
-                .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::IdempotencyKey) } else { unavailable(e) })?;
+            tx.execute(
+                "INSERT INTO admin_idempotency (key, body) VALUES ($1, $2)",
+                &[&record.key, &body],
+            )
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(Conflict::IdempotencyKey)
+                } else {
+                    unavailable(e)
+                }
+            })?;
         }
         Ok(())
     }
@@ -59,7 +78,10 @@ impl ControlPlane for PgControlPlane {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         if let Some(record) = idempotency {
-            if ControlPlane::idempotency(self, &record.scope, &record.key).await?.is_some() {
+            if ControlPlane::idempotency(self, &record.scope, &record.key)
+                .await?
+                .is_some()
+            {
                 return Err(StoreError::Conflict(Conflict::IdempotencyKey));
             }
         }
@@ -73,10 +95,19 @@ impl ControlPlane for PgControlPlane {
             &[&tenant.tenant_id, &tenant.name, &tenant.created_at],
         )
         .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
-        tx.execute("INSERT INTO clients (tenant_id, tenant_secret_ref) VALUES ($1, $2)", &[&tenant.tenant_id, &secret_ref])
-            .await
-            .map_err(pg_error)?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(Conflict::Duplicate)
+            } else {
+                unavailable(e)
+            }
+        })?;
+        tx.execute(
+            "INSERT INTO clients (tenant_id, tenant_secret_ref) VALUES ($1, $2)",
+            &[&tenant.tenant_id, &secret_ref],
+        )
+        .await
+        .map_err(pg_error)?;
         Self::insert_key(&tx, first_key).await?;
         tx.commit().await.map_err(pg_error)
     }
@@ -84,13 +115,24 @@ impl ControlPlane for PgControlPlane {
     async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
         let row = client
-            .query_opt("SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1", &[&tenant_id])
+            .query_opt(
+                "SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1",
+                &[&tenant_id],
+            )
             .await
             .map_err(pg_error)?;
-        Ok(row.map(|r| Tenant { tenant_id: r.get(0), name: r.get(1), created_at: r.get(2) }))
+        Ok(row.map(|r| Tenant {
+            tenant_id: r.get(0),
+            name: r.get(1),
+            created_at: r.get(2),
+        }))
     }
 
-    async fn add_api_key(&self, key: &ApiKeyRecord, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
+    async fn add_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
         let mut client = self.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(pg_error)?;
         Self::claim_idempotency(&tx, idempotency).await?;
@@ -128,15 +170,26 @@ impl ControlPlane for PgControlPlane {
         Ok(changed > 0)
     }
 
-    async fn idempotency(&self, _scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency(
+        &self,
+        _scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let row = client.query_opt("SELECT body FROM admin_idempotency WHERE key = $1", &[&key]).await.map_err(pg_error)?;
-        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt)).transpose()
+        let row = client
+            .query_opt("SELECT body FROM admin_idempotency WHERE key = $1", &[&key])
+            .await
+            .map_err(pg_error)?;
+        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(corrupt))
+            .transpose()
     }
 
     async fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
         let client = self.pool.get().await.map_err(unavailable)?;
-        let rows = client.query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[]).await.map_err(pg_error)?;
+        let rows = client
+            .query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[])
+            .await
+            .map_err(pg_error)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -36,7 +36,11 @@ fn n(value: impl ToString) -> AttributeValue {
 
 impl HotTable {
     pub fn new(client: Client, table: impl Into<String>, rate_ttl_seconds: i64) -> Self {
-        HotTable { client, table: table.into(), rate_ttl_seconds }
+        HotTable {
+            client,
+            table: table.into(),
+            rate_ttl_seconds,
+        }
     }
 
     fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
@@ -55,8 +59,14 @@ impl HotTable {
         // Idempotency first: its conflict must win, so a retried consume replays instead of reporting 409.
         if let Some(record) = idempotency {
             let mut item = Self::key(format!("idem#{}#{}", record.scope, record.key), "idem");
-            item.insert("body".into(), s(serde_json::to_string(record).map_err(corrupt)?));
-            item.insert("expires_at".into(), n(chrono::Utc::now().timestamp() + IDEMPOTENCY_TTL_SECONDS));
+            item.insert(
+                "body".into(),
+                s(serde_json::to_string(record).map_err(corrupt)?),
+            );
+            item.insert(
+                "expires_at".into(),
+                n(chrono::Utc::now().timestamp() + IDEMPOTENCY_TTL_SECONDS),
+            );
             items.push(self.conditional_put(item)?);
         }
         let mut item = Self::key(format!("jti#{jti}"), "jti");
@@ -64,7 +74,12 @@ impl HotTable {
         // Kept a day past expiry: a replay of an expired token fails verification anyway.
         item.insert("expires_at".into(), n(expires_at + 86_400));
         items.push(self.conditional_put(item)?);
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -79,12 +94,17 @@ impl HotTable {
                         return Err(StoreError::Conflict(Conflict::JtiBurned));
                     }
                 }
-                Err(unavailable(format!("dynamodb transaction failed: {service}")))
+                Err(unavailable(format!(
+                    "dynamodb transaction failed: {service}"
+                )))
             }
         }
     }
 
-    fn conditional_put(&self, item: HashMap<String, AttributeValue>) -> Result<TransactWriteItem, StoreError> {
+    fn conditional_put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -94,7 +114,11 @@ impl HotTable {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    pub async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    pub async fn idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -104,7 +128,11 @@ impl HotTable {
             .send()
             .await
             .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
-        match out.item().and_then(|i| i.get("body")).and_then(|b| b.as_s().ok()) {
+        match out
+            .item()
+            .and_then(|i| i.get("body"))
+            .and_then(|b| b.as_s().ok())
+        {
             Some(body) => Ok(Some(serde_json::from_str(body).map_err(corrupt)?)),
             None => Ok(None),
         }
@@ -129,7 +157,10 @@ impl RateLimiter for HotTable {
             let number = |name: &str| -> Option<f64> { item?.get(name)?.as_n().ok()?.parse().ok() };
             let version = number("version").map(|v| v as i64);
             let bucket = match (number("tokens"), number("updated_at_ms")) {
-                (Some(tokens), Some(updated)) => Some(Bucket { tokens, updated_at_ms: updated as i64 }),
+                (Some(tokens), Some(updated)) => Some(Bucket {
+                    tokens,
+                    updated_at_ms: updated as i64,
+                }),
                 _ => None,
             };
             let now_ms = chrono::Utc::now().timestamp_millis();
@@ -138,10 +169,19 @@ impl RateLimiter for HotTable {
             new_item.insert("tokens".into(), n(next.tokens));
             new_item.insert("updated_at_ms".into(), n(next.updated_at_ms));
             new_item.insert("version".into(), n(version.unwrap_or(0) + 1));
-            new_item.insert("expires_at".into(), n(now_ms / 1000 + self.rate_ttl_seconds));
-            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(new_item));
+            new_item.insert(
+                "expires_at".into(),
+                n(now_ms / 1000 + self.rate_ttl_seconds),
+            );
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(new_item));
             put = match version {
-                Some(v) => put.condition_expression("version = :v").expression_attribute_values(":v", n(v)),
+                Some(v) => put
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(v)),
                 None => put.condition_expression("attribute_not_exists(pk)"),
             };
             match put.send().await {
@@ -161,11 +201,20 @@ impl RateLimiter for HotTable {
 /// Usage counters: `usage#<tenant>` / `<day>#<metric>`, incremented atomically with ADD.
 #[async_trait]
 impl UsageMeter for HotTable {
-    async fn record(&self, tenant_id: &str, day: &str, metric: &str, count: u64) -> Result<(), StoreError> {
+    async fn record(
+        &self,
+        tenant_id: &str,
+        day: &str,
+        metric: &str,
+        count: u64,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(format!("usage#{tenant_id}"), &format!("{day}#{metric}"))))
+            .set_key(Some(Self::key(
+                format!("usage#{tenant_id}"),
+                &format!("{day}#{metric}"),
+            )))
             .update_expression("ADD #count :n")
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":n", n(count))

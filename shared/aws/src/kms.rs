@@ -15,7 +15,9 @@ use ledgix_core::token::PublicKey;
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE, AlgorithmIdentifier 1.3.101.112,
 /// BIT STRING of 32 bytes. The whole structure is 44 bytes.
-const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 /// KMS accepts at most 4096 bytes of RAW message.
 const MAX_MESSAGE: usize = 4096;
 
@@ -49,11 +51,20 @@ impl KmsSigner {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| SignerError::Misconfigured(format!("KMS GetPublicKey {key_id}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
+            .map_err(|e| {
+                SignerError::Misconfigured(format!(
+                    "KMS GetPublicKey {key_id}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
         if out.key_spec().map(|s| s.as_str()) != Some("ECC_NIST_EDWARDS25519") {
-            return Err(SignerError::Misconfigured(format!("KMS key {key_id} is not ECC_NIST_EDWARDS25519")));
+            return Err(SignerError::Misconfigured(format!(
+                "KMS key {key_id} is not ECC_NIST_EDWARDS25519"
+            )));
         }
-        let der = out.public_key().ok_or_else(|| SignerError::Misconfigured("KMS returned no public key".into()))?;
+        let der = out
+            .public_key()
+            .ok_or_else(|| SignerError::Misconfigured("KMS returned no public key".into()))?;
         let public = ed25519_from_spki(der.as_ref())?;
         Ok(KmsSigner {
             client,
@@ -80,7 +91,10 @@ impl Signer for KmsSigner {
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         if message.len() > MAX_MESSAGE {
-            return Err(SignerError::Misconfigured(format!("message of {} bytes exceeds KMS's 4096-byte limit", message.len())));
+            return Err(SignerError::Misconfigured(format!(
+                "message of {} bytes exceeds KMS's 4096-byte limit",
+                message.len()
+            )));
         }
         let mut attempt = 0;
         loop {
@@ -96,25 +110,36 @@ impl Signer for KmsSigner {
                 .await;
             match result {
                 Ok(out) => {
-                    let signature = out.signature().ok_or_else(|| SignerError::Unavailable("KMS returned no signature".into()))?;
+                    let signature = out.signature().ok_or_else(|| {
+                        SignerError::Unavailable("KMS returned no signature".into())
+                    })?;
                     if signature.as_ref().len() != 64 {
-                        return Err(SignerError::Unavailable(format!("KMS signature is {} bytes, not 64", signature.as_ref().len())));
+                        return Err(SignerError::Unavailable(format!(
+                            "KMS signature is {} bytes, not 64",
+                            signature.as_ref().len()
+                        )));
                     }
                     return Ok(signature.as_ref().to_vec());
                 }
                 Err(e) => {
                     let throttled = e.as_service_error().and_then(|s| {
                         use aws_sdk_kms::error::ProvideErrorMetadata;
-                        s.code().map(|c| c == "ThrottlingException" || c == "KMSInternalException")
+                        s.code()
+                            .map(|c| c == "ThrottlingException" || c == "KMSInternalException")
                     }) == Some(true)
-                        || matches!(e, aws_sdk_kms::error::SdkError::TimeoutError(_) | aws_sdk_kms::error::SdkError::DispatchFailure(_));
+                        || matches!(
+                            e,
+                            aws_sdk_kms::error::SdkError::TimeoutError(_)
+                                | aws_sdk_kms::error::SdkError::DispatchFailure(_)
+                        );
                     if !throttled || attempt >= self.max_attempts {
                         tracing::warn!(attempt, "KMS sign failed: {}", e.into_service_error());
                         return Err(SignerError::Unavailable("KMS signing failed".into()));
                     }
                     // Full jitter on an exponential backoff.
                     let cap = self.base_delay * 2u32.pow(attempt - 1);
-                    let jitter = (chrono::Utc::now().timestamp_subsec_nanos() as u64) % (cap.as_millis() as u64 + 1);
+                    let jitter = (chrono::Utc::now().timestamp_subsec_nanos() as u64)
+                        % (cap.as_millis() as u64 + 1);
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }
             }
@@ -122,6 +147,9 @@ impl Signer for KmsSigner {
     }
 
     async fn public_keys(&self) -> Result<Vec<PublicKey>, SignerError> {
-        Ok(vec![PublicKey { kid: self.kid.clone(), ed25519: self.public }])
+        Ok(vec![PublicKey {
+            kid: self.kid.clone(),
+            ed25519: self.public,
+        }])
     }
 }

@@ -25,7 +25,9 @@ impl TlsMode {
             "disable" => Ok(TlsMode::Disable),
             "allow" | "prefer" | "require" => Ok(TlsMode::Require),
             "verify-ca" | "verify-full" => Ok(TlsMode::VerifyFull),
-            other => Err(format!("sslmode {other:?} must be disable, prefer, require, verify-ca or verify-full")),
+            other => Err(format!(
+                "sslmode {other:?} must be disable, prefer, require, verify-ca or verify-full"
+            )),
         }
     }
 }
@@ -37,7 +39,9 @@ pub fn unavailable(e: impl std::fmt::Display) -> StoreError {
 /// A PostgreSQL error with the server's message (tokio-postgres' Display says only "db error").
 pub fn pg_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(db) => StoreError::Unavailable(format!("postgres {}: {}", db.code().code(), db.message())),
+        Some(db) => {
+            StoreError::Unavailable(format!("postgres {}: {}", db.code().code(), db.message()))
+        }
         None => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -51,8 +55,14 @@ pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Build a pool for `config` with at most `max_size` connections.
-pub fn pool(mut config: tokio_postgres::Config, tls: TlsMode, max_size: usize) -> Result<Pool, StoreError> {
-    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+pub fn pool(
+    mut config: tokio_postgres::Config,
+    tls: TlsMode,
+    max_size: usize,
+) -> Result<Pool, StoreError> {
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
     let manager = match tls {
         TlsMode::Disable => {
             config.ssl_mode(SslMode::Disable);
@@ -61,20 +71,33 @@ pub fn pool(mut config: tokio_postgres::Config, tls: TlsMode, max_size: usize) -
         TlsMode::Require => {
             config.ssl_mode(SslMode::Require);
             let client = rustls_config(Arc::new(EncryptOnly(provider())))?;
-            Manager::from_config(config, tokio_postgres_rustls::MakeRustlsConnect::new(client), manager_config)
+            Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(client),
+                manager_config,
+            )
         }
         TlsMode::VerifyFull => {
             config.ssl_mode(SslMode::Require);
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
             let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
                 .with_safe_default_protocol_versions()
                 .map_err(unavailable)?
                 .with_root_certificates(roots)
                 .with_no_client_auth();
-            Manager::from_config(config, tokio_postgres_rustls::MakeRustlsConnect::new(client), manager_config)
+            Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(client),
+                manager_config,
+            )
         }
     };
-    Pool::builder(manager).max_size(max_size.max(1)).build().map_err(unavailable)
+    Pool::builder(manager)
+        .max_size(max_size.max(1))
+        .build()
+        .map_err(unavailable)
 }
 
 fn provider() -> rustls::crypto::CryptoProvider {
@@ -82,12 +105,14 @@ fn provider() -> rustls::crypto::CryptoProvider {
 }
 
 fn rustls_config(verifier: Arc<EncryptOnly>) -> Result<rustls::ClientConfig, StoreError> {
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(unavailable)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(unavailable)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    )
 }
 
 /// libpq `require`: the channel is encrypted but the certificate is not checked. Signatures are still
@@ -113,7 +138,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -122,7 +152,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

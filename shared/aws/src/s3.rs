@@ -22,19 +22,35 @@ pub struct BucketRequirements {
 }
 
 impl S3Anchor {
-    pub fn new(client: Client, bucket: &str, bucket_template: Option<String>, prefix: &str) -> Self {
-        S3Anchor { client, bucket: bucket.to_string(), bucket_template, prefix: prefix.trim_matches('/').to_string() }
+    pub fn new(
+        client: Client,
+        bucket: &str,
+        bucket_template: Option<String>,
+        prefix: &str,
+    ) -> Self {
+        S3Anchor {
+            client,
+            bucket: bucket.to_string(),
+            bucket_template,
+            prefix: prefix.trim_matches('/').to_string(),
+        }
     }
 
     pub fn bucket_for(&self, tenant_id: &str) -> String {
         match &self.bucket_template {
-            Some(template) => template.replace("{client_id}", tenant_id).replace("{tenant_id}", tenant_id),
+            Some(template) => template
+                .replace("{client_id}", tenant_id)
+                .replace("{tenant_id}", tenant_id),
             None => self.bucket.clone(),
         }
     }
 
     /// Refuse to run against a bucket that cannot keep history.
-    pub async fn check(&self, bucket: &str, requirements: BucketRequirements) -> Result<(), AnchorError> {
+    pub async fn check(
+        &self,
+        bucket: &str,
+        requirements: BucketRequirements,
+    ) -> Result<(), AnchorError> {
         if requirements.versioning {
             let out = self
                 .client
@@ -42,7 +58,12 @@ impl S3Anchor {
                 .bucket(bucket)
                 .send()
                 .await
-                .map_err(|e| AnchorError::Misconfigured(format!("cannot read versioning of bucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
+                .map_err(|e| {
+                    AnchorError::Misconfigured(format!(
+                        "cannot read versioning of bucket {bucket}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                })?;
             if out.status().map(|s| s.as_str()) != Some("Enabled") {
                 return Err(AnchorError::Misconfigured(format!(
                     "anchor bucket {bucket} does not have versioning enabled (VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING)"
@@ -82,7 +103,13 @@ impl AnchorSink for S3Anchor {
         "s3"
     }
 
-    async fn put(&self, tenant_id: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<Exported, AnchorError> {
+    async fn put(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Exported, AnchorError> {
         let bucket = self.bucket_for(tenant_id);
         let object_key = self.object_key(tenant_id, key);
         let out = self
@@ -95,7 +122,15 @@ impl AnchorSink for S3Anchor {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| AnchorError::Unavailable(format!("s3://{bucket}/{object_key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
-        Ok(Exported { uri: format!("s3://{bucket}/{object_key}"), version_id: out.version_id().map(str::to_string) })
+            .map_err(|e| {
+                AnchorError::Unavailable(format!(
+                    "s3://{bucket}/{object_key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        Ok(Exported {
+            uri: format!("s3://{bucket}/{object_key}"),
+            version_id: out.version_id().map(str::to_string),
+        })
     }
 }

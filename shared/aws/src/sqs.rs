@@ -15,7 +15,11 @@ pub struct SqsJudgeQueue {
 
 impl SqsJudgeQueue {
     pub fn new(client: Client, queue_url: impl Into<String>, shards: u32) -> Self {
-        SqsJudgeQueue { client, queue_url: queue_url.into(), shards: shards.max(1) }
+        SqsJudgeQueue {
+            client,
+            queue_url: queue_url.into(),
+            shards: shards.max(1),
+        }
     }
 
     pub fn group_id(&self, job: &JudgeJob) -> String {
@@ -36,7 +40,8 @@ impl SqsJudgeQueue {
 #[async_trait]
 impl JudgeQueue for SqsJudgeQueue {
     async fn enqueue(&self, job: &JudgeJob) -> Result<(), QueueError> {
-        let body = serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        let body =
+            serde_json::to_string(job).map_err(|e| QueueError::Unavailable(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)

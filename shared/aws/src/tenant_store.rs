@@ -10,13 +10,15 @@ use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
 use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::ledger::LedgerEvent;
 use ledgix_core::merkle::{Hash, Position};
-use ledgix_core::model::{ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings};
+use ledgix_core::model::{
+    ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings,
+};
 use ledgix_core::ports::{Seal, TenantStore, TreeState, Write};
 use ledgix_core::service::is_consume_scope;
 use tokio_postgres::Transaction;
 
 use crate::dynamo::HotTable;
-use crate::pg::{pg_error, corrupt, is_unique_violation, unavailable};
+use crate::pg::{corrupt, is_unique_violation, pg_error, unavailable};
 use crate::tenants::TenantDirectory;
 
 pub struct PgTenantStore {
@@ -30,7 +32,60 @@ impl PgTenantStore {
     }
 
     async fn client(&self, tenant_id: &str) -> Result<deadpool_postgres::Object, StoreError> {
-        self.tenants.pool(tenant_id).await?.get().await.map_err(unavailable)
+        self.tenants
+            .pool(tenant_id)
+            .await?
+            .get()
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The JSON `body` of at most one row.
+    async fn one<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant_id: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<T>, StoreError> {
+        let row = self
+            .client(tenant_id)
+            .await?
+            .query_opt(sql, params)
+            .await
+            .map_err(pg_error)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    /// The JSON `body` of every row.
+    async fn all<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant_id: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = self
+            .client(tenant_id)
+            .await?
+            .query(sql, params)
+            .await
+            .map_err(pg_error)?;
+        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    }
+
+    /// Ledger rows (`body, leaf_index, checkpoint_id`) as events.
+    async fn events(
+        &self,
+        tenant_id: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        let rows = self
+            .client(tenant_id)
+            .await?
+            .query(sql, params)
+            .await
+            .map_err(pg_error)?;
+        rows.iter().map(ledger_event).collect()
     }
 }
 
@@ -75,7 +130,10 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
         Write::AppendEvent(event) => {
             // The head row lock orders appends: seqs commit in order, so the sealer never skips one.
             let seq: i64 = tx
-                .query_one("UPDATE ledger_head SET last_seq = last_seq + 1 RETURNING last_seq", &[])
+                .query_one(
+                    "UPDATE ledger_head SET last_seq = last_seq + 1 RETURNING last_seq",
+                    &[],
+                )
                 .await
                 .map_err(pg_error)?
                 .get(0);
@@ -106,15 +164,30 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             .map_err(pg_error)?;
         }
         Write::PutIdempotency(record) => {
-            tx.execute("INSERT INTO idempotency (key, body) VALUES ($1, $2)", &[&record.key, &json(record)?])
-                .await
-                .map_err(|e| unique_or(e, Conflict::IdempotencyKey))?;
+            tx.execute(
+                "INSERT INTO idempotency (key, body) VALUES ($1, $2)",
+                &[&record.key, &json(record)?],
+            )
+            .await
+            .map_err(|e| unique_or(e, Conflict::IdempotencyKey))?;
         }
-        Write::BurnJti { .. } => return Err(corrupt("token burns are written to DynamoDB, not the tenant database")),
+        Write::BurnJti { .. } => {
+            return Err(corrupt(
+                "token burns are written to DynamoDB, not the tenant database",
+            ))
+        }
         Write::Seal(seal) => apply_seal(tx, seal).await?,
-        Write::MarkExported { checkpoint_id, export_uri, export_version_id, exported_at } => {
+        Write::MarkExported {
+            checkpoint_id,
+            export_uri,
+            export_version_id,
+            exported_at,
+        } => {
             let row = tx
-                .query_opt("SELECT body FROM checkpoints WHERE checkpoint_id = $1 FOR UPDATE", &[checkpoint_id])
+                .query_opt(
+                    "SELECT body FROM checkpoints WHERE checkpoint_id = $1 FOR UPDATE",
+                    &[checkpoint_id],
+                )
                 .await
                 .map_err(pg_error)?
                 .ok_or(StoreError::Conflict(Conflict::Duplicate))?;
@@ -123,16 +196,23 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             checkpoint.export_version_id = export_version_id.clone();
             checkpoint.export_status = EXPORT_DONE.into();
             checkpoint.exported_at = Some(exported_at.clone());
-            tx.execute("UPDATE checkpoints SET exported = TRUE, body = $2 WHERE checkpoint_id = $1", &[checkpoint_id, &json(&checkpoint)?])
-                .await
-                .map_err(pg_error)?;
+            tx.execute(
+                "UPDATE checkpoints SET exported = TRUE, body = $2 WHERE checkpoint_id = $1",
+                &[checkpoint_id, &json(&checkpoint)?],
+            )
+            .await
+            .map_err(pg_error)?;
         }
     }
     Ok(None)
 }
 
 async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError> {
-    let size: i64 = tx.query_one("SELECT tree_size FROM ledger_head FOR UPDATE", &[]).await.map_err(pg_error)?.get(0);
+    let size: i64 = tx
+        .query_one("SELECT tree_size FROM ledger_head FOR UPDATE", &[])
+        .await
+        .map_err(pg_error)?
+        .get(0);
     if size as u64 != seal.expected_tree_size {
         return Err(StoreError::Conflict(Conflict::TreeMoved));
     }
@@ -162,11 +242,20 @@ async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError>
     .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
     tx.execute(
         "INSERT INTO checkpoints (checkpoint_id, tree_size, body) VALUES ($1, $2, $3)",
-        &[&checkpoint_id, &seal.checkpoint.tree_size, &json(&seal.checkpoint)?],
+        &[
+            &checkpoint_id,
+            &seal.checkpoint.tree_size,
+            &json(&seal.checkpoint)?,
+        ],
     )
     .await
     .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
-    tx.execute("UPDATE ledger_head SET tree_size = $1", &[&seal.checkpoint.tree_size]).await.map_err(pg_error)?;
+    tx.execute(
+        "UPDATE ledger_head SET tree_size = $1",
+        &[&seal.checkpoint.tree_size],
+    )
+    .await
+    .map_err(pg_error)?;
     Ok(())
 }
 
@@ -180,15 +269,21 @@ fn ledger_event(row: &tokio_postgres::Row) -> Result<LedgerEvent, StoreError> {
 #[async_trait]
 impl TenantStore for PgTenantStore {
     async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
-        if let Some(Write::BurnJti { jti, expires_at }) = writes.iter().find(|w| matches!(w, Write::BurnJti { .. })) {
+        if let Some(Write::BurnJti { jti, expires_at }) =
+            writes.iter().find(|w| matches!(w, Write::BurnJti { .. }))
+        {
             let idempotency = writes.iter().find_map(|w| match w {
                 Write::PutIdempotency(r) => Some(r),
                 _ => None,
             });
             if writes.len() > 1 + usize::from(idempotency.is_some()) {
-                return Err(corrupt("a token burn commits only with its idempotent answer"));
+                return Err(corrupt(
+                    "a token burn commits only with its idempotent answer",
+                ));
             }
-            self.hot.burn_jti(tenant_id, jti, *expires_at, idempotency).await?;
+            self.hot
+                .burn_jti(tenant_id, jti, *expires_at, idempotency)
+                .await?;
             return Ok(vec![]);
         }
         let mut client = self.client(tenant_id).await?;
@@ -203,95 +298,115 @@ impl TenantStore for PgTenantStore {
         Ok(seqs)
     }
 
-    async fn clearance(&self, tenant_id: &str, request_id: &str) -> Result<Option<ClearanceRecord>, StoreError> {
-        let row = self.client(tenant_id).await?
-            .query_opt("SELECT body FROM clearances WHERE request_id = $1", &[&request_id])
-            .await
-            .map_err(pg_error)?;
-        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    async fn clearance(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<ClearanceRecord>, StoreError> {
+        self.one(
+            tenant_id,
+            "SELECT body FROM clearances WHERE request_id = $1",
+            &[&request_id],
+        )
+        .await
     }
 
-    async fn clearances_with_status(&self, tenant_id: &str, status: ClearanceStatus, limit: usize) -> Result<Vec<ClearanceRecord>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query(
-                "SELECT body FROM clearances WHERE status = $1 ORDER BY created_at LIMIT $2",
-                &[&status.as_str(), &(limit as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
-        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    async fn clearances_with_status(
+        &self,
+        tenant_id: &str,
+        status: ClearanceStatus,
+        limit: usize,
+    ) -> Result<Vec<ClearanceRecord>, StoreError> {
+        self.all(
+            tenant_id,
+            "SELECT body FROM clearances WHERE status = $1 ORDER BY created_at LIMIT $2",
+            &[&status.as_str(), &(limit as i64)],
+        )
+        .await
     }
 
     async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query(
-                "SELECT DISTINCT ON (policy_id) body FROM policies ORDER BY policy_id, version DESC",
-                &[],
-            )
-            .await
-            .map_err(pg_error)?;
-        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+        self.all(
+            tenant_id,
+            "SELECT DISTINCT ON (policy_id) body FROM policies ORDER BY policy_id, version DESC",
+            &[],
+        )
+        .await
     }
 
-    async fn policy_version(&self, tenant_id: &str, version_id: &str) -> Result<Option<PolicyVersion>, StoreError> {
-        let row = self.client(tenant_id).await?
-            .query_opt("SELECT body FROM policies WHERE version_id = $1", &[&version_id])
-            .await
-            .map_err(pg_error)?;
-        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    async fn policy_version(
+        &self,
+        tenant_id: &str,
+        version_id: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
+        self.one(
+            tenant_id,
+            "SELECT body FROM policies WHERE version_id = $1",
+            &[&version_id],
+        )
+        .await
     }
 
     async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError> {
-        let row = self.client(tenant_id).await?
-            .query_opt("SELECT body FROM review_settings", &[])
-            .await
-            .map_err(pg_error)?;
-        Ok(row.map(|r| parse(&r.get::<_, String>(0))).transpose()?.unwrap_or_default())
+        Ok(self
+            .one(tenant_id, "SELECT body FROM review_settings", &[])
+            .await?
+            .unwrap_or_default())
     }
 
-    async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query(
-                "SELECT body, leaf_index, checkpoint_id FROM (SELECT * FROM ledger ORDER BY seq DESC LIMIT $1) t ORDER BY seq",
-                &[&(limit as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
-        rows.iter().map(ledger_event).collect()
+    async fn ledger_tail(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        self.events(tenant_id, "SELECT body, leaf_index, checkpoint_id FROM (SELECT * FROM ledger ORDER BY seq DESC LIMIT $1) t ORDER BY seq",
+                &[&(limit as i64)],).await
     }
 
-    async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         if is_consume_scope(scope) {
             return self.hot.idempotency(scope, key).await;
         }
-        let row = self.client(scope).await?
-            .query_opt("SELECT body FROM idempotency WHERE key = $1", &[&key])
-            .await
-            .map_err(pg_error)?;
-        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+        self.one(
+            scope,
+            "SELECT body FROM idempotency WHERE key = $1",
+            &[&key],
+        )
+        .await
     }
 
     async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError> {
-        let row = self.client(tenant_id).await?
-            .query_opt("SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1", &[])
-            .await
-            .map_err(pg_error)?;
-        let latest: Option<Checkpoint> = row.map(|r| parse(&r.get::<_, String>(0))).transpose()?;
-        Ok(TreeState { tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64), latest })
-    }
-
-    async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query(
-                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE leaf_index IS NULL ORDER BY seq LIMIT $1",
-                &[&(limit as i64)],
+        let latest: Option<Checkpoint> = self
+            .one(
+                tenant_id,
+                "SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1",
+                &[],
             )
-            .await
-            .map_err(pg_error)?;
-        rows.iter().map(ledger_event).collect()
+            .await?;
+        Ok(TreeState {
+            tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64),
+            latest,
+        })
     }
 
-    async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError> {
+    async fn unsequenced_events(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        self.events(tenant_id, "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE leaf_index IS NULL ORDER BY seq LIMIT $1",
+                &[&(limit as i64)],).await
+    }
+
+    async fn tree_hashes(
+        &self,
+        tenant_id: &str,
+        positions: &[Position],
+    ) -> Result<HashMap<Position, Hash>, StoreError> {
         let levels: Vec<i16> = positions.iter().map(|p| i16::from(p.level)).collect();
         let idxs: Vec<i64> = positions.iter().map(|p| p.index as i64).collect();
         let rows = self.client(tenant_id).await?
@@ -304,14 +419,25 @@ impl TenantStore for PgTenantStore {
             .map_err(pg_error)?;
         rows.iter()
             .map(|r| {
-                let position = Position { level: r.get::<_, i16>(0) as u8, index: r.get::<_, i64>(1) as u64 };
-                let hash: Hash = r.get::<_, Vec<u8>>(2).try_into().map_err(|_| corrupt("tree hash is not 32 bytes"))?;
+                let position = Position {
+                    level: r.get::<_, i16>(0) as u8,
+                    index: r.get::<_, i64>(1) as u64,
+                };
+                let hash: Hash = r
+                    .get::<_, Vec<u8>>(2)
+                    .try_into()
+                    .map_err(|_| corrupt("tree hash is not 32 bytes"))?;
                 Ok((position, hash))
             })
             .collect()
     }
 
-    async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+    async fn entries(
+        &self,
+        tenant_id: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
         let rows = self.client(tenant_id).await?
             .query(
                 "SELECT event_hash FROM ledger WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
@@ -321,42 +447,55 @@ impl TenantStore for PgTenantStore {
             .map_err(pg_error)?;
         let hashes: Vec<Hash> = rows
             .iter()
-            .map(|r| ledgix_core::merkle::parse_hash(&r.get::<_, String>(0)).ok_or_else(|| corrupt("event hash is not hex")))
+            .map(|r| {
+                ledgix_core::merkle::parse_hash(&r.get::<_, String>(0))
+                    .ok_or_else(|| corrupt("event hash is not hex"))
+            })
             .collect::<Result<_, _>>()?;
         if hashes.len() as u64 != end - start {
-            return Err(corrupt(format!("leaves {start}..{end} are not all sequenced")));
+            return Err(corrupt(format!(
+                "leaves {start}..{end} are not all sequenced"
+            )));
         }
         Ok(hashes)
     }
 
-    async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query(
-                "SELECT body FROM (SELECT * FROM checkpoints ORDER BY checkpoint_id DESC LIMIT $1) c ORDER BY checkpoint_id",
-                &[&(limit as i64)],
-            )
-            .await
-            .map_err(pg_error)?;
-        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+    async fn checkpoints(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        self.all(tenant_id, "SELECT body FROM (SELECT * FROM checkpoints ORDER BY checkpoint_id DESC LIMIT $1) c ORDER BY checkpoint_id",
+                &[&(limit as i64)],).await
     }
 
-    async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError> {
-        let row = self.client(tenant_id).await?
-            .query_opt("SELECT body FROM checkpoints WHERE checkpoint_id = $1", &[&checkpoint_id])
-            .await
-            .map_err(pg_error)?;
-        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    async fn checkpoint(
+        &self,
+        tenant_id: &str,
+        checkpoint_id: i64,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        self.one(
+            tenant_id,
+            "SELECT body FROM checkpoints WHERE checkpoint_id = $1",
+            &[&checkpoint_id],
+        )
+        .await
     }
 
     async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query("SELECT body FROM checkpoints WHERE NOT exported ORDER BY checkpoint_id", &[])
-            .await
-            .map_err(pg_error)?;
-        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+        self.all(
+            tenant_id,
+            "SELECT body FROM checkpoints WHERE NOT exported ORDER BY checkpoint_id",
+            &[],
+        )
+        .await
     }
 
-    async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError> {
+    async fn latest_event_for_request(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<LedgerEvent>, StoreError> {
         let row = self.client(tenant_id).await?
             .query_opt(
                 "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE request_id = $1 ORDER BY seq DESC LIMIT 1",

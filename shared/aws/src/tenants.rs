@@ -10,7 +10,7 @@ use ledgix_core::error::StoreError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::pg::{pg_error, self, unavailable, TlsMode, TENANT_SCHEMA};
+use crate::pg::{self, pg_error, unavailable, TlsMode, TENANT_SCHEMA};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantDbSecret {
@@ -41,7 +41,16 @@ struct Cached {
 }
 
 fn sanitize(tenant_id: &str) -> String {
-    tenant_id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+    tenant_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl TenantDirectory {
@@ -78,16 +87,30 @@ impl TenantDirectory {
 
     async fn fetch_secret(&self, tenant_id: &str) -> Result<TenantDbSecret, StoreError> {
         let name = self.secret_name(tenant_id);
-        let out = self.secrets.get_secret_value().secret_id(&name).send().await.map_err(|e| {
-            let e = e.into_service_error();
-            if e.is_resource_not_found_exception() {
-                StoreError::Unavailable(format!("tenant {tenant_id}: secret {name} does not exist"))
-            } else {
-                StoreError::Unavailable(format!("tenant {tenant_id}: cannot read secret {name}: {e}"))
-            }
-        })?;
-        let text = out.secret_string().ok_or_else(|| StoreError::Unavailable(format!("secret {name} has no string value")))?;
-        serde_json::from_str(text).map_err(|_| StoreError::Unavailable(format!("secret {name} is not a tenant database bundle")))
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = e.into_service_error();
+                if e.is_resource_not_found_exception() {
+                    StoreError::Unavailable(format!(
+                        "tenant {tenant_id}: secret {name} does not exist"
+                    ))
+                } else {
+                    StoreError::Unavailable(format!(
+                        "tenant {tenant_id}: cannot read secret {name}: {e}"
+                    ))
+                }
+            })?;
+        let text = out
+            .secret_string()
+            .ok_or_else(|| StoreError::Unavailable(format!("secret {name} has no string value")))?;
+        serde_json::from_str(text).map_err(|_| {
+            StoreError::Unavailable(format!("secret {name} is not a tenant database bundle"))
+        })
     }
 
     /// The pool for a tenant's database, creating (and migrating) it on first use.
@@ -121,7 +144,14 @@ impl TenantDirectory {
             .connect_timeout(Duration::from_secs(5));
         let pool = pg::pool(config, self.tls, self.max_connections)?;
         migrate(&pool).await?;
-        pools.insert(tenant_id.to_string(), Cached { pool: pool.clone(), secret, fetched: Instant::now() });
+        pools.insert(
+            tenant_id.to_string(),
+            Cached {
+                pool: pool.clone(),
+                secret,
+                fetched: Instant::now(),
+            },
+        );
         Ok(pool)
     }
 
@@ -139,19 +169,44 @@ impl TenantDirectory {
             use rand_password::generate;
             generate()
         };
-        let (client, connection) = self.admin.connect(tokio_postgres::NoTls).await.map_err(pg_error)?;
+        let (client, connection) = self
+            .admin
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(pg_error)?;
         let driver = tokio::spawn(connection);
-        let role_exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name]).await.map_err(pg_error)?.is_some();
+        let role_exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+            .await
+            .map_err(pg_error)?
+            .is_some();
         // Role and database names are sanitised to [a-z0-9_]; the password is alphanumeric. DDL takes no
         // bind parameters, so they are quoted literals here.
         if role_exists {
-            client.batch_execute(&format!("ALTER ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(pg_error)?;
+            client
+                .batch_execute(&format!(
+                    "ALTER ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+                ))
+                .await
+                .map_err(pg_error)?;
         } else {
-            client.batch_execute(&format!("CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")).await.map_err(pg_error)?;
+            client
+                .batch_execute(&format!(
+                    "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+                ))
+                .await
+                .map_err(pg_error)?;
         }
-        let db_exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(pg_error)?.is_some();
+        let db_exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(pg_error)?
+            .is_some();
         if !db_exists {
-            client.batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\"")).await.map_err(pg_error)?;
+            client
+                .batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""))
+                .await
+                .map_err(pg_error)?;
         }
         drop(client);
         driver.abort();
@@ -160,18 +215,49 @@ impl TenantDirectory {
             _ => "localhost".to_string(),
         };
         let port = self.admin.get_ports().first().copied().unwrap_or(5432);
-        let secret = TenantDbSecret { host, port, dbname: name.clone(), username: name, password };
+        let secret = TenantDbSecret {
+            host,
+            port,
+            dbname: name.clone(),
+            username: name,
+            password,
+        };
         let body = serde_json::to_string(&secret).map_err(pg::corrupt)?;
         let secret_name = self.secret_name(tenant_id);
-        let created = self.secrets.create_secret().name(&secret_name).secret_string(&body).send().await;
+        let created = self
+            .secrets
+            .create_secret()
+            .name(&secret_name)
+            .secret_string(&body)
+            .send()
+            .await;
         let arn = match created {
             Ok(out) => out.arn().unwrap_or(&secret_name).to_string(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
-                let out = self.secrets.put_secret_value().secret_id(&secret_name).secret_string(&body).send().await
-                    .map_err(|e| unavailable(format!("cannot update secret {secret_name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))))?;
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_exists_exception()) =>
+            {
+                let out = self
+                    .secrets
+                    .put_secret_value()
+                    .secret_id(&secret_name)
+                    .secret_string(&body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        unavailable(format!(
+                            "cannot update secret {secret_name}: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
                 out.arn().unwrap_or(&secret_name).to_string()
             }
-            Err(e) => return Err(unavailable(format!("cannot create secret {secret_name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))),
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "cannot create secret {secret_name}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )))
+            }
         };
         Ok(arn)
     }
@@ -180,7 +266,9 @@ impl TenantDirectory {
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await.map_err(unavailable)?;
     let tx = client.transaction().await.map_err(pg_error)?;
-    tx.execute("SELECT pg_advisory_xact_lock(7364002)", &[]).await.map_err(pg_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock(7364002)", &[])
+        .await
+        .map_err(pg_error)?;
     tx.batch_execute(TENANT_SCHEMA).await.map_err(pg_error)?;
     tx.commit().await.map_err(pg_error)
 }

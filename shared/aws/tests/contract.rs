@@ -24,14 +24,22 @@ struct Guard;
 async fn aws() -> (Ports, Guard) {
     let admin: tokio_postgres::Config = env("DATABASE_URL").parse().expect("DATABASE_URL");
     let name = format!("ledgix_cp_{}", uuid_like());
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    let (client, connection) = admin
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
     let driver = tokio::spawn(connection);
-    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    client
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
     drop(client);
     driver.abort();
     let mut control_config = admin.clone();
     control_config.dbname(&name);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
     let prefix = format!("ledgix/tenants/contract-{}", uuid_like());
     let directory = Arc::new(
         TenantDirectory::new(
@@ -45,10 +53,25 @@ async fn aws() -> (Ports, Guard) {
         .with_auto_provision(),
     );
     let pool = pg::pool(control_config, TlsMode::Disable, 4).expect("pool");
-    let control = Arc::new(PgControlPlane::connect(pool, directory.clone()).await.expect("control plane"));
-    let hot = HotTable::new(aws_sdk_dynamodb::Client::new(&sdk), env("VAULT_DYNAMODB_TABLE"), 180);
+    let control = Arc::new(
+        PgControlPlane::connect(pool, directory.clone())
+            .await
+            .expect("control plane"),
+    );
+    let hot = HotTable::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        env("VAULT_DYNAMODB_TABLE"),
+        180,
+    );
     let store = Arc::new(PgTenantStore::new(directory, hot.clone()));
-    (Ports { store, control, usage: Arc::new(hot) }, Guard)
+    (
+        Ports {
+            store,
+            control,
+            usage: Arc::new(hot),
+        },
+        Guard,
+    )
 }
 
 fn uuid_like() -> String {

@@ -73,17 +73,25 @@ fn pipeline(c: &mut Criterion) {
     let input = json!({"tool_name": "stripe_refund", "tool_args": args, "agent_id": "agent-7", "session_id": "s-1",
                        "context": {}, "tenant_id": "tn_1"});
 
-    c.bench_function("rego_evaluate", |b| b.iter(|| policy.evaluate(black_box(&input)).expect("evaluates")));
+    c.bench_function("rego_evaluate", |b| {
+        b.iter(|| policy.evaluate(black_box(&input)).expect("evaluates"))
+    });
     c.bench_function("token_sign", |b| {
         b.iter(|| {
             let claims = claims(black_box(&args));
-            let signing_input = token::signing_input("vault-key-001", &claims).expect("serialisable");
-            token::assemble(&signing_input, &key.sign(signing_input.as_bytes()).to_bytes())
+            let signing_input =
+                token::signing_input("vault-key-001", &claims).expect("serialisable");
+            token::assemble(
+                &signing_input,
+                &key.sign(signing_input.as_bytes()).to_bytes(),
+            )
         })
     });
     c.bench_function("event_hash_and_receipt", |b| {
         b.iter(|| {
-            let prepared = draft(black_box(&args)).prepare("vault-key-001").expect("encodable");
+            let prepared = draft(black_box(&args))
+                .prepare("vault-key-001")
+                .expect("encodable");
             let signature = key.sign(&prepared.receipt_payload).to_bytes();
             prepared.seal(&signature)
         })
@@ -92,8 +100,12 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let outcome = policy.evaluate(black_box(&input)).expect("evaluates");
             let claims = claims(&args);
-            let signing_input = token::signing_input("vault-key-001", &claims).expect("serialisable");
-            let token = token::assemble(&signing_input, &key.sign(signing_input.as_bytes()).to_bytes());
+            let signing_input =
+                token::signing_input("vault-key-001", &claims).expect("serialisable");
+            let token = token::assemble(
+                &signing_input,
+                &key.sign(signing_input.as_bytes()).to_bytes(),
+            );
             let prepared = draft(&args).prepare("vault-key-001").expect("encodable");
             let signature = key.sign(&prepared.receipt_payload).to_bytes();
             (outcome, token, prepared.seal(&signature))

@@ -51,7 +51,14 @@ fn sequencing(c: &mut Criterion) {
                 for (i, l) in leaves.iter().enumerate() {
                     levels.append(start + i as u64, *l);
                 }
-                merkle::range_hash(Range { start: 0, size: start + batch }, &|p| levels.get(p)).expect("root")
+                merkle::range_hash(
+                    Range {
+                        start: 0,
+                        size: start + batch,
+                    },
+                    &|p| levels.get(p),
+                )
+                .expect("root")
             },
             criterion::BatchSize::LargeInput,
         )
@@ -67,8 +74,10 @@ fn proofs(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("inclusion", m), &m, |b, &m| {
             b.iter(|| {
                 let ranges = merkle::inclusion_ranges(black_box(m), n);
-                let fetched: HashMap<Position, Hash> =
-                    merkle::positions_for(&ranges).into_iter().filter_map(|p| levels.get(p).map(|h| (p, h))).collect();
+                let fetched: HashMap<Position, Hash> = merkle::positions_for(&ranges)
+                    .into_iter()
+                    .filter_map(|p| levels.get(p).map(|h| (p, h)))
+                    .collect();
                 merkle::hashes_for(&ranges, &fetched).expect("proof")
             })
         });
@@ -76,8 +85,10 @@ fn proofs(c: &mut Criterion) {
     group.bench_function("consistency_9_999_000_to_10m", |b| {
         b.iter(|| {
             let ranges = merkle::consistency_ranges(black_box(9_999_000), n);
-            let fetched: HashMap<Position, Hash> =
-                merkle::positions_for(&ranges).into_iter().filter_map(|p| levels.get(p).map(|h| (p, h))).collect();
+            let fetched: HashMap<Position, Hash> = merkle::positions_for(&ranges)
+                .into_iter()
+                .filter_map(|p| levels.get(p).map(|h| (p, h)))
+                .collect();
             merkle::hashes_for(&ranges, &fetched).expect("proof")
         })
     });

@@ -25,7 +25,10 @@ pub fn hash(key: &str) -> String {
 
 /// Constant-time check of a presented key against a stored hash.
 pub fn matches(presented: &str, stored_hash: &str) -> bool {
-    hash(presented).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    hash(presented)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 pub fn new_id(prefix: &str) -> String {

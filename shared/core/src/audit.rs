@@ -23,7 +23,9 @@ fn fail<T>(message: impl Into<String>) -> Result<T, AuditError> {
 }
 
 fn b64(value: &str, what: &str) -> Result<Vec<u8>, AuditError> {
-    URL_SAFE_NO_PAD.decode(value.trim_end_matches('=')).map_err(|_| AuditError(format!("{what} is not base64url")))
+    URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| AuditError(format!("{what} is not base64url")))
 }
 
 fn hash32(value: &str, what: &str) -> Result<Hash, AuditError> {
@@ -33,32 +35,62 @@ fn hash32(value: &str, what: &str) -> Result<Hash, AuditError> {
 /// Public keys by kid, from JWKs (as published at /.well-known/jwks.json or embedded in bundles).
 pub fn keys_from_jwks(jwks: &serde_json::Value) -> Result<HashMap<String, [u8; 32]>, AuditError> {
     let mut keys = HashMap::new();
-    for jwk in jwks.get("keys").and_then(|k| k.as_array()).into_iter().flatten() {
-        let (Some(kid), Some(x)) = (jwk.get("kid").and_then(|v| v.as_str()), jwk.get("x").and_then(|v| v.as_str())) else {
+    for jwk in jwks
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let (Some(kid), Some(x)) = (
+            jwk.get("kid").and_then(|v| v.as_str()),
+            jwk.get("x").and_then(|v| v.as_str()),
+        ) else {
             continue;
         };
-        let bytes: [u8; 32] = b64(x, "JWK x")?.try_into().map_err(|_| AuditError("JWK x is not 32 bytes".into()))?;
+        let bytes: [u8; 32] = b64(x, "JWK x")?
+            .try_into()
+            .map_err(|_| AuditError("JWK x is not 32 bytes".into()))?;
         keys.insert(kid.to_string(), bytes);
     }
     Ok(keys)
 }
 
 pub fn keys_from(public_keys: &[PublicKey]) -> HashMap<String, [u8; 32]> {
-    public_keys.iter().map(|k| (k.kid.clone(), k.ed25519)).collect()
+    public_keys
+        .iter()
+        .map(|k| (k.kid.clone(), k.ed25519))
+        .collect()
 }
 
-fn verify_signature(keys: &HashMap<String, [u8; 32]>, kid: &str, message: &[u8], signature: &[u8], what: &str) -> Result<(), AuditError> {
-    let key = keys.get(kid).ok_or_else(|| AuditError(format!("no public key for kid {kid} ({what})")))?;
-    let key = VerifyingKey::from_bytes(key).map_err(|_| AuditError(format!("public key {kid} is invalid")))?;
-    let signature = Signature::from_slice(signature).map_err(|_| AuditError(format!("{what} signature is malformed")))?;
-    key.verify(message, &signature).map_err(|_| AuditError(format!("{what} signature does not verify")))
+fn verify_signature(
+    keys: &HashMap<String, [u8; 32]>,
+    kid: &str,
+    message: &[u8],
+    signature: &[u8],
+    what: &str,
+) -> Result<(), AuditError> {
+    let key = keys
+        .get(kid)
+        .ok_or_else(|| AuditError(format!("no public key for kid {kid} ({what})")))?;
+    let key = VerifyingKey::from_bytes(key)
+        .map_err(|_| AuditError(format!("public key {kid} is invalid")))?;
+    let signature = Signature::from_slice(signature)
+        .map_err(|_| AuditError(format!("{what} signature is malformed")))?;
+    key.verify(message, &signature)
+        .map_err(|_| AuditError(format!("{what} signature does not verify")))
 }
 
 /// A checkpoint's payload, hash and signature.
-pub fn verify_checkpoint(checkpoint: &Checkpoint, keys: &HashMap<String, [u8; 32]>) -> Result<(), AuditError> {
+pub fn verify_checkpoint(
+    checkpoint: &Checkpoint,
+    keys: &HashMap<String, [u8; 32]>,
+) -> Result<(), AuditError> {
     let id = checkpoint.checkpoint_id;
     if checkpoint.signature_algorithm != "Ed25519" {
-        return fail(format!("checkpoint {id}: unsupported algorithm {}", checkpoint.signature_algorithm));
+        return fail(format!(
+            "checkpoint {id}: unsupported algorithm {}",
+            checkpoint.signature_algorithm
+        ));
     }
     let payload = b64(&checkpoint.checkpoint_payload, "checkpoint payload")?;
     let rebuilt = CheckpointDraft {
@@ -74,26 +106,44 @@ pub fn verify_checkpoint(checkpoint: &Checkpoint, keys: &HashMap<String, [u8; 32
     .payload()
     .map_err(|e| AuditError(e.to_string()))?;
     if payload != rebuilt {
-        return fail(format!("checkpoint {id}: payload does not match its fields"));
+        return fail(format!(
+            "checkpoint {id}: payload does not match its fields"
+        ));
     }
     if hex::encode(domain_hash(CHECKPOINT_HASH_PREFIX, &payload)) != checkpoint.checkpoint_hash {
         return fail(format!("checkpoint {id}: checkpoint_hash mismatch"));
     }
     let signature = b64(&checkpoint.checkpoint_signature, "checkpoint signature")?;
-    verify_signature(keys, &checkpoint.signer_key_id, &payload, &signature, &format!("checkpoint {id}"))
+    verify_signature(
+        keys,
+        &checkpoint.signer_key_id,
+        &payload,
+        &signature,
+        &format!("checkpoint {id}"),
+    )
 }
 
 /// Checkpoints chain from the first: each names its predecessor's hash.
-pub fn verify_chain(checkpoints: &[Checkpoint], keys: &HashMap<String, [u8; 32]>) -> Result<(), AuditError> {
+pub fn verify_chain(
+    checkpoints: &[Checkpoint],
+    keys: &HashMap<String, [u8; 32]>,
+) -> Result<(), AuditError> {
     let mut prev = String::new();
     let mut prev_size = 0;
     for (i, c) in checkpoints.iter().enumerate() {
         if c.checkpoint_id != i as i64 + 1 {
-            return fail(format!("checkpoint {} is out of sequence (expected {})", c.checkpoint_id, i + 1));
+            return fail(format!(
+                "checkpoint {} is out of sequence (expected {})",
+                c.checkpoint_id,
+                i + 1
+            ));
         }
         verify_checkpoint(c, keys)?;
         if c.prev_checkpoint_hash != prev {
-            return fail(format!("checkpoint chain broken at checkpoint {}", c.checkpoint_id));
+            return fail(format!(
+                "checkpoint chain broken at checkpoint {}",
+                c.checkpoint_id
+            ));
         }
         if c.tree_size < prev_size {
             return fail(format!("checkpoint {} shrinks the tree", c.checkpoint_id));
@@ -110,12 +160,19 @@ pub fn verify_bundle(bundle: &ProofBundle) -> Result<String, AuditError> {
     for key in &bundle.keys {
         let jwk: serde_json::Value = serde_json::from_slice(&b64(&key.public_jwk, "public_jwk")?)
             .map_err(|_| AuditError("public_jwk is not JSON".into()))?;
-        let x = jwk.get("x").and_then(|x| x.as_str()).ok_or_else(|| AuditError("public_jwk lacks x".into()))?;
-        let bytes: [u8; 32] = b64(x, "JWK x")?.try_into().map_err(|_| AuditError("JWK x is not 32 bytes".into()))?;
+        let x = jwk
+            .get("x")
+            .and_then(|x| x.as_str())
+            .ok_or_else(|| AuditError("public_jwk lacks x".into()))?;
+        let bytes: [u8; 32] = b64(x, "JWK x")?
+            .try_into()
+            .map_err(|_| AuditError("JWK x is not 32 bytes".into()))?;
         keys.insert(key.key_id.clone(), bytes);
     }
     let event = &bundle.event;
-    let recomputed = event.recompute_event_hash().map_err(|e| AuditError(e.to_string()))?;
+    let recomputed = event
+        .recompute_event_hash()
+        .map_err(|e| AuditError(e.to_string()))?;
     if recomputed != event.event_hash {
         return fail("event hash does not match the event's contents");
     }
@@ -125,33 +182,63 @@ pub fn verify_bundle(bundle: &ProofBundle) -> Result<String, AuditError> {
         return fail("leaf hash does not match the event hash");
     }
     let receipt = b64(&event.receipt_payload, "receipt payload")?;
-    let rebuilt = receipt_payload(&event.accepted_at, &event.event_hash, &event.event_uuid, &event.leaf_hash, &event.receipt_key_id, &event.request_id)
-        .map_err(|e| AuditError(e.to_string()))?;
+    let rebuilt = receipt_payload(
+        &event.accepted_at,
+        &event.event_hash,
+        &event.event_uuid,
+        &event.leaf_hash,
+        &event.receipt_key_id,
+        &event.request_id,
+    )
+    .map_err(|e| AuditError(e.to_string()))?;
     if receipt != rebuilt {
         return fail("receipt payload does not match the event");
     }
-    verify_signature(&keys, &event.receipt_key_id, &receipt, &b64(&event.receipt_signature, "receipt signature")?, "receipt")?;
+    verify_signature(
+        &keys,
+        &event.receipt_key_id,
+        &receipt,
+        &b64(&event.receipt_signature, "receipt signature")?,
+        "receipt",
+    )?;
 
     let inclusion = &bundle.inclusion;
     verify_checkpoint(&inclusion.checkpoint, &keys)?;
     if inclusion.tree_size as i64 != inclusion.checkpoint.tree_size {
         return fail("inclusion proof tree size differs from its checkpoint");
     }
-    let path: Vec<Hash> = inclusion.path.iter().map(|h| hash32(h, "proof path element")).collect::<Result<_, _>>()?;
+    let path: Vec<Hash> = inclusion
+        .path
+        .iter()
+        .map(|h| hash32(h, "proof path element"))
+        .collect::<Result<_, _>>()?;
     let root = hash32(&inclusion.checkpoint.root_hash, "root_hash")?;
-    if !merkle::verify_inclusion(&leaf, inclusion.leaf_index, inclusion.tree_size, &path, &root) {
+    if !merkle::verify_inclusion(
+        &leaf,
+        inclusion.leaf_index,
+        inclusion.tree_size,
+        &path,
+        &root,
+    ) {
         return fail("inclusion proof does not lead to the checkpoint root");
     }
     let mut verdict = format!(
         "event {} (request {}) is leaf {} of the tree signed in checkpoint {}",
-        event.event_uuid, event.request_id, inclusion.leaf_index, inclusion.checkpoint.checkpoint_id
+        event.event_uuid,
+        event.request_id,
+        inclusion.leaf_index,
+        inclusion.checkpoint.checkpoint_id
     );
     if let Some(consistency) = &bundle.consistency {
         if consistency.from_checkpoint.checkpoint_hash != inclusion.checkpoint.checkpoint_hash {
             return fail("consistency proof does not start at the inclusion checkpoint");
         }
         verify_checkpoint(&consistency.to_checkpoint, &keys)?;
-        let path: Vec<Hash> = consistency.path.iter().map(|h| hash32(h, "proof path element")).collect::<Result<_, _>>()?;
+        let path: Vec<Hash> = consistency
+            .path
+            .iter()
+            .map(|h| hash32(h, "proof path element"))
+            .collect::<Result<_, _>>()?;
         let (from, to) = (&consistency.from_checkpoint, &consistency.to_checkpoint);
         let ok = merkle::verify_consistency(
             from.tree_size as u64,
@@ -163,7 +250,10 @@ pub fn verify_bundle(bundle: &ProofBundle) -> Result<String, AuditError> {
         if !ok {
             return fail("consistency proof does not connect the two checkpoints");
         }
-        verdict.push_str(&format!(", and checkpoint {} extends it append-only", to.checkpoint_id));
+        verdict.push_str(&format!(
+            ", and checkpoint {} extends it append-only",
+            to.checkpoint_id
+        ));
     }
     Ok(verdict)
 }
@@ -184,19 +274,26 @@ pub fn verify_tiles(
         let entries = parse_entry_bundle(&read(&entries_path(index, width))?)
             .ok_or_else(|| AuditError(format!("entry bundle {index} is malformed")))?;
         if entries.len() as u64 != width {
-            return fail(format!("entry bundle {index} holds {} entries, expected {width}", entries.len()));
+            return fail(format!(
+                "entry bundle {index} holds {} entries, expected {width}",
+                entries.len()
+            ));
         }
         let tile = read(&hash_tile_path(0, index, width))?;
         for (i, entry) in entries.iter().enumerate() {
             let leaf = merkle::leaf_hash_data(entry);
             if tile.get(i * 32..i * 32 + 32) != Some(&leaf[..]) {
-                return fail(format!("leaf {} in tile 0/{index} does not hash its entry", index * TILE_WIDTH + i as u64));
+                return fail(format!(
+                    "leaf {} in tile 0/{index} does not hash its entry",
+                    index * TILE_WIDTH + i as u64
+                ));
             }
             level_hashes.push(leaf);
         }
         progress(width);
     }
-    let computed = merkle::root(&level_hashes).ok_or_else(|| AuditError("the log is empty".into()))?;
+    let computed =
+        merkle::root(&level_hashes).ok_or_else(|| AuditError("the log is empty".into()))?;
     if &computed != root {
         return fail("the entries do not hash to the signed root");
     }
@@ -208,8 +305,11 @@ pub fn verify_tiles(
         if count == 0 {
             break;
         }
-        let current: Vec<Hash> =
-            below.chunks(TILE_WIDTH as usize).filter(|c| c.len() == TILE_WIDTH as usize).filter_map(merkle::root).collect();
+        let current: Vec<Hash> = below
+            .chunks(TILE_WIDTH as usize)
+            .filter(|c| c.len() == TILE_WIDTH as usize)
+            .filter_map(merkle::root)
+            .collect();
         for index in 0..count.div_ceil(TILE_WIDTH) {
             let width = (count - index * TILE_WIDTH).min(TILE_WIDTH);
             let tile = read(&hash_tile_path(level, index, width))?;

@@ -12,7 +12,10 @@ pub struct TtlCache<V> {
 
 impl<V: Clone> TtlCache<V> {
     pub fn new(ttl: Duration) -> Self {
-        TtlCache { ttl, entries: Mutex::new(HashMap::new()) }
+        TtlCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<V> {
@@ -20,7 +23,10 @@ impl<V: Clone> TtlCache<V> {
             return None;
         }
         let entries = self.entries.lock().ok()?;
-        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
     }
 
     pub fn put(&self, key: &str, value: V) {

@@ -26,10 +26,14 @@ impl Cbor {
             Value::Bool(b) => Cbor::Bool(*b),
             Value::Number(n) => Cbor::Float(json_number_as_f64(n)),
             Value::String(s) => Cbor::Text(s.clone()),
-            Value::Array(items) => Cbor::Array(items.iter().map(Cbor::from_json_normalized).collect()),
-            Value::Object(map) => {
-                Cbor::Map(map.iter().map(|(k, v)| (k.clone(), Cbor::from_json_normalized(v))).collect())
+            Value::Array(items) => {
+                Cbor::Array(items.iter().map(Cbor::from_json_normalized).collect())
             }
+            Value::Object(map) => Cbor::Map(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Cbor::from_json_normalized(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -72,7 +76,8 @@ impl Cbor {
                 let mut sorted: Vec<&(String, Cbor)> = entries.iter().collect();
                 // Python: sorted(keys, key=lambda k: (len(k), k)); len counts code points and str ordering
                 // is code-point order, which equals UTF-8 byte order.
-                sorted.sort_by(|a, b| (a.0.chars().count(), &a.0).cmp(&(b.0.chars().count(), &b.0)));
+                sorted
+                    .sort_by(|a, b| (a.0.chars().count(), &a.0).cmp(&(b.0.chars().count(), &b.0)));
                 header(out, 5, sorted.len() as u64);
                 for (key, value) in sorted {
                     header(out, 3, key.len() as u64);
@@ -123,5 +128,10 @@ fn header(out: &mut Vec<u8>, major: u8, value: u64) {
 
 /// Build a CBOR map from `(key, value)` pairs; the encoder sorts the keys.
 pub fn map<const N: usize>(entries: [(&str, Cbor); N]) -> Cbor {
-    Cbor::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Cbor::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }

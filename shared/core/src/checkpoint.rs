@@ -50,12 +50,19 @@ pub struct CheckpointDraft {
 impl CheckpointDraft {
     /// The SDK's `_build_checkpoint_payload`.
     pub fn payload(&self) -> Result<Vec<u8>, CborError> {
-        let targets = if self.export_target.is_empty() { vec![] } else { vec![Cbor::text(&self.export_target)] };
+        let targets = if self.export_target.is_empty() {
+            vec![]
+        } else {
+            vec![Cbor::text(&self.export_target)]
+        };
         map([
             ("export_targets", Cbor::Array(targets)),
             ("key_id", Cbor::text(&self.signer_key_id)),
             ("mmd_seconds", Cbor::Int(self.mmd_seconds)),
-            ("prev_checkpoint_hash", Cbor::text(&self.prev_checkpoint_hash)),
+            (
+                "prev_checkpoint_hash",
+                Cbor::text(&self.prev_checkpoint_hash),
+            ),
             ("root_hash", Cbor::text(&self.root_hash)),
             ("signed_at", Cbor::text(&self.signed_at)),
             ("tree_size", Cbor::Int(self.tree_size)),

@@ -9,8 +9,8 @@ use serde_json::json;
 use crate::error::{Conflict, StoreError};
 use crate::ledger::LedgerEvent;
 use crate::model::{
-    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket, IdempotencyRecord,
-    PolicyVersion, ReviewSettings, Tenant,
+    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket,
+    IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
 use crate::ports::{ControlPlane, TenantStore, UsageMeter, Write};
 
@@ -112,7 +112,10 @@ fn is_conflict(result: &Result<Vec<i64>, StoreError>, which: Conflict) -> bool {
 
 pub async fn commit_is_all_or_nothing(p: Ports) {
     let tenant = unique("t");
-    p.store.commit(&tenant, vec![Write::PutIdempotency(idem(&tenant, "used"))]).await.expect("first use of the key");
+    p.store
+        .commit(&tenant, vec![Write::PutIdempotency(idem(&tenant, "used"))])
+        .await
+        .expect("first use of the key");
     let failed = p
         .store
         .commit(
@@ -124,20 +127,62 @@ pub async fn commit_is_all_or_nothing(p: Ports) {
             ],
         )
         .await;
-    assert!(is_conflict(&failed, Conflict::IdempotencyKey), "the reused key conflicts: {failed:?}");
-    assert!(p.store.clearance(&tenant, "r1").await.expect("read").is_none(), "the clearance rolled back");
-    assert!(p.store.ledger_tail(&tenant, 10).await.expect("read").is_empty(), "the event rolled back");
+    assert!(
+        is_conflict(&failed, Conflict::IdempotencyKey),
+        "the reused key conflicts: {failed:?}"
+    );
+    assert!(
+        p.store
+            .clearance(&tenant, "r1")
+            .await
+            .expect("read")
+            .is_none(),
+        "the clearance rolled back"
+    );
+    assert!(
+        p.store
+            .ledger_tail(&tenant, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "the event rolled back"
+    );
 
     // A token burn and its idempotent answer are atomic too.
     let jti = unique("jti");
     let scope = crate::service::consume_scope(&tenant);
-    p.store.commit(&tenant, vec![Write::BurnJti { jti: jti.clone(), expires_at: 1 }]).await.expect("first burn");
+    p.store
+        .commit(
+            &tenant,
+            vec![Write::BurnJti {
+                jti: jti.clone(),
+                expires_at: 1,
+            }],
+        )
+        .await
+        .expect("first burn");
     let again = p
         .store
-        .commit(&tenant, vec![Write::PutIdempotency(idem(&scope, "c1")), Write::BurnJti { jti, expires_at: 1 }])
+        .commit(
+            &tenant,
+            vec![
+                Write::PutIdempotency(idem(&scope, "c1")),
+                Write::BurnJti { jti, expires_at: 1 },
+            ],
+        )
         .await;
-    assert!(is_conflict(&again, Conflict::JtiBurned), "second burn conflicts: {again:?}");
-    assert!(p.store.idempotency(&scope, "c1").await.expect("read").is_none(), "its answer was not recorded");
+    assert!(
+        is_conflict(&again, Conflict::JtiBurned),
+        "second burn conflicts: {again:?}"
+    );
+    assert!(
+        p.store
+            .idempotency(&scope, "c1")
+            .await
+            .expect("read")
+            .is_none(),
+        "its answer was not recorded"
+    );
 }
 
 pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
@@ -147,7 +192,9 @@ pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
         let store = p.store.clone();
         let tenant = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            store.commit(&tenant, vec![Write::AppendEvent(event(&format!("r{i}")))]).await
+            store
+                .commit(&tenant, vec![Write::AppendEvent(event(&format!("r{i}")))])
+                .await
         }));
     }
     for task in tasks {
@@ -155,11 +202,33 @@ pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
         assert_eq!(seqs.len(), 1);
     }
     for tenant in [&a, &b] {
-        let seqs: Vec<i64> = p.store.ledger_tail(tenant, 100).await.expect("read").iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "tenant {tenant} has seq 1..20 in order");
+        let seqs: Vec<i64> = p
+            .store
+            .ledger_tail(tenant, 100)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            (1..=20).collect::<Vec<_>>(),
+            "tenant {tenant} has seq 1..20 in order"
+        );
     }
-    let tail: Vec<i64> = p.store.ledger_tail(&a, 5).await.expect("read").iter().map(|e| e.seq).collect();
-    assert_eq!(tail, vec![16, 17, 18, 19, 20], "ledger_tail is the newest N, ascending");
+    let tail: Vec<i64> = p
+        .store
+        .ledger_tail(&a, 5)
+        .await
+        .expect("read")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        tail,
+        vec![16, 17, 18, 19, 20],
+        "ledger_tail is the newest N, ascending"
+    );
 }
 
 pub async fn jti_burns_exactly_once_under_concurrency(p: Ports) {
@@ -169,7 +238,11 @@ pub async fn jti_burns_exactly_once_under_concurrency(p: Ports) {
     for _ in 0..16 {
         let store = p.store.clone();
         let (tenant, jti) = (tenant.clone(), jti.clone());
-        tasks.push(tokio::spawn(async move { store.commit(&tenant, vec![Write::BurnJti { jti, expires_at: 1 }]).await }));
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(&tenant, vec![Write::BurnJti { jti, expires_at: 1 }])
+                .await
+        }));
     }
     let mut ok = 0;
     for task in tasks {
@@ -184,38 +257,106 @@ pub async fn jti_burns_exactly_once_under_concurrency(p: Ports) {
 
 pub async fn idempotency_keys_are_recorded_once_per_scope(p: Ports) {
     let (a, b) = (unique("a"), unique("b"));
-    p.store.commit(&a, vec![Write::PutIdempotency(idem(&a, "k"))]).await.expect("first");
-    let again = p.store.commit(&a, vec![Write::PutIdempotency(idem(&a, "k"))]).await;
+    p.store
+        .commit(&a, vec![Write::PutIdempotency(idem(&a, "k"))])
+        .await
+        .expect("first");
+    let again = p
+        .store
+        .commit(&a, vec![Write::PutIdempotency(idem(&a, "k"))])
+        .await;
     assert!(is_conflict(&again, Conflict::IdempotencyKey));
-    p.store.commit(&b, vec![Write::PutIdempotency(idem(&b, "k"))]).await.expect("another tenant may use the same key");
-    let stored = p.store.idempotency(&a, "k").await.expect("read").expect("present");
-    assert_eq!((stored.request_hash.as_str(), stored.status_code, stored.response_body.as_str()), ("h", 200, "{}"));
-    assert!(p.store.idempotency(&a, "other").await.expect("read").is_none());
+    p.store
+        .commit(&b, vec![Write::PutIdempotency(idem(&b, "k"))])
+        .await
+        .expect("another tenant may use the same key");
+    let stored = p
+        .store
+        .idempotency(&a, "k")
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(
+        (
+            stored.request_hash.as_str(),
+            stored.status_code,
+            stored.response_body.as_str()
+        ),
+        ("h", 200, "{}")
+    );
+    assert!(p
+        .store
+        .idempotency(&a, "other")
+        .await
+        .expect("read")
+        .is_none());
 }
 
 pub async fn clearance_updates_are_conditional_and_reads_isolated(p: Ports) {
     let (tenant, other) = (unique("t"), unique("o"));
     let record = clearance(&tenant, "r1", ClearanceStatus::Processing);
-    p.store.commit(&tenant, vec![Write::InsertClearance(record.clone())]).await.expect("insert");
-    let dup = p.store.commit(&tenant, vec![Write::InsertClearance(record.clone())]).await;
-    assert!(is_conflict(&dup, Conflict::ClearanceState), "a request id is inserted once");
+    p.store
+        .commit(&tenant, vec![Write::InsertClearance(record.clone())])
+        .await
+        .expect("insert");
+    let dup = p
+        .store
+        .commit(&tenant, vec![Write::InsertClearance(record.clone())])
+        .await;
+    assert!(
+        is_conflict(&dup, Conflict::ClearanceState),
+        "a request id is inserted once"
+    );
     let mut decided = record.clone();
     decided.status = ClearanceStatus::PendingReview;
     let wrong = p
         .store
-        .commit(&tenant, vec![Write::UpdateClearance { record: decided.clone(), expected: ClearanceStatus::PendingReview }])
+        .commit(
+            &tenant,
+            vec![Write::UpdateClearance {
+                record: decided.clone(),
+                expected: ClearanceStatus::PendingReview,
+            }],
+        )
         .await;
     assert!(is_conflict(&wrong, Conflict::ClearanceState));
     p.store
-        .commit(&tenant, vec![Write::UpdateClearance { record: decided, expected: ClearanceStatus::Processing }])
+        .commit(
+            &tenant,
+            vec![Write::UpdateClearance {
+                record: decided,
+                expected: ClearanceStatus::Processing,
+            }],
+        )
         .await
         .expect("update from the expected state");
-    let read = p.store.clearance(&tenant, "r1").await.expect("read").expect("present");
+    let read = p
+        .store
+        .clearance(&tenant, "r1")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(read.status, ClearanceStatus::PendingReview);
-    let pending = p.store.clearances_with_status(&tenant, ClearanceStatus::PendingReview, 10).await.expect("read");
+    let pending = p
+        .store
+        .clearances_with_status(&tenant, ClearanceStatus::PendingReview, 10)
+        .await
+        .expect("read");
     assert_eq!(pending.len(), 1);
-    assert!(p.store.clearance(&other, "r1").await.expect("read").is_none(), "another tenant cannot see it");
-    assert!(p.store.clearances_with_status(&other, ClearanceStatus::PendingReview, 10).await.expect("read").is_empty());
+    assert!(
+        p.store
+            .clearance(&other, "r1")
+            .await
+            .expect("read")
+            .is_none(),
+        "another tenant cannot see it"
+    );
+    assert!(p
+        .store
+        .clearances_with_status(&other, ClearanceStatus::PendingReview, 10)
+        .await
+        .expect("read")
+        .is_empty());
 }
 
 pub async fn policies_and_settings_round_trip(p: Ports) {
@@ -232,20 +373,62 @@ pub async fn policies_and_settings_round_trip(p: Ports) {
         rego: None,
         created_at: crate::model::now_rfc3339(),
     };
-    p.store.commit(&tenant, vec![Write::PutPolicy(version(1))]).await.expect("v1");
-    p.store.commit(&tenant, vec![Write::PutPolicy(version(2))]).await.expect("v2");
+    p.store
+        .commit(&tenant, vec![Write::PutPolicy(version(1))])
+        .await
+        .expect("v1");
+    p.store
+        .commit(&tenant, vec![Write::PutPolicy(version(2))])
+        .await
+        .expect("v2");
     let latest = p.store.policies(&tenant).await.expect("read");
-    assert_eq!(latest, vec![version(2)].into_iter().map(|v| PolicyVersion { created_at: latest[0].created_at.clone(), ..v }).collect::<Vec<_>>());
-    assert_eq!(p.store.policy_version(&tenant, &version(1).version_id).await.expect("read").map(|v| v.version), Some(1));
-    assert!(p.store.policies(&unique("other")).await.expect("read").is_empty());
-    assert_eq!(p.store.review_settings(&tenant).await.expect("read"), ReviewSettings::default());
-    let strict = ReviewSettings { minimum_confidence_bucket: ConfidenceBucket::ExtraHigh };
-    p.store.commit(&tenant, vec![Write::PutReviewSettings(strict)]).await.expect("put");
-    assert_eq!(p.store.review_settings(&tenant).await.expect("read"), strict);
+    assert_eq!(
+        latest,
+        vec![version(2)]
+            .into_iter()
+            .map(|v| PolicyVersion {
+                created_at: latest[0].created_at.clone(),
+                ..v
+            })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        p.store
+            .policy_version(&tenant, &version(1).version_id)
+            .await
+            .expect("read")
+            .map(|v| v.version),
+        Some(1)
+    );
+    assert!(p
+        .store
+        .policies(&unique("other"))
+        .await
+        .expect("read")
+        .is_empty());
+    assert_eq!(
+        p.store.review_settings(&tenant).await.expect("read"),
+        ReviewSettings::default()
+    );
+    let strict = ReviewSettings {
+        minimum_confidence_bucket: ConfidenceBucket::ExtraHigh,
+    };
+    p.store
+        .commit(&tenant, vec![Write::PutReviewSettings(strict)])
+        .await
+        .expect("put");
+    assert_eq!(
+        p.store.review_settings(&tenant).await.expect("read"),
+        strict
+    );
 }
 
 pub async fn tenants_and_keys(p: Ports) {
-    let tenant = Tenant { tenant_id: unique("tn"), name: "acme".into(), created_at: crate::model::now_rfc3339() };
+    let tenant = Tenant {
+        tenant_id: unique("tn"),
+        name: "acme".into(),
+        created_at: crate::model::now_rfc3339(),
+    };
     let key = |id: &str| ApiKeyRecord {
         key_id: format!("{id}-{}", tenant.tenant_id),
         tenant_id: tenant.tenant_id.clone(),
@@ -254,19 +437,68 @@ pub async fn tenants_and_keys(p: Ports) {
         revoked: false,
     };
     let record = idem("admin", &unique("idem"));
-    p.control.create_tenant(&tenant, &key("k1"), Some(&record)).await.expect("create");
-    let again = p.control.create_tenant(&tenant, &key("k9"), Some(&record)).await;
-    assert!(matches!(again, Err(StoreError::Conflict(Conflict::IdempotencyKey))), "{again:?}");
-    assert!(p.control.api_key_by_hash(&key("k9").key_hash).await.expect("read").is_none(), "nothing written twice");
-    assert_eq!(p.control.idempotency("admin", &record.key).await.expect("read").map(|r| r.key), Some(record.key.clone()));
-    assert_eq!(p.control.tenant(&tenant.tenant_id).await.expect("read"), Some(tenant.clone()));
-    p.control.add_api_key(&key("k2"), None).await.expect("second key");
-    let found = p.control.api_key_by_hash(&key("k2").key_hash).await.expect("read").expect("present");
+    p.control
+        .create_tenant(&tenant, &key("k1"), Some(&record))
+        .await
+        .expect("create");
+    let again = p
+        .control
+        .create_tenant(&tenant, &key("k9"), Some(&record))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(Conflict::IdempotencyKey))),
+        "{again:?}"
+    );
+    assert!(
+        p.control
+            .api_key_by_hash(&key("k9").key_hash)
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing written twice"
+    );
+    assert_eq!(
+        p.control
+            .idempotency("admin", &record.key)
+            .await
+            .expect("read")
+            .map(|r| r.key),
+        Some(record.key.clone())
+    );
+    assert_eq!(
+        p.control.tenant(&tenant.tenant_id).await.expect("read"),
+        Some(tenant.clone())
+    );
+    p.control
+        .add_api_key(&key("k2"), None)
+        .await
+        .expect("second key");
+    let found = p
+        .control
+        .api_key_by_hash(&key("k2").key_hash)
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(found.tenant_id, tenant.tenant_id);
     assert!(!found.revoked);
-    assert!(p.control.revoke_api_key(&key("k2").key_id).await.expect("revoke"));
-    assert!(p.control.api_key_by_hash(&key("k2").key_hash).await.expect("read").expect("present").revoked);
-    assert!(!p.control.revoke_api_key("no-such-key").await.expect("revoke"));
+    assert!(p
+        .control
+        .revoke_api_key(&key("k2").key_id)
+        .await
+        .expect("revoke"));
+    assert!(
+        p.control
+            .api_key_by_hash(&key("k2").key_hash)
+            .await
+            .expect("read")
+            .expect("present")
+            .revoked
+    );
+    assert!(!p
+        .control
+        .revoke_api_key("no-such-key")
+        .await
+        .expect("revoke"));
 }
 
 pub async fn usage_counts_add_up_per_tenant_and_day(p: Ports) {
@@ -274,15 +506,41 @@ pub async fn usage_counts_add_up_per_tenant_and_day(p: Ports) {
     // Sequential on purpose: concurrent increments are atomic in DynamoDB (ADD) and SQLite (single writer),
     // but the AWS emulator does not promise it, and a flaky contract protects nothing.
     for _ in 0..10 {
-        p.usage.record(&a, "2026-11-22", "clearance.approved", 1).await.expect("record");
+        p.usage
+            .record(&a, "2026-11-22", "clearance.approved", 1)
+            .await
+            .expect("record");
     }
-    p.usage.record(&a, "2026-11-22", "token.consumed", 3).await.expect("record");
-    p.usage.record(&a, "2026-11-23", "clearance.approved", 1).await.expect("record");
-    p.usage.record(&b, "2026-11-22", "clearance.approved", 1).await.expect("record");
+    p.usage
+        .record(&a, "2026-11-22", "token.consumed", 3)
+        .await
+        .expect("record");
+    p.usage
+        .record(&a, "2026-11-23", "clearance.approved", 1)
+        .await
+        .expect("record");
+    p.usage
+        .record(&b, "2026-11-22", "clearance.approved", 1)
+        .await
+        .expect("record");
     let day = p.usage.usage(&a, "2026-11-22").await.expect("read");
-    assert_eq!(day, vec![("clearance.approved".to_string(), 10), ("token.consumed".to_string(), 3)]);
-    assert_eq!(p.usage.usage(&b, "2026-11-22").await.expect("read"), vec![("clearance.approved".to_string(), 1)]);
-    assert!(p.usage.usage(&b, "2026-11-23").await.expect("read").is_empty());
+    assert_eq!(
+        day,
+        vec![
+            ("clearance.approved".to_string(), 10),
+            ("token.consumed".to_string(), 3)
+        ]
+    );
+    assert_eq!(
+        p.usage.usage(&b, "2026-11-22").await.expect("read"),
+        vec![("clearance.approved".to_string(), 1)]
+    );
+    assert!(p
+        .usage
+        .usage(&b, "2026-11-23")
+        .await
+        .expect("read")
+        .is_empty());
 }
 
 /// Generates one `#[tokio::test]` per contract case for an adapter. `$factory` is an async expression

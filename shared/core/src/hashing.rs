@@ -19,7 +19,12 @@ pub fn tool_args_hash(tool_args: &Value) -> Result<String, serde_json::Error> {
 }
 
 /// The ledger's `intent_hash`: what the agent asked to do, independent of the decision.
-pub fn intent_hash(tool_name: &str, tool_args: &Value, agent_id: &str, session_id: &str) -> Result<String, serde_json::Error> {
+pub fn intent_hash(
+    tool_name: &str,
+    tool_args: &Value,
+    agent_id: &str,
+    session_id: &str,
+) -> Result<String, serde_json::Error> {
     jcs_sha256(&serde_json::json!({
         "agent_id": agent_id,
         "session_id": session_id,

@@ -85,14 +85,33 @@ impl EventDraft {
         map([
             ("accepted_at", Cbor::text(&self.accepted_at)),
             ("action_category", Cbor::text(&self.action_category)),
-            ("action_metadata", Cbor::from_json_normalized(&self.action_metadata)),
+            (
+                "action_metadata",
+                Cbor::from_json_normalized(&self.action_metadata),
+            ),
             ("agent_id", Cbor::text(&self.agent_id)),
             ("approved", Cbor::Bool(self.approved)),
             ("canonical_version", Cbor::Int(CANONICAL_VERSION)),
-            ("citations", Cbor::Array(self.citations.iter().map(Cbor::from_json_normalized).collect())),
+            (
+                "citations",
+                Cbor::Array(
+                    self.citations
+                        .iter()
+                        .map(Cbor::from_json_normalized)
+                        .collect(),
+                ),
+            ),
             ("confidence", Cbor::Float(self.confidence)),
             ("event_uuid", Cbor::text(&self.event_uuid)),
-            ("evidence_chunks", Cbor::Array(self.evidence_chunks.iter().map(Cbor::from_json_normalized).collect())),
+            (
+                "evidence_chunks",
+                Cbor::Array(
+                    self.evidence_chunks
+                        .iter()
+                        .map(Cbor::from_json_normalized)
+                        .collect(),
+                ),
+            ),
             ("intent_hash", Cbor::text(&self.intent_hash)),
             ("policy_id", Cbor::text(&self.policy_id)),
             ("policy_version_id", Cbor::text(&self.policy_version_id)),
@@ -230,6 +249,9 @@ impl LedgerEvent {
             approved: self.approved,
             accepted_at: self.accepted_at.clone(),
         };
-        Ok(hex::encode(domain_hash(EVENT_HASH_PREFIX, &draft.hash_payload()?)))
+        Ok(hex::encode(domain_hash(
+            EVENT_HASH_PREFIX,
+            &draft.hash_payload()?,
+        )))
     }
 }

@@ -85,7 +85,10 @@ pub fn append_leaf(
     let mut new = vec![(Position { level: 0, index }, leaf)];
     let (mut level, mut idx, mut hash) = (0u8, index, leaf);
     while idx & 1 == 1 {
-        let sibling = Position { level, index: idx - 1 };
+        let sibling = Position {
+            level,
+            index: idx - 1,
+        };
         let left = stored(sibling).ok_or(MissingHash(sibling))?;
         hash = node_hash(&left, &hash);
         level += 1;
@@ -106,25 +109,50 @@ pub fn range_positions(range: Range) -> Vec<Position> {
     let (mut start, end) = (range.start, range.start + range.size);
     while start < end {
         // Largest aligned power-of-two block starting at `start` that fits.
-        let mut level = if start == 0 { 63 } else { start.trailing_zeros() as u8 };
+        let mut level = if start == 0 {
+            63
+        } else {
+            start.trailing_zeros() as u8
+        };
         while level > 0 && start + (1u64 << level) > end {
             level -= 1;
         }
-        out.push(Position { level, index: start >> level });
+        out.push(Position {
+            level,
+            index: start >> level,
+        });
         start += 1u64 << level;
     }
     out
 }
 
 /// MTH of a range from the hashes of its complete subtrees (RFC 6962 splits at the largest power of two).
-pub fn range_hash(range: Range, stored: &impl Fn(Position) -> Option<Hash>) -> Result<Hash, MissingHash> {
+pub fn range_hash(
+    range: Range,
+    stored: &impl Fn(Position) -> Option<Hash>,
+) -> Result<Hash, MissingHash> {
     if range.size.is_power_of_two() && range.start % range.size == 0 {
-        let position = Position { level: range.size.trailing_zeros() as u8, index: range.start / range.size };
+        let position = Position {
+            level: range.size.trailing_zeros() as u8,
+            index: range.start / range.size,
+        };
         return stored(position).ok_or(MissingHash(position));
     }
     let split = largest_power_of_two_below(range.size);
-    let left = range_hash(Range { start: range.start, size: split }, stored)?;
-    let right = range_hash(Range { start: range.start + split, size: range.size - split }, stored)?;
+    let left = range_hash(
+        Range {
+            start: range.start,
+            size: split,
+        },
+        stored,
+    )?;
+    let right = range_hash(
+        Range {
+            start: range.start + split,
+            size: range.size - split,
+        },
+        stored,
+    )?;
     Ok(node_hash(&left, &right))
 }
 
@@ -137,7 +165,10 @@ pub fn inclusion_ranges(leaf_index: u64, tree_size: u64) -> Vec<Range> {
         let k = largest_power_of_two_below(n);
         if m < k {
             path(m, start, k, out);
-            out.push(Range { start: start + k, size: n - k });
+            out.push(Range {
+                start: start + k,
+                size: n - k,
+            });
         } else {
             path(m - k, start + k, n - k, out);
             out.push(Range { start, size: k });
@@ -162,7 +193,10 @@ pub fn consistency_ranges(old_size: u64, new_size: u64) -> Vec<Range> {
         let k = largest_power_of_two_below(n);
         if m <= k {
             subproof(m, start, k, complete, out);
-            out.push(Range { start: start + k, size: n - k });
+            out.push(Range {
+                start: start + k,
+                size: n - k,
+            });
         } else {
             subproof(m - k, start + k, n - k, false, out);
             out.push(Range { start, size: k });
@@ -184,13 +218,22 @@ pub fn positions_for(ranges: &[Range]) -> Vec<Position> {
 }
 
 /// Hashes of `ranges` from a fetched map of stored hashes.
-pub fn hashes_for(ranges: &[Range], stored: &HashMap<Position, Hash>) -> Result<Vec<Hash>, MissingHash> {
+pub fn hashes_for(
+    ranges: &[Range],
+    stored: &HashMap<Position, Hash>,
+) -> Result<Vec<Hash>, MissingHash> {
     let lookup = |p: Position| stored.get(&p).copied();
     ranges.iter().map(|r| range_hash(*r, &lookup)).collect()
 }
 
 /// Verify an inclusion proof (RFC 9162 §2.1.3.2), independent of how it was produced.
-pub fn verify_inclusion(leaf: &Hash, leaf_index: u64, tree_size: u64, path: &[Hash], root: &Hash) -> bool {
+pub fn verify_inclusion(
+    leaf: &Hash,
+    leaf_index: u64,
+    tree_size: u64,
+    path: &[Hash],
+    root: &Hash,
+) -> bool {
     if leaf_index >= tree_size {
         return false;
     }
@@ -215,7 +258,13 @@ pub fn verify_inclusion(leaf: &Hash, leaf_index: u64, tree_size: u64, path: &[Ha
 }
 
 /// Verify a consistency proof (RFC 9162 §2.1.4.2).
-pub fn verify_consistency(old_size: u64, new_size: u64, old_root: &Hash, new_root: &Hash, path: &[Hash]) -> bool {
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    path: &[Hash],
+) -> bool {
     if old_size == new_size {
         return old_root == new_root && path.is_empty();
     }

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Categorical confidence, ordered from weakest to strongest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfidenceBucket {
     #[default]
@@ -202,7 +204,9 @@ pub struct ReviewSettings {
 
 impl Default for ReviewSettings {
     fn default() -> Self {
-        ReviewSettings { minimum_confidence_bucket: ConfidenceBucket::High }
+        ReviewSettings {
+            minimum_confidence_bucket: ConfidenceBucket::High,
+        }
     }
 }
 

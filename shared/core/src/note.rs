@@ -32,7 +32,11 @@ pub fn key_hash(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
 pub fn verifier_key(name: &str, public_key: &[u8; 32]) -> String {
     let mut encoded = vec![ED25519_ALGORITHM];
     encoded.extend_from_slice(public_key);
-    format!("{name}+{}+{}", hex::encode(key_hash(name, public_key)), STANDARD.encode(encoded))
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_hash(name, public_key)),
+        STANDARD.encode(encoded)
+    )
 }
 
 /// A signed note: the body, a blank line, one signature line.
@@ -59,16 +63,23 @@ pub fn verify<'a>(note: &'a str, name: &str, public_key: &[u8; 32]) -> Result<&'
     let wanted = key_hash(name, public_key);
     let key = VerifyingKey::from_bytes(public_key).map_err(|_| NoteError::Malformed)?;
     for line in signatures.lines() {
-        let Some(rest) = line.strip_prefix(EM_DASH).and_then(|l| l.strip_prefix(' ')) else { continue };
-        let Some((line_name, sig)) = rest.split_once(' ') else { continue };
+        let Some(rest) = line.strip_prefix(EM_DASH).and_then(|l| l.strip_prefix(' ')) else {
+            continue;
+        };
+        let Some((line_name, sig)) = rest.split_once(' ') else {
+            continue;
+        };
         if line_name != name {
             continue;
         }
-        let Ok(bytes) = STANDARD.decode(sig) else { continue };
+        let Ok(bytes) = STANDARD.decode(sig) else {
+            continue;
+        };
         if bytes.len() != 68 || bytes[..4] != wanted {
             continue;
         }
-        let signature = Signature::from_slice(&bytes[4..]).map_err(|_| NoteError::BadSignature(name.into()))?;
+        let signature =
+            Signature::from_slice(&bytes[4..]).map_err(|_| NoteError::BadSignature(name.into()))?;
         return key
             .verify(body.as_bytes(), &signature)
             .map(|_| body)

@@ -29,7 +29,9 @@ impl PolicyRegistration {
     pub fn validate(&self) -> VaultResult<()> {
         let id = self.policy_id.trim();
         if id.is_empty() || id.len() > 128 {
-            return Err(VaultError::InvalidRequest("policy_id must be 1 to 128 characters".into()));
+            return Err(VaultError::InvalidRequest(
+                "policy_id must be 1 to 128 characters".into(),
+            ));
         }
         if self.rules.len() > MAX_RULES || self.tools.len() > MAX_TOOLS {
             return Err(VaultError::InvalidRequest(format!(
@@ -37,15 +39,25 @@ impl PolicyRegistration {
             )));
         }
         if self.tools.iter().any(|t| t.trim().is_empty()) {
-            return Err(VaultError::InvalidRequest("tool names must not be empty".into()));
+            return Err(VaultError::InvalidRequest(
+                "tool names must not be empty".into(),
+            ));
         }
-        let rego = self.rego.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let rego = self
+            .rego
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
         if rego.is_none() && self.rules.iter().all(|r| r.trim().is_empty()) {
-            return Err(VaultError::InvalidPolicy("a policy needs at least one rule or a rego module".into()));
+            return Err(VaultError::InvalidPolicy(
+                "a policy needs at least one rule or a rego module".into(),
+            ));
         }
         if let Some(module) = rego {
             if module.len() > MAX_REGO_BYTES {
-                return Err(VaultError::InvalidPolicy(format!("rego module exceeds {MAX_REGO_BYTES} bytes")));
+                return Err(VaultError::InvalidPolicy(format!(
+                    "rego module exceeds {MAX_REGO_BYTES} bytes"
+                )));
             }
             RegoPolicy::compile(module)?;
         }
@@ -106,7 +118,9 @@ impl RegoPolicy {
             .evaluate(&json!({}))
             .map_err(|e| VaultError::InvalidPolicy(format!("rego does not evaluate: {e}")))?;
         if !module.contains("decision") {
-            return Err(VaultError::InvalidPolicy("rego module must define `decision`".into()));
+            return Err(VaultError::InvalidPolicy(
+                "rego module must define `decision`".into(),
+            ));
         }
         Ok(policy)
     }
@@ -115,7 +129,9 @@ impl RegoPolicy {
     pub fn evaluate(&self, input: &Value) -> Result<RegoOutcome, String> {
         let mut engine = self.engine.clone();
         engine.set_input(regorus::Value::from(input.clone()));
-        let results = engine.eval_query(self.package.clone(), false).map_err(|e| e.to_string())?;
+        let results = engine
+            .eval_query(self.package.clone(), false)
+            .map_err(|e| e.to_string())?;
         let package = results
             .result
             .into_iter()
@@ -137,10 +153,18 @@ impl RegoPolicy {
                 "deny" => RegoDecision::Deny,
                 "review" => RegoDecision::Review,
                 "judge" => RegoDecision::Judge,
-                other => return Err(format!("decision must be approve, deny, review or judge, got {other:?}")),
+                other => {
+                    return Err(format!(
+                        "decision must be approve, deny, review or judge, got {other:?}"
+                    ))
+                }
             },
         };
-        Ok(RegoOutcome { decision, reason: field("reason")?, reason_code: field("reason_code")? })
+        Ok(RegoOutcome {
+            decision,
+            reason: field("reason")?,
+            reason_code: field("reason_code")?,
+        })
     }
 }
 
@@ -162,23 +186,40 @@ impl CompiledPolicy {
     }
 
     pub fn has_rego(&self) -> bool {
-        self.version.rego.as_deref().is_some_and(|r| !r.trim().is_empty())
+        self.version
+            .rego
+            .as_deref()
+            .is_some_and(|r| !r.trim().is_empty())
     }
 }
 
 /// Pick the policy for a call: an explicit `context.policy_id`, else a policy naming the tool, else a policy
 /// for all tools; the newest registration wins within each group.
-pub fn select<'a>(policies: &'a [CompiledPolicy], tool_name: &str, context: &Value) -> Option<&'a CompiledPolicy> {
-    if let Some(wanted) = context.get("policy_id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+pub fn select<'a>(
+    policies: &'a [CompiledPolicy],
+    tool_name: &str,
+    context: &Value,
+) -> Option<&'a CompiledPolicy> {
+    if let Some(wanted) = context
+        .get("policy_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         return policies
             .iter()
             .find(|p| p.version.policy_id == wanted)
             .filter(|p| p.version.applies_to(tool_name));
     }
-    let newest = |a: &&CompiledPolicy, b: &&CompiledPolicy| a.version.created_at.cmp(&b.version.created_at);
+    let newest =
+        |a: &&CompiledPolicy, b: &&CompiledPolicy| a.version.created_at.cmp(&b.version.created_at);
     policies
         .iter()
         .filter(|p| p.version.tools.iter().any(|t| t == tool_name))
         .max_by(newest)
-        .or_else(|| policies.iter().filter(|p| p.version.tools.is_empty()).max_by(newest))
+        .or_else(|| {
+            policies
+                .iter()
+                .filter(|p| p.version.tools.is_empty())
+                .max_by(newest)
+        })
 }

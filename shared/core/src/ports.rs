@@ -10,8 +10,8 @@ use crate::error::{SignerError, StoreError};
 use crate::ledger::LedgerEvent;
 use crate::merkle::{Hash, Position};
 use crate::model::{
-    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket, IdempotencyRecord,
-    PolicyVersion, ReviewSettings, Tenant,
+    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket,
+    IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
 use crate::ratelimit::{RateDecision, RateLimit};
 use crate::token::PublicKey;
@@ -28,11 +28,19 @@ pub trait ControlPlane: Send + Sync {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError>;
     async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError>;
-    async fn add_api_key(&self, key: &ApiKeyRecord, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError>;
+    async fn add_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// Returns false when no such key exists.
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError>;
-    async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Every tenant id, for jobs that walk all tenants (the anchor job).
     async fn tenant_ids(&self) -> Result<Vec<String>, StoreError>;
 }
@@ -43,20 +51,31 @@ pub enum Write {
     /// Fails with `Conflict::ClearanceState` if the request id exists.
     InsertClearance(ClearanceRecord),
     /// Fails with `Conflict::ClearanceState` unless the stored status is `expected`.
-    UpdateClearance { record: ClearanceRecord, expected: ClearanceStatus },
+    UpdateClearance {
+        record: ClearanceRecord,
+        expected: ClearanceStatus,
+    },
     /// Appends to the tenant's ledger; the store assigns the next `seq`.
     AppendEvent(LedgerEvent),
     PutPolicy(PolicyVersion),
     PutReviewSettings(ReviewSettings),
     /// Fails with `Conflict::JtiBurned` if the jti was burned before.
-    BurnJti { jti: String, expires_at: i64 },
+    BurnJti {
+        jti: String,
+        expires_at: i64,
+    },
     /// Fails with `Conflict::IdempotencyKey` if the key was recorded before.
     PutIdempotency(IdempotencyRecord),
     /// Append sequenced events to the tenant's Merkle tree and record the checkpoint that signs it. Fails with
     /// `Conflict::TreeMoved` unless the tree still has `expected_tree_size` leaves (another sealer won).
     Seal(Seal),
     /// The checkpoint's export finished: record where it went.
-    MarkExported { checkpoint_id: i64, export_uri: String, export_version_id: Option<String>, exported_at: String },
+    MarkExported {
+        checkpoint_id: i64,
+        export_uri: String,
+        export_version_id: Option<String>,
+        exported_at: String,
+    },
 }
 
 /// One sealing round's result for a tenant.
@@ -82,7 +101,11 @@ pub struct TreeState {
 pub trait TenantStore: Send + Sync {
     /// Apply every write or none, durably, before returning. Returns the `seq` of each appended event.
     async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError>;
-    async fn clearance(&self, tenant_id: &str, request_id: &str) -> Result<Option<ClearanceRecord>, StoreError>;
+    async fn clearance(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<ClearanceRecord>, StoreError>;
     async fn clearances_with_status(
         &self,
         tenant_id: &str,
@@ -91,26 +114,59 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<Vec<ClearanceRecord>, StoreError>;
     /// Latest version of every policy of the tenant.
     async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError>;
-    async fn policy_version(&self, tenant_id: &str, version_id: &str) -> Result<Option<PolicyVersion>, StoreError>;
+    async fn policy_version(
+        &self,
+        tenant_id: &str,
+        version_id: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError>;
     async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError>;
     /// The newest `limit` events, in ascending `seq`.
-    async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError>;
-    async fn idempotency(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn ledger_tail(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError>;
+    async fn idempotency(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     // ----- the sealed ledger -----
     async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError>;
     /// Committed events not yet in the tree, in `seq` order.
-    async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError>;
-    async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError>;
+    async fn unsequenced_events(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError>;
+    async fn tree_hashes(
+        &self,
+        tenant_id: &str,
+        positions: &[Position],
+    ) -> Result<HashMap<Position, Hash>, StoreError>;
     /// Event hashes (the log entries) of leaves `[start, end)`, in leaf order.
-    async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError>;
+    async fn entries(&self, tenant_id: &str, start: u64, end: u64)
+        -> Result<Vec<Hash>, StoreError>;
     /// The newest `limit` checkpoints, ascending by id.
-    async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError>;
-    async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError>;
+    async fn checkpoints(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Checkpoint>, StoreError>;
+    async fn checkpoint(
+        &self,
+        tenant_id: &str,
+        checkpoint_id: i64,
+    ) -> Result<Option<Checkpoint>, StoreError>;
     /// Checkpoints whose export has not finished, ascending by id.
     async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError>;
     /// The newest event recorded for a request (its final decision so far).
-    async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError>;
+    async fn latest_event_for_request(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<LedgerEvent>, StoreError>;
 }
 
 /// Where a written anchor object went.
@@ -133,13 +189,25 @@ pub enum AnchorError {
 pub trait AnchorSink: Send + Sync {
     /// Short name signed into checkpoints as `export_target` (`file`, `s3`).
     fn target(&self) -> &str;
-    async fn put(&self, tenant_id: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<Exported, AnchorError>;
+    async fn put(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Exported, AnchorError>;
 }
 
 /// Per-tenant usage counters (what a tenant is billed for), by UTC day and metric.
 #[async_trait]
 pub trait UsageMeter: Send + Sync {
-    async fn record(&self, tenant_id: &str, day: &str, metric: &str, count: u64) -> Result<(), StoreError>;
+    async fn record(
+        &self,
+        tenant_id: &str,
+        day: &str,
+        metric: &str,
+        count: u64,
+    ) -> Result<(), StoreError>;
     /// Every metric counted for the tenant on `day`, sorted by metric.
     async fn usage(&self, tenant_id: &str, day: &str) -> Result<Vec<(String, u64)>, StoreError>;
 }
@@ -214,6 +282,10 @@ pub enum JudgeError {
 #[async_trait]
 pub trait Judge: Send + Sync {
     fn name(&self) -> &str;
-    async fn judge(&self, tenant_id: &str, request: &ClearanceRequest, policy: &PolicyVersion)
-        -> Result<Judgement, JudgeError>;
+    async fn judge(
+        &self,
+        tenant_id: &str,
+        request: &ClearanceRequest,
+        policy: &PolicyVersion,
+    ) -> Result<Judgement, JudgeError>;
 }

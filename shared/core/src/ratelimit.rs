@@ -36,7 +36,13 @@ pub struct RateDecision {
 
 impl RateDecision {
     pub fn unlimited() -> Self {
-        RateDecision { allowed: true, limit: 0, remaining: 0, reset_seconds: 0, retry_after_seconds: 0 }
+        RateDecision {
+            allowed: true,
+            limit: 0,
+            remaining: 0,
+            reset_seconds: 0,
+            retry_after_seconds: 0,
+        }
     }
 }
 
@@ -44,7 +50,10 @@ impl RateDecision {
 pub fn take(limit: RateLimit, bucket: Option<Bucket>, now_ms: i64) -> (Bucket, RateDecision) {
     let capacity = f64::from(limit.burst.max(1));
     let rate = f64::from(limit.rps);
-    let mut state = bucket.unwrap_or(Bucket { tokens: capacity, updated_at_ms: now_ms });
+    let mut state = bucket.unwrap_or(Bucket {
+        tokens: capacity,
+        updated_at_ms: now_ms,
+    });
     let elapsed = ((now_ms - state.updated_at_ms).max(0) as f64) / 1000.0;
     state.tokens = (state.tokens + elapsed * rate).min(capacity);
     state.updated_at_ms = now_ms;
@@ -58,7 +67,11 @@ pub fn take(limit: RateLimit, bucket: Option<Bucket>, now_ms: i64) -> (Bucket, R
         limit: limit.burst.max(1),
         remaining: state.tokens.floor() as u32,
         reset_seconds: ((capacity - state.tokens) / rate).ceil() as u64,
-        retry_after_seconds: if allowed { 0 } else { (missing_for_one / rate).ceil().max(1.0) as u64 },
+        retry_after_seconds: if allowed {
+            0
+        } else {
+            (missing_for_one / rate).ceil().max(1.0) as u64
+        },
     };
     (state, decision)
 }

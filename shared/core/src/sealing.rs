@@ -65,7 +65,8 @@ pub struct SealReport {
 }
 
 fn hex_hash(h: &str) -> VaultResult<Hash> {
-    merkle::parse_hash(h).ok_or_else(|| VaultError::Internal(format!("stored hash {h:?} is not 32 hex bytes")))
+    merkle::parse_hash(h)
+        .ok_or_else(|| VaultError::Internal(format!("stored hash {h:?} is not 32 hex bytes")))
 }
 
 impl Vault {
@@ -81,7 +82,9 @@ impl Vault {
             match self.seal_and_export(&tenant_id).await {
                 Ok(report) if report != SealReport::default() => reports.push((tenant_id, report)),
                 Ok(_) => {}
-                Err(e) => tracing::error!(tenant_id = %tenant_id, error = %e, "anchor round failed for tenant"),
+                Err(e) => {
+                    tracing::error!(tenant_id = %tenant_id, error = %e, "anchor round failed for tenant")
+                }
             }
         }
         Ok(reports)
@@ -105,12 +108,17 @@ impl Vault {
     pub async fn seal(&self, tenant_id: &str) -> VaultResult<Option<(usize, i64)>> {
         let store = &self.ports.store;
         let state = store.tree_state(tenant_id).await?;
-        let events = store.unsequenced_events(tenant_id, self.settings.anchor_batch_size).await?;
+        let events = store
+            .unsequenced_events(tenant_id, self.settings.anchor_batch_size)
+            .await?;
         if events.is_empty() {
             return Ok(None);
         }
         let old_size = state.tree_size;
-        let frontier = merkle::range_positions(Range { start: 0, size: old_size });
+        let frontier = merkle::range_positions(Range {
+            start: 0,
+            size: old_size,
+        });
         let mut hashes = store.tree_hashes(tenant_id, &frontier).await?;
         let mut nodes = Vec::new();
         let mut leaves = Vec::with_capacity(events.len());
@@ -126,23 +134,45 @@ impl Vault {
             leaves.push((event.seq, index));
         }
         let new_size = old_size + events.len() as u64;
-        let root = merkle::range_hash(Range { start: 0, size: new_size }, &|p| hashes.get(&p).copied())
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let root = merkle::range_hash(
+            Range {
+                start: 0,
+                size: new_size,
+            },
+            &|p| hashes.get(&p).copied(),
+        )
+        .map_err(|e| VaultError::Internal(e.to_string()))?;
         let draft = CheckpointDraft {
             checkpoint_id: state.latest.as_ref().map_or(1, |c| c.checkpoint_id + 1),
             tree_size: new_size as i64,
             root_hash: hex::encode(root),
-            prev_checkpoint_hash: state.latest.as_ref().map(|c| c.checkpoint_hash.clone()).unwrap_or_default(),
+            prev_checkpoint_hash: state
+                .latest
+                .as_ref()
+                .map(|c| c.checkpoint_hash.clone())
+                .unwrap_or_default(),
             signer_key_id: self.ports.signer.key_id().to_string(),
             signed_at: now_rfc3339(),
             mmd_seconds: self.settings.ledger_mmd_seconds,
-            export_target: self.ports.anchor.as_ref().map(|a| a.target().to_string()).unwrap_or_default(),
+            export_target: self
+                .ports
+                .anchor
+                .as_ref()
+                .map(|a| a.target().to_string())
+                .unwrap_or_default(),
         };
-        let payload = draft.payload().map_err(|e| VaultError::Internal(e.to_string()))?;
+        let payload = draft
+            .payload()
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
         let signature = self.ports.signer.sign(&payload).await?;
         let checkpoint = draft.seal(&payload, &signature);
         let checkpoint_id = checkpoint.checkpoint_id;
-        let seal = Seal { expected_tree_size: old_size, leaves, nodes, checkpoint };
+        let seal = Seal {
+            expected_tree_size: old_size,
+            leaves,
+            nodes,
+            checkpoint,
+        };
         match store.commit(tenant_id, vec![Write::Seal(seal)]).await {
             Ok(_) => Ok(Some((events.len(), checkpoint_id))),
             Err(StoreError::Conflict(Conflict::TreeMoved)) => Ok(None),
@@ -153,11 +183,16 @@ impl Vault {
     /// Export every checkpoint not yet exported, oldest first; stop at the first failure so nothing is
     /// exported out of order. Returns `(exported, failed)`.
     pub async fn export_pending(&self, tenant_id: &str) -> VaultResult<(usize, bool)> {
-        let Some(anchor) = self.ports.anchor.clone() else { return Ok((0, false)) };
+        let Some(anchor) = self.ports.anchor.clone() else {
+            return Ok((0, false));
+        };
         let pending = self.ports.store.unexported_checkpoints(tenant_id).await?;
         let mut exported = 0;
         for checkpoint in pending {
-            match self.export_checkpoint(tenant_id, &checkpoint, anchor.as_ref()).await {
+            match self
+                .export_checkpoint(tenant_id, &checkpoint, anchor.as_ref())
+                .await
+            {
                 Ok(()) => exported += 1,
                 Err(e) => {
                     tracing::warn!(tenant_id, checkpoint_id = checkpoint.checkpoint_id, error = %e, "export failed; retrying next round");
@@ -175,34 +210,65 @@ impl Vault {
         anchor: &dyn crate::ports::AnchorSink,
     ) -> VaultResult<()> {
         let store = &self.ports.store;
-        let unavailable = |e: crate::ports::AnchorError| VaultError::AnchorUnavailable(e.to_string());
+        let unavailable =
+            |e: crate::ports::AnchorError| VaultError::AnchorUnavailable(e.to_string());
         let new_size = checkpoint.tree_size as u64;
         let old_size = match checkpoint.checkpoint_id {
             1 => 0,
-            id => store.checkpoint(tenant_id, id - 1).await?.map_or(0, |c| c.tree_size as u64),
+            id => store
+                .checkpoint(tenant_id, id - 1)
+                .await?
+                .map_or(0, |c| c.tree_size as u64),
         };
         for tile in tiles::changed_tiles(old_size, new_size) {
             let positions = tile.positions();
             let hashes = store.tree_hashes(tenant_id, &positions).await?;
             let mut body = Vec::with_capacity(positions.len() * 32);
             for p in &positions {
-                let hash = hashes.get(p).ok_or_else(|| VaultError::Internal(format!("tile hash {p:?} missing")))?;
+                let hash = hashes
+                    .get(p)
+                    .ok_or_else(|| VaultError::Internal(format!("tile hash {p:?} missing")))?;
                 body.extend_from_slice(hash);
             }
             let key = tiles::hash_tile_path(tile.level, tile.index, tile.width);
-            anchor.put(tenant_id, &key, body, "application/octet-stream").await.map_err(unavailable)?;
+            anchor
+                .put(tenant_id, &key, body, "application/octet-stream")
+                .await
+                .map_err(unavailable)?;
         }
         for bundle in tiles::changed_entry_bundles(old_size, new_size) {
             let start = bundle.index * tiles::TILE_WIDTH;
-            let entries = store.entries(tenant_id, start, start + bundle.width).await?;
+            let entries = store
+                .entries(tenant_id, start, start + bundle.width)
+                .await?;
             let key = tiles::entries_path(bundle.index, bundle.width);
-            anchor.put(tenant_id, &key, tiles::entry_bundle(&entries), "application/octet-stream").await.map_err(unavailable)?;
+            anchor
+                .put(
+                    tenant_id,
+                    &key,
+                    tiles::entry_bundle(&entries),
+                    "application/octet-stream",
+                )
+                .await
+                .map_err(unavailable)?;
         }
-        let json = serde_json::to_vec_pretty(checkpoint).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(checkpoint)
+            .map_err(|e| VaultError::Internal(e.to_string()))?;
         let key = format!("checkpoints/{}.json", checkpoint.checkpoint_id);
-        let exported = anchor.put(tenant_id, &key, json, "application/json").await.map_err(unavailable)?;
+        let exported = anchor
+            .put(tenant_id, &key, json, "application/json")
+            .await
+            .map_err(unavailable)?;
         let note = self.checkpoint_note(tenant_id, checkpoint).await?;
-        anchor.put(tenant_id, "checkpoint", note.into_bytes(), "text/plain; charset=utf-8").await.map_err(unavailable)?;
+        anchor
+            .put(
+                tenant_id,
+                "checkpoint",
+                note.into_bytes(),
+                "text/plain; charset=utf-8",
+            )
+            .await
+            .map_err(unavailable)?;
         let write = Write::MarkExported {
             checkpoint_id: checkpoint.checkpoint_id,
             export_uri: exported.uri,
@@ -214,7 +280,11 @@ impl Vault {
     }
 
     /// The C2SP tlog checkpoint for a checkpoint, signed by the vault key under the tenant's origin.
-    pub async fn checkpoint_note(&self, tenant_id: &str, checkpoint: &Checkpoint) -> VaultResult<String> {
+    pub async fn checkpoint_note(
+        &self,
+        tenant_id: &str,
+        checkpoint: &Checkpoint,
+    ) -> VaultResult<String> {
         let origin = self.log_origin(tenant_id);
         let root = hex_hash(&checkpoint.root_hash)?;
         let body = note::checkpoint_body(&origin, checkpoint.tree_size as u64, &root);
@@ -229,8 +299,16 @@ impl Vault {
 
     // ----- reads and proofs -----------------------------------------------------------------------------
 
-    pub async fn checkpoints(&self, principal: &Principal, limit: usize) -> VaultResult<Vec<Checkpoint>> {
-        Ok(self.ports.store.checkpoints(&principal.tenant_id, limit.clamp(1, 10_000)).await?)
+    pub async fn checkpoints(
+        &self,
+        principal: &Principal,
+        limit: usize,
+    ) -> VaultResult<Vec<Checkpoint>> {
+        Ok(self
+            .ports
+            .store
+            .checkpoints(&principal.tenant_id, limit.clamp(1, 10_000))
+            .await?)
     }
 
     async fn latest_checkpoint(&self, tenant_id: &str) -> VaultResult<Checkpoint> {
@@ -239,10 +317,18 @@ impl Vault {
             .tree_state(tenant_id)
             .await?
             .latest
-            .ok_or_else(|| VaultError::Conflict("the ledger has no checkpoint yet; retry after the next anchor round".into()))
+            .ok_or_else(|| {
+                VaultError::Conflict(
+                    "the ledger has no checkpoint yet; retry after the next anchor round".into(),
+                )
+            })
     }
 
-    async fn sequenced_event(&self, tenant_id: &str, request_id: &str) -> VaultResult<(LedgerEvent, u64)> {
+    async fn sequenced_event(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> VaultResult<(LedgerEvent, u64)> {
         let event = self
             .ports
             .store
@@ -250,21 +336,34 @@ impl Vault {
             .await?
             .ok_or(VaultError::NotFound("ledger event for this request"))?;
         let leaf_index = event.leaf_index.ok_or_else(|| {
-            VaultError::Conflict("the event is not sealed into a checkpoint yet; retry after the next anchor round".into())
+            VaultError::Conflict(
+                "the event is not sealed into a checkpoint yet; retry after the next anchor round"
+                    .into(),
+            )
         })?;
         Ok((event, leaf_index as u64))
     }
 
     async fn proof_hashes(&self, tenant_id: &str, ranges: &[Range]) -> VaultResult<Vec<String>> {
         let positions: Vec<Position> = merkle::positions_for(ranges);
-        let stored: HashMap<Position, Hash> = self.ports.store.tree_hashes(tenant_id, &positions).await?;
-        let hashes = merkle::hashes_for(ranges, &stored).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let stored: HashMap<Position, Hash> =
+            self.ports.store.tree_hashes(tenant_id, &positions).await?;
+        let hashes =
+            merkle::hashes_for(ranges, &stored).map_err(|e| VaultError::Internal(e.to_string()))?;
         Ok(hashes.iter().map(hex::encode).collect())
     }
 
-    async fn inclusion_at(&self, tenant_id: &str, event: &LedgerEvent, leaf_index: u64, checkpoint: Checkpoint) -> VaultResult<InclusionProof> {
+    async fn inclusion_at(
+        &self,
+        tenant_id: &str,
+        event: &LedgerEvent,
+        leaf_index: u64,
+        checkpoint: Checkpoint,
+    ) -> VaultResult<InclusionProof> {
         let tree_size = checkpoint.tree_size as u64;
-        let path = self.proof_hashes(tenant_id, &merkle::inclusion_ranges(leaf_index, tree_size)).await?;
+        let path = self
+            .proof_hashes(tenant_id, &merkle::inclusion_ranges(leaf_index, tree_size))
+            .await?;
         Ok(InclusionProof {
             event_uuid: event.event_uuid.clone(),
             request_id: event.request_id.clone(),
@@ -278,50 +377,95 @@ impl Vault {
     }
 
     /// Inclusion of the request's latest event in the latest checkpoint.
-    pub async fn inclusion_proof(&self, principal: &Principal, request_id: &str) -> VaultResult<InclusionProof> {
+    pub async fn inclusion_proof(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+    ) -> VaultResult<InclusionProof> {
         let tenant_id = &principal.tenant_id;
         let (event, leaf_index) = self.sequenced_event(tenant_id, request_id).await?;
         let latest = self.latest_checkpoint(tenant_id).await?;
-        self.inclusion_at(tenant_id, &event, leaf_index, latest).await
+        self.inclusion_at(tenant_id, &event, leaf_index, latest)
+            .await
     }
 
-    pub async fn consistency_proof(&self, principal: &Principal, from: i64, to: i64) -> VaultResult<ConsistencyProof> {
+    pub async fn consistency_proof(
+        &self,
+        principal: &Principal,
+        from: i64,
+        to: i64,
+    ) -> VaultResult<ConsistencyProof> {
         let tenant_id = &principal.tenant_id;
         if from > to {
-            return Err(VaultError::InvalidRequest("from must not be after to".into()));
+            return Err(VaultError::InvalidRequest(
+                "from must not be after to".into(),
+            ));
         }
         let load = |id| async move {
-            self.ports.store.checkpoint(tenant_id, id).await?.ok_or(VaultError::NotFound("checkpoint"))
+            self.ports
+                .store
+                .checkpoint(tenant_id, id)
+                .await?
+                .ok_or(VaultError::NotFound("checkpoint"))
         };
         let (from_checkpoint, to_checkpoint) = (load(from).await?, load(to).await?);
-        let ranges = merkle::consistency_ranges(from_checkpoint.tree_size as u64, to_checkpoint.tree_size as u64);
+        let ranges = merkle::consistency_ranges(
+            from_checkpoint.tree_size as u64,
+            to_checkpoint.tree_size as u64,
+        );
         let path = self.proof_hashes(tenant_id, &ranges).await?;
-        Ok(ConsistencyProof { from_checkpoint, to_checkpoint, path })
+        Ok(ConsistencyProof {
+            from_checkpoint,
+            to_checkpoint,
+            path,
+        })
     }
 
     /// Everything an auditor needs for one decision: the event, its inclusion in the checkpoint that first
     /// sealed it, consistency from there to the latest checkpoint, and the public keys.
-    pub async fn proof_bundle(&self, principal: &Principal, request_id: &str) -> VaultResult<ProofBundle> {
+    pub async fn proof_bundle(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+    ) -> VaultResult<ProofBundle> {
         let tenant_id = &principal.tenant_id;
         let (event, leaf_index) = self.sequenced_event(tenant_id, request_id).await?;
-        let sealed_in = event.checkpoint_id.ok_or_else(|| VaultError::Internal("sequenced event lacks a checkpoint".into()))?;
-        let first = self.ports.store.checkpoint(tenant_id, sealed_in).await?.ok_or(VaultError::NotFound("checkpoint"))?;
+        let sealed_in = event
+            .checkpoint_id
+            .ok_or_else(|| VaultError::Internal("sequenced event lacks a checkpoint".into()))?;
+        let first = self
+            .ports
+            .store
+            .checkpoint(tenant_id, sealed_in)
+            .await?
+            .ok_or(VaultError::NotFound("checkpoint"))?;
         let latest = self.latest_checkpoint(tenant_id).await?;
         let consistency = if latest.checkpoint_id > first.checkpoint_id {
-            Some(self.consistency_proof(principal, first.checkpoint_id, latest.checkpoint_id).await?)
+            Some(
+                self.consistency_proof(principal, first.checkpoint_id, latest.checkpoint_id)
+                    .await?,
+            )
         } else {
             None
         };
-        let inclusion = self.inclusion_at(tenant_id, &event, leaf_index, first).await?;
+        let inclusion = self
+            .inclusion_at(tenant_id, &event, leaf_index, first)
+            .await?;
         let keys = self.key_versions().await?;
-        Ok(ProofBundle { event, inclusion, consistency, keys })
+        Ok(ProofBundle {
+            event,
+            inclusion,
+            consistency,
+            keys,
+        })
     }
 
     pub async fn key_versions(&self) -> VaultResult<Vec<KeyVersion>> {
         let keys = self.ports.signer.public_keys().await?;
         keys.iter()
             .map(|key| {
-                let jwk = serde_json::to_vec(&key.to_jwk()).map_err(|e| VaultError::Internal(e.to_string()))?;
+                let jwk = serde_json::to_vec(&key.to_jwk())
+                    .map_err(|e| VaultError::Internal(e.to_string()))?;
                 Ok(KeyVersion {
                     key_id: key.kid.clone(),
                     algorithm: "Ed25519".into(),

@@ -6,18 +6,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::apikey;
+use crate::cache::TtlCache;
 use crate::config::VaultSettings;
 use crate::error::{Conflict, StoreError, VaultError, VaultResult};
 use crate::hashing::{intent_hash, tool_args_hash};
 use crate::ledger::{EventDraft, LedgerEvent};
 use crate::model::{
-    now_rfc3339, ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket,
-    DecisionSource, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
+    now_rfc3339, ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus,
+    ConfidenceBucket, DecisionSource, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
-use crate::cache::TtlCache;
 use crate::policy::{self, CompiledPolicy, PolicyRegistration, RegoDecision};
 use crate::ports::{
-    AnchorSink, ControlPlane, Judge, UsageMeter, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter, Signer, TenantStore, Write,
+    AnchorSink, ControlPlane, Judge, JudgeError, JudgeJob, JudgeQueue, JudgeVerdict, RateLimiter,
+    Signer, TenantStore, UsageMeter, Write,
 };
 use crate::ratelimit::RateDecision;
 use crate::token::{self, ApprovalClaims, PublicKey};
@@ -73,7 +74,11 @@ impl From<&ClearanceRecord> for ClearanceView {
             status: r.status.as_str().into(),
             decision_status: r.status.decision_status().into(),
             requires_manual_review: r.status == ClearanceStatus::PendingReview,
-            token: if r.status == ClearanceStatus::Approved { r.token.clone() } else { None },
+            token: if r.status == ClearanceStatus::Approved {
+                r.token.clone()
+            } else {
+                None
+            },
             reason: r.reason.clone(),
             request_id: r.request_id.clone(),
             confidence_bucket: r.confidence_bucket.as_str().into(),
@@ -242,9 +247,10 @@ impl Vault {
             Some(cached) => cached,
             None => {
                 let record = self.ports.control.api_key_by_hash(&key_hash).await?;
-                let principal = record
-                    .filter(|key| !key.revoked)
-                    .map(|key| Principal { tenant_id: key.tenant_id, key_id: key.key_id });
+                let principal = record.filter(|key| !key.revoked).map(|key| Principal {
+                    tenant_id: key.tenant_id,
+                    key_id: key.key_id,
+                });
                 self.principals.put(&key_hash, principal.clone());
                 principal
             }
@@ -281,24 +287,35 @@ impl Vault {
         }
     }
 
-    async fn resolve_idempotency_conflict(&self, scope: &str, idem: Option<&Idempotency>) -> VaultError {
+    async fn resolve_idempotency_conflict(
+        &self,
+        scope: &str,
+        idem: Option<&Idempotency>,
+    ) -> VaultError {
         match idem {
             Some(idem) => match self.check_idempotency(scope, idem).await {
                 Err(e) => e,
-                Ok(()) => VaultError::Internal("idempotency conflict without a stored record".into()),
+                Ok(()) => {
+                    VaultError::Internal("idempotency conflict without a stored record".into())
+                }
             },
             None => VaultError::Internal("idempotency conflict without a key".into()),
         }
     }
 
-    fn idempotency_record<T: Serialize>(scope: &str, idem: Option<&Idempotency>, body: &T) -> VaultResult<Option<IdempotencyRecord>> {
+    fn idempotency_record<T: Serialize>(
+        scope: &str,
+        idem: Option<&Idempotency>,
+        body: &T,
+    ) -> VaultResult<Option<IdempotencyRecord>> {
         idem.map(|idem| {
             Ok(IdempotencyRecord {
                 scope: scope.to_string(),
                 key: idem.key.clone(),
                 request_hash: idem.request_hash.clone(),
                 status_code: idem.success_status,
-                response_body: serde_json::to_string(body).map_err(|e| VaultError::Internal(e.to_string()))?,
+                response_body: serde_json::to_string(body)
+                    .map_err(|e| VaultError::Internal(e.to_string()))?,
                 created_at: now_rfc3339(),
             })
         })
@@ -306,10 +323,17 @@ impl Vault {
     }
 
     /// Commit tenant writes, mapping an idempotency race to the winner's stored response.
-    async fn commit(&self, tenant_id: &str, writes: Vec<Write>, idem: Option<&Idempotency>) -> VaultResult<Vec<i64>> {
+    async fn commit(
+        &self,
+        tenant_id: &str,
+        writes: Vec<Write>,
+        idem: Option<&Idempotency>,
+    ) -> VaultResult<Vec<i64>> {
         match self.ports.store.commit(tenant_id, writes).await {
             Ok(seqs) => Ok(seqs),
-            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(tenant_id, idem).await),
+            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => {
+                Err(self.resolve_idempotency_conflict(tenant_id, idem).await)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -338,7 +362,10 @@ impl Vault {
         }
         let versions = self.ports.store.policies(tenant_id).await?;
         let settings = self.ports.store.review_settings(tenant_id).await?;
-        let rules = Arc::new(TenantRules { policies: versions.into_iter().map(CompiledPolicy::new).collect(), settings });
+        let rules = Arc::new(TenantRules {
+            policies: versions.into_iter().map(CompiledPolicy::new).collect(),
+            settings,
+        });
         self.tenants.put(tenant_id, rules.clone());
         Ok(rules)
     }
@@ -353,18 +380,32 @@ impl Vault {
         let tenant_id = &principal.tenant_id;
         let content_hash = registration.content_hash()?;
         let current = self.ports.store.policies(tenant_id).await?;
-        let latest = current.iter().find(|p| p.policy_id == registration.policy_id);
+        let latest = current
+            .iter()
+            .find(|p| p.policy_id == registration.policy_id);
         if let Some(latest) = latest.filter(|p| p.content_hash == content_hash) {
             let body = PolicyRegistered {
                 policy_id: latest.policy_id.clone(),
                 status: "unchanged".into(),
-                message: format!("policy {} version {} already has this content", latest.policy_id, latest.version),
+                message: format!(
+                    "policy {} version {} already has this content",
+                    latest.policy_id, latest.version
+                ),
                 policy_version_id: latest.version_id.clone(),
                 policy_content_hash: latest.content_hash.clone(),
                 version: latest.version,
             };
-            if let Some(record) = Self::idempotency_record(tenant_id, idem.map(|i| Idempotency { success_status: 200, ..i.clone() }).as_ref(), &body)? {
-                self.commit(tenant_id, vec![Write::PutIdempotency(record)], idem).await?;
+            if let Some(record) = Self::idempotency_record(
+                tenant_id,
+                idem.map(|i| Idempotency {
+                    success_status: 200,
+                    ..i.clone()
+                })
+                .as_ref(),
+                &body,
+            )? {
+                self.commit(tenant_id, vec![Write::PutIdempotency(record)], idem)
+                    .await?;
             }
             return Ok((false, body));
         }
@@ -383,7 +424,10 @@ impl Vault {
         let body = PolicyRegistered {
             policy_id: version.policy_id.clone(),
             status: "registered".into(),
-            message: format!("policy {} registered as version {}", version.policy_id, version.version),
+            message: format!(
+                "policy {} registered as version {}",
+                version.policy_id, version.version
+            ),
             policy_version_id: version.version_id.clone(),
             policy_content_hash: version.content_hash.clone(),
             version: version.version,
@@ -429,9 +473,15 @@ impl Vault {
             request_id: uuid::Uuid::new_v4().to_string(),
             status: decision.status,
             request,
-            policy_id: selected.map(|p| p.version.policy_id.clone()).unwrap_or_default(),
-            policy_version_id: selected.map(|p| p.version.version_id.clone()).unwrap_or_default(),
-            policy_content_hash: selected.map(|p| p.version.content_hash.clone()).unwrap_or_default(),
+            policy_id: selected
+                .map(|p| p.version.policy_id.clone())
+                .unwrap_or_default(),
+            policy_version_id: selected
+                .map(|p| p.version.version_id.clone())
+                .unwrap_or_default(),
+            policy_content_hash: selected
+                .map(|p| p.version.content_hash.clone())
+                .unwrap_or_default(),
             reason: decision.reason.clone(),
             reason_code: decision.reason_code.clone(),
             confidence_bucket: decision.confidence_bucket,
@@ -445,12 +495,16 @@ impl Vault {
 
         if decision.status == ClearanceStatus::Processing {
             if self.ports.queue.saturated() {
-                return Err(VaultError::RateLimited { retry_after_seconds: 1 });
+                return Err(VaultError::RateLimited {
+                    retry_after_seconds: 1,
+                });
             }
             record.decided_by = None;
             let view = ClearanceView::from(&record);
             let mut writes = vec![Write::InsertClearance(record.clone())];
-            writes.extend(Self::idempotency_record(tenant_id, idem, &view)?.map(Write::PutIdempotency));
+            writes.extend(
+                Self::idempotency_record(tenant_id, idem, &view)?.map(Write::PutIdempotency),
+            );
             self.commit(tenant_id, writes, idem).await?;
             let job = JudgeJob {
                 tenant_id: tenant_id.to_string(),
@@ -461,7 +515,9 @@ impl Vault {
             if let Err(e) = self.ports.queue.enqueue(&job).await {
                 // The request is durable in `processing`; never leave it stranded: hand it to a human.
                 tracing::error!(request_id = %record.request_id, error = %e, "judge queue refused work; routing to review");
-                return self.route_to_review(&record, "judge_queue_unavailable").await;
+                return self
+                    .route_to_review(&record, "judge_queue_unavailable")
+                    .await;
             }
             return Ok(view);
         }
@@ -469,7 +525,14 @@ impl Vault {
         if decision.status == ClearanceStatus::Approved {
             self.attach_token(&mut record).await?;
         }
-        let event = self.ledger_event(&record, "clearance.decision", &decision.citations, json!({})).await?;
+        let event = self
+            .ledger_event(
+                &record,
+                "clearance.decision",
+                &decision.citations,
+                json!({}),
+            )
+            .await?;
         let view = ClearanceView::from(&record);
         let metric = format!("clearance.{}", record.status.as_str());
         let mut writes = vec![Write::InsertClearance(record), Write::AppendEvent(event)];
@@ -479,7 +542,12 @@ impl Vault {
         Ok(view)
     }
 
-    fn decide_inline(&self, tenant_id: &str, request: &ClearanceRequest, policy: &CompiledPolicy) -> Decision {
+    fn decide_inline(
+        &self,
+        tenant_id: &str,
+        request: &ClearanceRequest,
+        policy: &CompiledPolicy,
+    ) -> Decision {
         let judge = || {
             if self.ports.judge.is_some() {
                 Decision {
@@ -505,7 +573,10 @@ impl Vault {
             return judge();
         }
         let Some(rego) = &policy.rego else {
-            return deny_inline("The policy's rego module no longer compiles", "policy_evaluation_error");
+            return deny_inline(
+                "The policy's rego module no longer compiles",
+                "policy_evaluation_error",
+            );
         };
         let input = json!({
             "tool_name": request.tool_name,
@@ -519,26 +590,50 @@ impl Vault {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::warn!(policy_id = %policy.version.policy_id, error = %e, "rego evaluation failed; denying");
-                return deny_inline("The policy could not be evaluated for this call", "policy_evaluation_error");
+                return deny_inline(
+                    "The policy could not be evaluated for this call",
+                    "policy_evaluation_error",
+                );
             }
         };
         let rego_decision = |status, default_reason: &str, default_code: Option<&str>| Decision {
             status,
             source: DecisionSource::Rego,
-            reason: outcome.reason.clone().unwrap_or_else(|| default_reason.to_string()),
-            reason_code: outcome.reason_code.clone().or(default_code.map(str::to_string)),
+            reason: outcome
+                .reason
+                .clone()
+                .unwrap_or_else(|| default_reason.to_string()),
+            reason_code: outcome
+                .reason_code
+                .clone()
+                .or(default_code.map(str::to_string)),
             confidence_bucket: ConfidenceBucket::ExtraHigh,
             citations: vec![],
         };
         match outcome.decision {
-            RegoDecision::Approve => rego_decision(ClearanceStatus::Approved, "Approved by policy rules", None),
-            RegoDecision::Deny => rego_decision(ClearanceStatus::Denied, "Denied by policy rules", Some("policy_denied")),
-            RegoDecision::Review => {
-                rego_decision(ClearanceStatus::PendingReview, "Policy rules require human review", Some("policy_review"))
+            RegoDecision::Approve => {
+                rego_decision(ClearanceStatus::Approved, "Approved by policy rules", None)
             }
+            RegoDecision::Deny => rego_decision(
+                ClearanceStatus::Denied,
+                "Denied by policy rules",
+                Some("policy_denied"),
+            ),
+            RegoDecision::Review => rego_decision(
+                ClearanceStatus::PendingReview,
+                "Policy rules require human review",
+                Some("policy_review"),
+            ),
             RegoDecision::Judge => judge(),
-            RegoDecision::Undefined if policy.version.rules.iter().any(|r| !r.trim().is_empty()) => judge(),
-            RegoDecision::Undefined => deny_inline("The policy's rules do not decide this call", "policy_undecided"),
+            RegoDecision::Undefined
+                if policy.version.rules.iter().any(|r| !r.trim().is_empty()) =>
+            {
+                judge()
+            }
+            RegoDecision::Undefined => deny_inline(
+                "The policy's rules do not decide this call",
+                "policy_undecided",
+            ),
         }
     }
 
@@ -550,7 +645,11 @@ impl Vault {
         Ok(())
     }
 
-    async fn mint(&self, record: &ClearanceRecord, request_id: &str) -> VaultResult<(String, ApprovalClaims)> {
+    async fn mint(
+        &self,
+        record: &ClearanceRecord,
+        request_id: &str,
+    ) -> VaultResult<(String, ApprovalClaims)> {
         let iat = chrono::Utc::now().timestamp();
         let claims = ApprovalClaims {
             iss: self.settings.jwt_issuer.clone(),
@@ -564,7 +663,8 @@ impl Vault {
             session_id: record.request.session_id.clone(),
             policy_id: record.policy_id.clone(),
             decision: "approved".into(),
-            tool_args_hash: tool_args_hash(&record.request.tool_args).map_err(|e| VaultError::InvalidRequest(e.to_string()))?,
+            tool_args_hash: tool_args_hash(&record.request.tool_args)
+                .map_err(|e| VaultError::InvalidRequest(e.to_string()))?,
             tenant_id: record.tenant_id.clone(),
             request_id: request_id.to_string(),
         };
@@ -609,8 +709,13 @@ impl Vault {
             policy_id: record.policy_id.clone(),
             policy_version_id: record.policy_version_id.clone(),
             policy_content_hash: record.policy_content_hash.clone(),
-            intent_hash: intent_hash(&request.tool_name, &request.tool_args, &request.agent_id, &request.session_id)
-                .map_err(|e| VaultError::InvalidRequest(e.to_string()))?,
+            intent_hash: intent_hash(
+                &request.tool_name,
+                &request.tool_args,
+                &request.agent_id,
+                &request.session_id,
+            )
+            .map_err(|e| VaultError::InvalidRequest(e.to_string()))?,
             tool_name: request.tool_name.clone(),
             tool_args: request.tool_args.clone(),
             action_category: category.to_string(),
@@ -624,14 +729,18 @@ impl Vault {
             approved: record.status == ClearanceStatus::Approved,
             accepted_at: now_rfc3339(),
         };
-        let prepared = draft
-            .prepare(self.ports.signer.key_id())
-            .map_err(|e| VaultError::InvalidRequest(format!("arguments cannot be recorded: {e}")))?;
+        let prepared = draft.prepare(self.ports.signer.key_id()).map_err(|e| {
+            VaultError::InvalidRequest(format!("arguments cannot be recorded: {e}"))
+        })?;
         let signature = self.ports.signer.sign(&prepared.receipt_payload).await?;
         Ok(prepared.seal(&signature))
     }
 
-    pub async fn clearance_status(&self, principal: &Principal, request_id: &str) -> VaultResult<ClearanceView> {
+    pub async fn clearance_status(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+    ) -> VaultResult<ClearanceView> {
         let record = self
             .ports
             .store
@@ -642,20 +751,31 @@ impl Vault {
     }
 
     /// Move a `processing` record to human review (judge or queue unavailable). Idempotent.
-    async fn route_to_review(&self, record: &ClearanceRecord, reason_code: &str) -> VaultResult<ClearanceView> {
+    async fn route_to_review(
+        &self,
+        record: &ClearanceRecord,
+        reason_code: &str,
+    ) -> VaultResult<ClearanceView> {
         let mut updated = record.clone();
         updated.status = ClearanceStatus::PendingReview;
         updated.decided_by = Some(DecisionSource::Judge);
         updated.reason = "The policy judge is unavailable; a human must review".into();
         updated.reason_code = Some(reason_code.into());
         updated.updated_at = now_rfc3339();
-        let event = self.ledger_event(&updated, "clearance.decision", &[], json!({})).await?;
+        let event = self
+            .ledger_event(&updated, "clearance.decision", &[], json!({}))
+            .await?;
         let writes = vec![
-            Write::UpdateClearance { record: updated.clone(), expected: ClearanceStatus::Processing },
+            Write::UpdateClearance {
+                record: updated.clone(),
+                expected: ClearanceStatus::Processing,
+            },
             Write::AppendEvent(event),
         ];
         match self.ports.store.commit(&record.tenant_id, writes).await {
-            Ok(_) | Err(StoreError::Conflict(Conflict::ClearanceState)) => Ok(ClearanceView::from(&updated)),
+            Ok(_) | Err(StoreError::Conflict(Conflict::ClearanceState)) => {
+                Ok(ClearanceView::from(&updated))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -665,7 +785,12 @@ impl Vault {
     /// Decide one queued clearance. Safe under redelivery: a request already decided writes nothing.
     /// An `Err` means "retry later" (the queue redelivers).
     pub async fn process_judge_job(&self, job: &JudgeJob) -> VaultResult<()> {
-        let Some(record) = self.ports.store.clearance(&job.tenant_id, &job.request_id).await? else {
+        let Some(record) = self
+            .ports
+            .store
+            .clearance(&job.tenant_id, &job.request_id)
+            .await?
+        else {
             tracing::warn!(request_id = %job.request_id, "judge job for an unknown clearance; dropping");
             return Ok(());
         };
@@ -676,21 +801,36 @@ impl Vault {
             self.route_to_review(&record, "judge_unavailable").await?;
             return Ok(());
         };
-        let policy = self.ports.store.policy_version(&job.tenant_id, &record.policy_version_id).await?;
+        let policy = self
+            .ports
+            .store
+            .policy_version(&job.tenant_id, &record.policy_version_id)
+            .await?;
         let Some(policy) = policy else {
-            self.route_to_review(&record, "policy_version_missing").await?;
+            self.route_to_review(&record, "policy_version_missing")
+                .await?;
             return Ok(());
         };
         let judgement = match judge.judge(&job.tenant_id, &record.request, &policy).await {
             Ok(j) => j,
-            Err(JudgeError::Unavailable(e)) => return Err(VaultError::QueueUnavailable(format!("judge unavailable: {e}"))),
+            Err(JudgeError::Unavailable(e)) => {
+                return Err(VaultError::QueueUnavailable(format!(
+                    "judge unavailable: {e}"
+                )))
+            }
             Err(JudgeError::InvalidAnswer(e)) => {
                 tracing::error!(request_id = %record.request_id, error = %e, "judge answered nonsense; routing to review");
-                self.route_to_review(&record, "judge_invalid_answer").await?;
+                self.route_to_review(&record, "judge_invalid_answer")
+                    .await?;
                 return Ok(());
             }
         };
-        let minimum = self.ports.store.review_settings(&job.tenant_id).await?.minimum_confidence_bucket;
+        let minimum = self
+            .ports
+            .store
+            .review_settings(&job.tenant_id)
+            .await?
+            .minimum_confidence_bucket;
         let mut updated = record.clone();
         updated.decided_by = Some(DecisionSource::Judge);
         updated.confidence_bucket = judgement.confidence_bucket;
@@ -699,7 +839,9 @@ impl Vault {
         updated.reason_code = judgement.reason_code.clone();
         updated.updated_at = now_rfc3339();
         updated.status = match judgement.verdict {
-            JudgeVerdict::Approve if judgement.confidence_bucket >= minimum => ClearanceStatus::Approved,
+            JudgeVerdict::Approve if judgement.confidence_bucket >= minimum => {
+                ClearanceStatus::Approved
+            }
             JudgeVerdict::Approve => {
                 updated.reason_code = Some("below_minimum_confidence".into());
                 ClearanceStatus::PendingReview
@@ -711,10 +853,18 @@ impl Vault {
             self.attach_token(&mut updated).await?;
         }
         let event = self
-            .ledger_event(&updated, "clearance.decision", &judgement.citations, json!({"judge": judge.name()}))
+            .ledger_event(
+                &updated,
+                "clearance.decision",
+                &judgement.citations,
+                json!({"judge": judge.name()}),
+            )
             .await?;
         let writes = vec![
-            Write::UpdateClearance { record: updated, expected: ClearanceStatus::Processing },
+            Write::UpdateClearance {
+                record: updated,
+                expected: ClearanceStatus::Processing,
+            },
             Write::AppendEvent(event),
         ];
         match self.ports.store.commit(&job.tenant_id, writes).await {
@@ -736,7 +886,10 @@ impl Vault {
     /// A queue batch (SQS FIFO): decide jobs in order and stop at the first failure, so nothing in a message
     /// group is decided out of order. Returns the ids of the failed message and every message after it, for
     /// redelivery. A message that is not a job fails too (the queue's DLQ keeps it for an operator).
-    pub async fn process_judge_batch(&self, messages: Vec<(String, Option<JudgeJob>)>) -> Vec<String> {
+    pub async fn process_judge_batch(
+        &self,
+        messages: Vec<(String, Option<JudgeJob>)>,
+    ) -> Vec<String> {
         let mut failed = Vec::new();
         for (message_id, job) in messages {
             if !failed.is_empty() {
@@ -745,7 +898,9 @@ impl Vault {
             }
             let outcome = match &job {
                 Some(job) => self.process_judge_job(job).await,
-                None => Err(VaultError::InvalidRequest("message is not a judge job".into())),
+                None => Err(VaultError::InvalidRequest(
+                    "message is not a judge job".into(),
+                )),
             };
             if let Err(e) = outcome {
                 tracing::warn!(message_id = %message_id, error = %e, "judge job failed; it and later messages will be redelivered");
@@ -757,7 +912,12 @@ impl Vault {
 
     /// Give up on a job that keeps failing: a human decides instead.
     pub async fn abandon_judge_job(&self, job: &JudgeJob) -> VaultResult<()> {
-        if let Some(record) = self.ports.store.clearance(&job.tenant_id, &job.request_id).await? {
+        if let Some(record) = self
+            .ports
+            .store
+            .clearance(&job.tenant_id, &job.request_id)
+            .await?
+        {
             if record.status == ClearanceStatus::Processing {
                 self.route_to_review(&record, "judge_unavailable").await?;
             }
@@ -768,7 +928,11 @@ impl Vault {
     // ----- reviews -------------------------------------------------------------------------------------
 
     pub async fn review_settings(&self, principal: &Principal) -> VaultResult<ReviewSettings> {
-        Ok(self.ports.store.review_settings(&principal.tenant_id).await?)
+        Ok(self
+            .ports
+            .store
+            .review_settings(&principal.tenant_id)
+            .await?)
     }
 
     pub async fn put_review_settings(
@@ -778,13 +942,20 @@ impl Vault {
         idem: Option<&Idempotency>,
     ) -> VaultResult<ReviewSettings> {
         let mut writes = vec![Write::PutReviewSettings(settings)];
-        writes.extend(Self::idempotency_record(&principal.tenant_id, idem, &settings)?.map(Write::PutIdempotency));
+        writes.extend(
+            Self::idempotency_record(&principal.tenant_id, idem, &settings)?
+                .map(Write::PutIdempotency),
+        );
         self.commit(&principal.tenant_id, writes, idem).await?;
         self.tenants.invalidate(&principal.tenant_id);
         Ok(settings)
     }
 
-    pub async fn pending_reviews(&self, principal: &Principal, limit: usize) -> VaultResult<Vec<PendingReview>> {
+    pub async fn pending_reviews(
+        &self,
+        principal: &Principal,
+        limit: usize,
+    ) -> VaultResult<Vec<PendingReview>> {
         let records = self
             .ports
             .store
@@ -833,20 +1004,36 @@ impl Vault {
         let note = decision.review_reason.trim();
         if decision.approved {
             updated.status = ClearanceStatus::Approved;
-            updated.reason = if note.is_empty() { "Approved by a reviewer".into() } else { format!("Approved by a reviewer: {note}") };
+            updated.reason = if note.is_empty() {
+                "Approved by a reviewer".into()
+            } else {
+                format!("Approved by a reviewer: {note}")
+            };
             updated.reason_code = Some("reviewer_approved".into());
             self.attach_token(&mut updated).await?;
         } else {
             updated.status = ClearanceStatus::Denied;
-            updated.reason = if note.is_empty() { "Denied by a reviewer".into() } else { format!("Denied by a reviewer: {note}") };
+            updated.reason = if note.is_empty() {
+                "Denied by a reviewer".into()
+            } else {
+                format!("Denied by a reviewer: {note}")
+            };
             updated.reason_code = Some("reviewer_denied".into());
         }
         let event = self
-            .ledger_event(&updated, "review.decision", &[], json!({"reviewer_key_id": principal.key_id}))
+            .ledger_event(
+                &updated,
+                "review.decision",
+                &[],
+                json!({"reviewer_key_id": principal.key_id}),
+            )
             .await?;
         let view = ClearanceView::from(&updated);
         let mut writes = vec![
-            Write::UpdateClearance { record: updated, expected: ClearanceStatus::PendingReview },
+            Write::UpdateClearance {
+                record: updated,
+                expected: ClearanceStatus::PendingReview,
+            },
             Write::AppendEvent(event),
         ];
         writes.extend(Self::idempotency_record(tenant_id, idem, &view)?.map(Write::PutIdempotency));
@@ -866,7 +1053,12 @@ impl Vault {
 
     /// A fresh token for a cached approval (the SDK's decision cache). Only for the exact call that was
     /// approved, and only while the policy version that approved it is still current.
-    pub async fn mint_token(&self, principal: &Principal, request: MintRequest, idem: Option<&Idempotency>) -> VaultResult<MintView> {
+    pub async fn mint_token(
+        &self,
+        principal: &Principal,
+        request: MintRequest,
+        idem: Option<&Idempotency>,
+    ) -> VaultResult<MintView> {
         let tenant_id = principal.tenant_id.as_str();
         let original = self
             .ports
@@ -875,22 +1067,40 @@ impl Vault {
             .await?
             .ok_or(VaultError::NotFound("original clearance request"))?;
         if original.status != ClearanceStatus::Approved {
-            return Err(VaultError::Conflict("the original request is not approved".into()));
+            return Err(VaultError::Conflict(
+                "the original request is not approved".into(),
+            ));
         }
-        let same_args = tool_args_hash(&request.tool_args).ok() == tool_args_hash(&original.request.tool_args).ok();
+        let same_args = tool_args_hash(&request.tool_args).ok()
+            == tool_args_hash(&original.request.tool_args).ok();
         if request.tool_name != original.request.tool_name || !same_args {
-            return Err(VaultError::ToolArgsMismatch("tool_name and tool_args must match the approved request".into()));
+            return Err(VaultError::ToolArgsMismatch(
+                "tool_name and tool_args must match the approved request".into(),
+            ));
         }
         if !request.agent_id.is_empty() && request.agent_id != original.request.agent_id {
-            return Err(VaultError::ToolArgsMismatch("agent_id must match the approved request".into()));
+            return Err(VaultError::ToolArgsMismatch(
+                "agent_id must match the approved request".into(),
+            ));
         }
-        if !request.policy_version_id.is_empty() && request.policy_version_id != original.policy_version_id {
-            return Err(VaultError::Conflict("policy_version_id does not match the approved request".into()));
+        if !request.policy_version_id.is_empty()
+            && request.policy_version_id != original.policy_version_id
+        {
+            return Err(VaultError::Conflict(
+                "policy_version_id does not match the approved request".into(),
+            ));
         }
         let rules = self.tenant_rules(tenant_id).await?;
-        let current = rules.policies.iter().find(|p| p.version.policy_id == original.policy_id);
-        if current.map(|p| p.version.version_id.as_str()) != Some(original.policy_version_id.as_str()) {
-            return Err(VaultError::Conflict("the policy changed since this approval; request clearance again".into()));
+        let current = rules
+            .policies
+            .iter()
+            .find(|p| p.version.policy_id == original.policy_id);
+        if current.map(|p| p.version.version_id.as_str())
+            != Some(original.policy_version_id.as_str())
+        {
+            return Err(VaultError::Conflict(
+                "the policy changed since this approval; request clearance again".into(),
+            ));
         }
 
         let mut minted = original.clone();
@@ -905,7 +1115,12 @@ impl Vault {
         minted.token = Some(token.clone());
         minted.jti = Some(claims.jti.clone());
         let event = self
-            .ledger_event(&minted, "token.minted", &[], json!({"original_request_id": original.request_id}))
+            .ledger_event(
+                &minted,
+                "token.minted",
+                &[],
+                json!({"original_request_id": original.request_id}),
+            )
             .await?;
         let view = MintView {
             token,
@@ -926,31 +1141,55 @@ impl Vault {
     }
 
     /// Burn a token's jti: exactly one caller ever gets 200 for it.
-    pub async fn consume_token(&self, principal: &Principal, request: ConsumeRequest, idem: Option<&Idempotency>) -> VaultResult<ConsumeView> {
+    pub async fn consume_token(
+        &self,
+        principal: &Principal,
+        request: ConsumeRequest,
+        idem: Option<&Idempotency>,
+    ) -> VaultResult<ConsumeView> {
         let keys = self.ports.signer.public_keys().await?;
-        let claims = token::verify(&request.token, &keys, &self.settings.jwt_issuer, &self.settings.jwt_audience)?;
+        let claims = token::verify(
+            &request.token,
+            &keys,
+            &self.settings.jwt_issuer,
+            &self.settings.jwt_audience,
+        )?;
         if claims.tenant_id != principal.tenant_id {
             return Err(VaultError::InvalidToken);
         }
         if let Some(tool_name) = &request.tool_name {
             if *tool_name != claims.tool {
-                return Err(VaultError::ToolArgsMismatch("tool_name does not match the token".into()));
+                return Err(VaultError::ToolArgsMismatch(
+                    "tool_name does not match the token".into(),
+                ));
             }
         }
         if let Some(args) = &request.tool_args {
-            let hash = tool_args_hash(args).map_err(|e| VaultError::InvalidRequest(e.to_string()))?;
+            let hash =
+                tool_args_hash(args).map_err(|e| VaultError::InvalidRequest(e.to_string()))?;
             if hash != claims.tool_args_hash {
-                return Err(VaultError::ToolArgsMismatch("tool_args do not hash to the token's tool_args_hash".into()));
+                return Err(VaultError::ToolArgsMismatch(
+                    "tool_args do not hash to the token's tool_args_hash".into(),
+                ));
             }
         }
-        let view = ConsumeView { consumed: true, jti: claims.jti.clone(), claims };
+        let view = ConsumeView {
+            consumed: true,
+            jti: claims.jti.clone(),
+            claims,
+        };
         let scope = consume_scope(&principal.tenant_id);
         let mut writes = Vec::new();
         // Idempotency first: a retried consume replays its 200 rather than reporting its own burn as a replay.
         writes.extend(Self::idempotency_record(&scope, idem, &view)?.map(Write::PutIdempotency));
-        writes.push(Write::BurnJti { jti: view.jti.clone(), expires_at: view.claims.exp });
+        writes.push(Write::BurnJti {
+            jti: view.jti.clone(),
+            expires_at: view.claims.exp,
+        });
         let result = match self.ports.store.commit(&principal.tenant_id, writes).await {
-            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(&scope, idem).await),
+            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => {
+                Err(self.resolve_idempotency_conflict(&scope, idem).await)
+            }
             other => other.map_err(VaultError::from),
         };
         match result {
@@ -958,7 +1197,9 @@ impl Vault {
                 self.meter(&principal.tenant_id, "token.consumed").await;
                 Ok(view)
             }
-            Err(VaultError::StoreUnavailable(StoreError::Conflict(Conflict::JtiBurned))) => Err(VaultError::TokenReplayed),
+            Err(VaultError::StoreUnavailable(StoreError::Conflict(Conflict::JtiBurned))) => {
+                Err(VaultError::TokenReplayed)
+            }
             Err(e) => Err(e),
         }
     }
@@ -973,23 +1214,47 @@ impl Vault {
 
     // ----- ledger ----------------------------------------------------------------------------------------
 
-    pub async fn ledger(&self, principal: &Principal, limit: usize) -> VaultResult<Vec<LedgerEvent>> {
-        Ok(self.ports.store.ledger_tail(&principal.tenant_id, limit.clamp(1, 500)).await?)
+    pub async fn ledger(
+        &self,
+        principal: &Principal,
+        limit: usize,
+    ) -> VaultResult<Vec<LedgerEvent>> {
+        Ok(self
+            .ports
+            .store
+            .ledger_tail(&principal.tenant_id, limit.clamp(1, 500))
+            .await?)
     }
 
     // ----- administration ----------------------------------------------------------------------------
 
-    pub async fn create_tenant(&self, name: &str, idem: Option<&Idempotency>) -> VaultResult<TenantCreated> {
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        idem: Option<&Idempotency>,
+    ) -> VaultResult<TenantCreated> {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(VaultError::InvalidRequest("name must be 1 to 200 characters".into()));
+            return Err(VaultError::InvalidRequest(
+                "name must be 1 to 200 characters".into(),
+            ));
         }
-        let tenant = Tenant { tenant_id: apikey::new_id("tn_"), name: name.to_string(), created_at: now_rfc3339() };
-        self.create_tenant_with_key(tenant, &apikey::generate(apikey::TENANT_KEY_PREFIX), idem).await
+        let tenant = Tenant {
+            tenant_id: apikey::new_id("tn_"),
+            name: name.to_string(),
+            created_at: now_rfc3339(),
+        };
+        self.create_tenant_with_key(tenant, &apikey::generate(apikey::TENANT_KEY_PREFIX), idem)
+            .await
     }
 
     /// Create a tenant whose first key is `api_key` (used by `ledgix dev` for a key known in advance).
-    pub async fn create_tenant_with_key(&self, tenant: Tenant, api_key: &str, idem: Option<&Idempotency>) -> VaultResult<TenantCreated> {
+    pub async fn create_tenant_with_key(
+        &self,
+        tenant: Tenant,
+        api_key: &str,
+        idem: Option<&Idempotency>,
+    ) -> VaultResult<TenantCreated> {
         let key = ApiKeyRecord {
             key_id: apikey::new_id("key_"),
             tenant_id: tenant.tenant_id.clone(),
@@ -1004,13 +1269,22 @@ impl Vault {
             api_key: api_key.to_string(),
         };
         let record = Self::idempotency_record(ADMIN_SCOPE, idem, &body)?;
-        match self.ports.control.create_tenant(&tenant, &key, record.as_ref()).await {
+        match self
+            .ports
+            .control
+            .create_tenant(&tenant, &key, record.as_ref())
+            .await
+        {
             Ok(()) => {
                 self.principals.invalidate(&key.key_hash);
                 Ok(body)
             }
-            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(ADMIN_SCOPE, idem).await),
-            Err(StoreError::Conflict(_)) => Err(VaultError::Conflict("tenant or key already exists".into())),
+            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => {
+                Err(self.resolve_idempotency_conflict(ADMIN_SCOPE, idem).await)
+            }
+            Err(StoreError::Conflict(_)) => {
+                Err(VaultError::Conflict("tenant or key already exists".into()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -1019,11 +1293,18 @@ impl Vault {
         Ok(self.ports.control.tenant(tenant_id).await?)
     }
 
-    pub async fn create_api_key(&self, tenant_id: &str, api_key: Option<&str>, idem: Option<&Idempotency>) -> VaultResult<ApiKeyCreated> {
+    pub async fn create_api_key(
+        &self,
+        tenant_id: &str,
+        api_key: Option<&str>,
+        idem: Option<&Idempotency>,
+    ) -> VaultResult<ApiKeyCreated> {
         if self.ports.control.tenant(tenant_id).await?.is_none() {
             return Err(VaultError::NotFound("tenant"));
         }
-        let api_key = api_key.map(str::to_string).unwrap_or_else(|| apikey::generate(apikey::TENANT_KEY_PREFIX));
+        let api_key = api_key
+            .map(str::to_string)
+            .unwrap_or_else(|| apikey::generate(apikey::TENANT_KEY_PREFIX));
         let key = ApiKeyRecord {
             key_id: apikey::new_id("key_"),
             tenant_id: tenant_id.to_string(),
@@ -1031,15 +1312,23 @@ impl Vault {
             created_at: now_rfc3339(),
             revoked: false,
         };
-        let body = ApiKeyCreated { key_id: key.key_id.clone(), tenant_id: tenant_id.to_string(), api_key };
+        let body = ApiKeyCreated {
+            key_id: key.key_id.clone(),
+            tenant_id: tenant_id.to_string(),
+            api_key,
+        };
         let record = Self::idempotency_record(ADMIN_SCOPE, idem, &body)?;
         match self.ports.control.add_api_key(&key, record.as_ref()).await {
             Ok(()) => {
                 self.principals.invalidate(&key.key_hash);
                 Ok(body)
             }
-            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => Err(self.resolve_idempotency_conflict(ADMIN_SCOPE, idem).await),
-            Err(StoreError::Conflict(_)) => Err(VaultError::Conflict("that key already exists".into())),
+            Err(StoreError::Conflict(Conflict::IdempotencyKey)) => {
+                Err(self.resolve_idempotency_conflict(ADMIN_SCOPE, idem).await)
+            }
+            Err(StoreError::Conflict(_)) => {
+                Err(VaultError::Conflict("that key already exists".into()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -1075,13 +1364,19 @@ fn replay_or_reused(record: IdempotencyRecord, idem: &Idempotency) -> VaultError
 
 fn validate_request(request: &ClearanceRequest) -> VaultResult<()> {
     if request.tool_name.trim().is_empty() || request.tool_name.len() > MAX_TOOL_NAME {
-        return Err(VaultError::InvalidRequest(format!("tool_name must be 1 to {MAX_TOOL_NAME} characters")));
+        return Err(VaultError::InvalidRequest(format!(
+            "tool_name must be 1 to {MAX_TOOL_NAME} characters"
+        )));
     }
     if !request.tool_args.is_object() {
-        return Err(VaultError::InvalidRequest("tool_args must be a JSON object".into()));
+        return Err(VaultError::InvalidRequest(
+            "tool_args must be a JSON object".into(),
+        ));
     }
     if !request.context.is_object() {
-        return Err(VaultError::InvalidRequest("context must be a JSON object".into()));
+        return Err(VaultError::InvalidRequest(
+            "context must be a JSON object".into(),
+        ));
     }
     Ok(())
 }

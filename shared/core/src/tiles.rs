@@ -22,12 +22,20 @@ pub fn index_path(mut n: u64) -> String {
 
 /// `tile/<level>/<index>` or `tile/<level>/<index>.p/<width>` for a partial tile.
 pub fn hash_tile_path(level: u8, index: u64, width: u64) -> String {
-    let partial = if width < TILE_WIDTH { format!(".p/{width}") } else { String::new() };
+    let partial = if width < TILE_WIDTH {
+        format!(".p/{width}")
+    } else {
+        String::new()
+    };
     format!("tile/{level}/{}{partial}", index_path(index))
 }
 
 pub fn entries_path(index: u64, width: u64) -> String {
-    let partial = if width < TILE_WIDTH { format!(".p/{width}") } else { String::new() };
+    let partial = if width < TILE_WIDTH {
+        format!(".p/{width}")
+    } else {
+        String::new()
+    };
     format!("tile/entries/{}{partial}", index_path(index))
 }
 
@@ -43,7 +51,12 @@ impl TileRef {
     /// Stored-hash positions this tile holds, in order.
     pub fn positions(&self) -> Vec<Position> {
         let level = self.level * TILE_HEIGHT;
-        (0..self.width).map(|i| Position { level, index: self.index * TILE_WIDTH + i }).collect()
+        (0..self.width)
+            .map(|i| Position {
+                level,
+                index: self.index * TILE_WIDTH + i,
+            })
+            .collect()
     }
 }
 
@@ -66,7 +79,11 @@ pub fn changed_tiles(old_size: u64, new_size: u64) -> Vec<TileRef> {
             let last_tile = (new_n - 1) / TILE_WIDTH;
             for index in first_tile..=last_tile {
                 let width = (new_n - index * TILE_WIDTH).min(TILE_WIDTH);
-                out.push(TileRef { level, index, width });
+                out.push(TileRef {
+                    level,
+                    index,
+                    width,
+                });
             }
         }
         level += 1;
@@ -76,7 +93,10 @@ pub fn changed_tiles(old_size: u64, new_size: u64) -> Vec<TileRef> {
 
 /// Entry bundles that changed between two tree sizes.
 pub fn changed_entry_bundles(old_size: u64, new_size: u64) -> Vec<TileRef> {
-    changed_tiles(old_size, new_size).into_iter().filter(|t| t.level == 0).collect()
+    changed_tiles(old_size, new_size)
+        .into_iter()
+        .filter(|t| t.level == 0)
+        .collect()
 }
 
 /// Serialise an entry bundle.
@@ -122,17 +142,39 @@ mod tests {
 
     #[test]
     fn changed_tiles_cover_growth() {
-        assert_eq!(changed_tiles(0, 3), vec![TileRef { level: 0, index: 0, width: 3 }]);
+        assert_eq!(
+            changed_tiles(0, 3),
+            vec![TileRef {
+                level: 0,
+                index: 0,
+                width: 3
+            }]
+        );
         assert_eq!(
             changed_tiles(250, 300),
             vec![
-                TileRef { level: 0, index: 0, width: 256 },
-                TileRef { level: 0, index: 1, width: 44 },
-                TileRef { level: 1, index: 0, width: 1 },
+                TileRef {
+                    level: 0,
+                    index: 0,
+                    width: 256
+                },
+                TileRef {
+                    level: 0,
+                    index: 1,
+                    width: 44
+                },
+                TileRef {
+                    level: 1,
+                    index: 0,
+                    width: 1
+                },
             ]
         );
         assert!(changed_tiles(300, 300).is_empty());
         let bundle = entry_bundle(&[[1u8; 32], [2u8; 32]]);
-        assert_eq!(parse_entry_bundle(&bundle), Some(vec![vec![1u8; 32], vec![2u8; 32]]));
+        assert_eq!(
+            parse_entry_bundle(&bundle),
+            Some(vec![vec![1u8; 32], vec![2u8; 32]])
+        );
     }
 }

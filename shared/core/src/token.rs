@@ -6,8 +6,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters,
-    OctetKeyPairType, PublicKeyUse,
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
@@ -43,10 +43,18 @@ struct Header<'a> {
 
 /// `base64url(header) . base64url(claims)`: the bytes the signer signs.
 pub fn signing_input(kid: &str, claims: &ApprovalClaims) -> VaultResult<String> {
-    let header = serde_json::to_vec(&Header { alg: "EdDSA", typ: "JWT", kid })
-        .map_err(|e| VaultError::Internal(e.to_string()))?;
+    let header = serde_json::to_vec(&Header {
+        alg: "EdDSA",
+        typ: "JWT",
+        kid,
+    })
+    .map_err(|e| VaultError::Internal(e.to_string()))?;
     let payload = serde_json::to_vec(claims).map_err(|e| VaultError::Internal(e.to_string()))?;
-    Ok(format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload)))
+    Ok(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    ))
 }
 
 pub fn assemble(signing_input: &str, signature: &[u8]) -> String {
@@ -80,19 +88,29 @@ impl PublicKey {
 }
 
 pub fn jwks(keys: &[PublicKey]) -> JwkSet {
-    JwkSet { keys: keys.iter().map(PublicKey::to_jwk).collect() }
+    JwkSet {
+        keys: keys.iter().map(PublicKey::to_jwk).collect(),
+    }
 }
 
 /// Verify signature, issuer, audience, subject and expiry; any failure is `InvalidToken`.
-pub fn verify(token: &str, keys: &[PublicKey], issuer: &str, audience: &str) -> VaultResult<ApprovalClaims> {
+pub fn verify(
+    token: &str,
+    keys: &[PublicKey],
+    issuer: &str,
+    audience: &str,
+) -> VaultResult<ApprovalClaims> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VaultError::InvalidToken)?;
     if header.alg != Algorithm::EdDSA {
         return Err(VaultError::InvalidToken);
     }
     let kid = header.kid.ok_or(VaultError::InvalidToken)?;
-    let key = keys.iter().find(|k| k.kid == kid).ok_or(VaultError::InvalidToken)?;
-    let decoding_key =
-        DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(key.ed25519)).map_err(|_| VaultError::InvalidToken)?;
+    let key = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or(VaultError::InvalidToken)?;
+    let decoding_key = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(key.ed25519))
+        .map_err(|_| VaultError::InvalidToken)?;
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.leeway = 0;
     validation.set_issuer(&[issuer]);

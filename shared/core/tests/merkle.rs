@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use ledgix_core::merkle::{
-    append_leaf, consistency_ranges, hashes_for, inclusion_ranges, leaf_hash_data, node_hash, positions_for, root,
-    verify_consistency, verify_inclusion, Hash, Position,
+    append_leaf, consistency_ranges, hashes_for, inclusion_ranges, leaf_hash_data, node_hash,
+    positions_for, root, verify_consistency, verify_inclusion, Hash, Position,
 };
 
 /// RFC 6962 §2.1.1 PATH, written straight from the definition.
@@ -32,7 +32,11 @@ fn proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
     fn sub(m: usize, d: &[Hash], b: bool) -> Vec<Hash> {
         let n = d.len();
         if m == n {
-            return if b { vec![] } else { vec![root(d).expect("non-empty")] };
+            return if b {
+                vec![]
+            } else {
+                vec![root(d).expect("non-empty")]
+            };
         }
         let k = (n as u64).next_power_of_two() as usize / 2;
         let k = if k == n { n / 2 } else { k };
@@ -50,14 +54,18 @@ fn proof(m: usize, leaves: &[Hash]) -> Vec<Hash> {
 }
 
 fn leaves(n: usize) -> Vec<Hash> {
-    (0..n).map(|i| leaf_hash_data(&(i as u64).to_be_bytes())).collect()
+    (0..n)
+        .map(|i| leaf_hash_data(&(i as u64).to_be_bytes()))
+        .collect()
 }
 
 /// Build the stored-hash map by appending leaves one at a time, as the sequencer does.
 fn stored(leaves: &[Hash]) -> HashMap<Position, Hash> {
     let mut map = HashMap::new();
     for (i, leaf) in leaves.iter().enumerate() {
-        for (p, h) in append_leaf(i as u64, *leaf, |p| map.get(&p).copied()).expect("siblings present") {
+        for (p, h) in
+            append_leaf(i as u64, *leaf, |p| map.get(&p).copied()).expect("siblings present")
+        {
             map.insert(p, h);
         }
     }
@@ -75,8 +83,14 @@ fn inclusion_and_consistency_match_the_rfc_definitions() {
             let ranges = inclusion_ranges(m as u64, n as u64);
             let got = hashes_for(&ranges, &map).expect("stored hashes suffice");
             assert_eq!(got, path(m, tree), "PATH({m}, {n})");
-            assert!(verify_inclusion(&tree[m], m as u64, n as u64, &got, &tree_root));
-            assert!(!verify_inclusion(&tree[m], m as u64 ^ 1, n as u64, &got, &tree_root) || n == 1 || got.is_empty());
+            assert!(verify_inclusion(
+                &tree[m], m as u64, n as u64, &got, &tree_root
+            ));
+            assert!(
+                !verify_inclusion(&tree[m], m as u64 ^ 1, n as u64, &got, &tree_root)
+                    || n == 1
+                    || got.is_empty()
+            );
         }
         for m in 1..=n {
             let ranges = consistency_ranges(m as u64, n as u64);
@@ -84,10 +98,15 @@ fn inclusion_and_consistency_match_the_rfc_definitions() {
             let expected = if m == n { vec![] } else { proof(m, tree) };
             assert_eq!(got, expected, "PROOF({m}, {n})");
             let old_root = root(&all[..m]).expect("non-empty");
-            assert!(verify_consistency(m as u64, n as u64, &old_root, &tree_root, &got), "verify PROOF({m}, {n})");
+            assert!(
+                verify_consistency(m as u64, n as u64, &old_root, &tree_root, &got),
+                "verify PROOF({m}, {n})"
+            );
             if m < n {
                 let wrong = node_hash(&old_root, &old_root);
-                assert!(!verify_consistency(m as u64, n as u64, &wrong, &tree_root, &got));
+                assert!(!verify_consistency(
+                    m as u64, n as u64, &wrong, &tree_root, &got
+                ));
             }
         }
     }
@@ -98,7 +117,11 @@ fn positions_cover_every_range_in_logarithmic_reads() {
     let n = 1_000_003u64;
     for m in [0u64, 1, 12_345, 999_999, n - 1] {
         let positions = positions_for(&inclusion_ranges(m, n));
-        assert!(positions.len() <= 2 * 64, "{} reads for an inclusion proof", positions.len());
+        assert!(
+            positions.len() <= 2 * 64,
+            "{} reads for an inclusion proof",
+            positions.len()
+        );
     }
 }
 
@@ -132,7 +155,12 @@ fn ct_reference_vectors() {
     ];
     let leaves: Vec<Hash> = data.iter().map(|d| leaf_hash_data(d)).collect();
     for (n, expected) in roots.iter().enumerate() {
-        assert_eq!(root(&leaves[..n + 1]).expect("non-empty"), hex32(expected), "root of {} leaves", n + 1);
+        assert_eq!(
+            root(&leaves[..n + 1]).expect("non-empty"),
+            hex32(expected),
+            "root of {} leaves",
+            n + 1
+        );
     }
     let map = stored(&leaves);
     // RFC 6962 consistency proof between sizes 6 and 8, from the same reference tests.

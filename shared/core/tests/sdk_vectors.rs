@@ -11,19 +11,37 @@ fn vectors() -> Value {
 }
 
 fn text(entry: &Value, field: &str) -> String {
-    entry.get(field).and_then(Value::as_str).unwrap_or("").to_string()
+    entry
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
 fn cbor_matches_the_sdk_encoder() {
     let v = vectors();
     for case in v["cbor"].as_array().expect("cbor cases") {
-        let encoded = Cbor::from_json_normalized(&case["value"]).encode().expect("finite");
-        assert_eq!(hex::encode(encoded), case["hex"].as_str().expect("hex"), "value {}", case["value"]);
+        let encoded = Cbor::from_json_normalized(&case["value"])
+            .encode()
+            .expect("finite");
+        assert_eq!(
+            hex::encode(encoded),
+            case["hex"].as_str().expect("hex"),
+            "value {}",
+            case["value"]
+        );
     }
     for case in v["cbor_raw_ints"].as_array().expect("int cases") {
-        let encoded = Cbor::Int(case["value"].as_i64().expect("int")).encode().expect("int");
-        assert_eq!(hex::encode(encoded), case["hex"].as_str().expect("hex"), "int {}", case["value"]);
+        let encoded = Cbor::Int(case["value"].as_i64().expect("int"))
+            .encode()
+            .expect("int");
+        assert_eq!(
+            hex::encode(encoded),
+            case["hex"].as_str().expect("hex"),
+            "int {}",
+            case["value"]
+        );
     }
 }
 
@@ -52,10 +70,21 @@ fn event_hash_leaf_hash_and_receipt_match_the_sdk() {
             approved: e["approved"].as_bool().expect("approved"),
             accepted_at: text(e, "accepted_at"),
         };
-        let prepared = draft.prepare(&text(e, "receipt_key_id")).expect("encodable");
-        assert_eq!(prepared.event_hash, case["event_hash"].as_str().expect("event hash"));
-        assert_eq!(prepared.leaf_hash, case["leaf_hash"].as_str().expect("leaf hash"));
-        assert_eq!(hex::encode(&prepared.receipt_payload), case["receipt_payload_hex"].as_str().expect("receipt"));
+        let prepared = draft
+            .prepare(&text(e, "receipt_key_id"))
+            .expect("encodable");
+        assert_eq!(
+            prepared.event_hash,
+            case["event_hash"].as_str().expect("event hash")
+        );
+        assert_eq!(
+            prepared.leaf_hash,
+            case["leaf_hash"].as_str().expect("leaf hash")
+        );
+        assert_eq!(
+            hex::encode(&prepared.receipt_payload),
+            case["receipt_payload_hex"].as_str().expect("receipt")
+        );
         let rebuilt = receipt_payload(
             &text(e, "accepted_at"),
             &prepared.event_hash,
@@ -73,12 +102,27 @@ fn event_hash_leaf_hash_and_receipt_match_the_sdk() {
 fn merkle_roots_match_the_sdk() {
     let v = vectors();
     let leaves: Vec<merkle::Hash> = (0..7u8).map(|i| merkle::leaf_hash(&[i; 32])).collect();
-    for (i, expected) in v["merkle"]["leaves"].as_array().expect("leaves").iter().enumerate() {
+    for (i, expected) in v["merkle"]["leaves"]
+        .as_array()
+        .expect("leaves")
+        .iter()
+        .enumerate()
+    {
         assert_eq!(hex::encode(leaves[i]), expected.as_str().expect("hex"));
     }
-    for (n, expected) in v["merkle"]["roots"].as_array().expect("roots").iter().enumerate() {
+    for (n, expected) in v["merkle"]["roots"]
+        .as_array()
+        .expect("roots")
+        .iter()
+        .enumerate()
+    {
         let root = merkle::root(&leaves[..n + 1]).expect("non-empty");
-        assert_eq!(hex::encode(root), expected.as_str().expect("hex"), "tree size {}", n + 1);
+        assert_eq!(
+            hex::encode(root),
+            expected.as_str().expect("hex"),
+            "tree size {}",
+            n + 1
+        );
     }
 }
 

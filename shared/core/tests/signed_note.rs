@@ -24,7 +24,10 @@ fn reproduces_the_published_example() {
     let public = key.verifying_key().to_bytes();
     assert_eq!(note::verifier_key("PeterNeumann", &public), VKEY);
     let signature = key.sign(TEXT.as_bytes()).to_bytes();
-    assert_eq!(note::signed(TEXT, "PeterNeumann", &public, &signature), SIGNED);
+    assert_eq!(
+        note::signed(TEXT, "PeterNeumann", &public, &signature),
+        SIGNED
+    );
     assert_eq!(note::verify(SIGNED, "PeterNeumann", &public), Ok(TEXT));
 }
 
@@ -33,11 +36,24 @@ fn checkpoints_verify_and_tampering_is_caught() {
     let key = SigningKey::from_bytes(&[3u8; 32]);
     let public = key.verifying_key().to_bytes();
     let body = note::checkpoint_body("ledgix-vault/tn_1", 42, &[9u8; 32]);
-    let signed = note::signed(&body, "ledgix-vault/tn_1", &public, &key.sign(body.as_bytes()).to_bytes());
-    assert_eq!(note::verify(&signed, "ledgix-vault/tn_1", &public), Ok(body.as_str()));
-    assert_eq!(note::parse_checkpoint_body(&body), Some(("ledgix-vault/tn_1".to_string(), 42, [9u8; 32])));
+    let signed = note::signed(
+        &body,
+        "ledgix-vault/tn_1",
+        &public,
+        &key.sign(body.as_bytes()).to_bytes(),
+    );
+    assert_eq!(
+        note::verify(&signed, "ledgix-vault/tn_1", &public),
+        Ok(body.as_str())
+    );
+    assert_eq!(
+        note::parse_checkpoint_body(&body),
+        Some(("ledgix-vault/tn_1".to_string(), 42, [9u8; 32]))
+    );
     let tampered = signed.replace("\n42\n", "\n43\n");
     assert!(note::verify(&tampered, "ledgix-vault/tn_1", &public).is_err());
-    let other = SigningKey::from_bytes(&[4u8; 32]).verifying_key().to_bytes();
+    let other = SigningKey::from_bytes(&[4u8; 32])
+        .verifying_key()
+        .to_bytes();
     assert!(note::verify(&signed, "ledgix-vault/tn_1", &other).is_err());
 }

@@ -8,7 +8,10 @@ use serde_json::json;
 
 fn key() -> (SigningKey, PublicKey) {
     let signing = SigningKey::from_bytes(&[7u8; 32]);
-    let public = PublicKey { kid: "vault-key-001".into(), ed25519: signing.verifying_key().to_bytes() };
+    let public = PublicKey {
+        kid: "vault-key-001".into(),
+        ed25519: signing.verifying_key().to_bytes(),
+    };
     (signing, public)
 }
 
@@ -41,21 +44,34 @@ fn sign(signing: &SigningKey, claims: &ApprovalClaims) -> String {
 fn tokens_verify_and_reject_tampering_expiry_and_wrong_audience() {
     let (signing, public) = key();
     let good = sign(&signing, &claims(300));
-    let verified = token::verify(&good, &[public.clone()], "alcv-vault", "ledgix-sdk").expect("valid token");
+    let verified =
+        token::verify(&good, &[public.clone()], "alcv-vault", "ledgix-sdk").expect("valid token");
     assert_eq!(verified, claims(300).clone_with(verified.iat, verified.exp));
 
     let mut tampered = good.clone();
     let last = tampered.pop().expect("non-empty");
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    assert!(matches!(token::verify(&tampered, &[public.clone()], "alcv-vault", "ledgix-sdk"), Err(VaultError::InvalidToken)));
+    assert!(matches!(
+        token::verify(&tampered, &[public.clone()], "alcv-vault", "ledgix-sdk"),
+        Err(VaultError::InvalidToken)
+    ));
 
     let expired = sign(&signing, &claims(-10));
-    assert!(matches!(token::verify(&expired, &[public.clone()], "alcv-vault", "ledgix-sdk"), Err(VaultError::InvalidToken)));
-    assert!(matches!(token::verify(&good, &[public.clone()], "alcv-vault", "other"), Err(VaultError::InvalidToken)));
+    assert!(matches!(
+        token::verify(&expired, &[public.clone()], "alcv-vault", "ledgix-sdk"),
+        Err(VaultError::InvalidToken)
+    ));
+    assert!(matches!(
+        token::verify(&good, &[public.clone()], "alcv-vault", "other"),
+        Err(VaultError::InvalidToken)
+    ));
 
     let other = SigningKey::from_bytes(&[9u8; 32]);
     let forged = sign(&other, &claims(300));
-    assert!(matches!(token::verify(&forged, &[public], "alcv-vault", "ledgix-sdk"), Err(VaultError::InvalidToken)));
+    assert!(matches!(
+        token::verify(&forged, &[public], "alcv-vault", "ledgix-sdk"),
+        Err(VaultError::InvalidToken)
+    ));
 }
 
 trait CloneWith {
@@ -64,7 +80,11 @@ trait CloneWith {
 
 impl CloneWith for ApprovalClaims {
     fn clone_with(&self, iat: i64, exp: i64) -> Self {
-        ApprovalClaims { iat, exp, ..self.clone() }
+        ApprovalClaims {
+            iat,
+            exp,
+            ..self.clone()
+        }
     }
 }
 
@@ -73,7 +93,10 @@ fn tool_args_hash_is_jcs_sha256() {
     // RFC 8785: keys sorted, no whitespace, numbers in ECMAScript form.
     let args = json!({"b": 1.0, "a": "é", "c": [1e21, 0.1]});
     let canonical = r#"{"a":"é","b":1,"c":[1e+21,0.1]}"#;
-    let expected = format!("sha256:{}", ledgix_core::hashing::sha256_hex(canonical.as_bytes()));
+    let expected = format!(
+        "sha256:{}",
+        ledgix_core::hashing::sha256_hex(canonical.as_bytes())
+    );
     assert_eq!(tool_args_hash(&args).expect("hashable"), expected);
 }
 
@@ -89,7 +112,11 @@ reason_code := "over_limit" if { input.tool_args.amount > 1000 }
 #[test]
 fn rego_decides_approve_review_and_deny_with_reasons() {
     let policy = RegoPolicy::compile(REFUNDS).expect("compiles");
-    let decide = |amount: i64| policy.evaluate(&json!({"tool_args": {"amount": amount}})).expect("evaluates");
+    let decide = |amount: i64| {
+        policy
+            .evaluate(&json!({"tool_args": {"amount": amount}}))
+            .expect("evaluates")
+    };
     assert_eq!(decide(50).decision, RegoDecision::Approve);
     assert_eq!(decide(500).decision, RegoDecision::Review);
     let denied = decide(5000);
@@ -100,11 +127,21 @@ fn rego_decides_approve_review_and_deny_with_reasons() {
 
 #[test]
 fn rego_without_a_decision_is_undefined_and_bad_modules_are_refused() {
-    let partial = RegoPolicy::compile("package p\ndecision := \"approve\" if { input.ok }").expect("compiles");
-    assert_eq!(partial.evaluate(&json!({})).expect("evaluates").decision, RegoDecision::Undefined);
-    assert!(matches!(RegoPolicy::compile("package p\ndecision := "), Err(VaultError::InvalidPolicy(_))));
+    let partial = RegoPolicy::compile("package p\ndecision := \"approve\" if { input.ok }")
+        .expect("compiles");
+    assert_eq!(
+        partial.evaluate(&json!({})).expect("evaluates").decision,
+        RegoDecision::Undefined
+    );
+    assert!(matches!(
+        RegoPolicy::compile("package p\ndecision := "),
+        Err(VaultError::InvalidPolicy(_))
+    ));
     let bogus = RegoPolicy::compile("package p\ndecision := \"maybe\"");
-    assert!(matches!(bogus, Err(VaultError::InvalidPolicy(_))), "a decision outside the four values is refused");
+    assert!(
+        matches!(bogus, Err(VaultError::InvalidPolicy(_))),
+        "a decision outside the four values is refused"
+    );
 }
 
 fn version(policy_id: &str, tools: &[&str], created_at: &str) -> CompiledPolicy {
@@ -129,12 +166,27 @@ fn selection_prefers_explicit_policy_then_tool_match_then_wildcard() {
         version("refunds", &["refund"], "2026-01-01"),
         version("refunds2", &["refund"], "2026-01-02"),
     ];
-    assert_eq!(select(&policies, "refund", &json!({})).map(|p| p.version.policy_id.as_str()), Some("refunds2"));
-    assert_eq!(select(&policies, "email", &json!({})).map(|p| p.version.policy_id.as_str()), Some("all"));
+    assert_eq!(
+        select(&policies, "refund", &json!({})).map(|p| p.version.policy_id.as_str()),
+        Some("refunds2")
+    );
+    assert_eq!(
+        select(&policies, "email", &json!({})).map(|p| p.version.policy_id.as_str()),
+        Some("all")
+    );
     let explicit = json!({"policy_id": "refunds"});
-    assert_eq!(select(&policies, "refund", &explicit).map(|p| p.version.policy_id.as_str()), Some("refunds"));
-    assert!(select(&policies[1..], "email", &json!({})).is_none(), "no policy applies: fail closed");
-    assert!(select(&policies, "email", &explicit).is_none(), "an explicit policy that does not cover the tool");
+    assert_eq!(
+        select(&policies, "refund", &explicit).map(|p| p.version.policy_id.as_str()),
+        Some("refunds")
+    );
+    assert!(
+        select(&policies[1..], "email", &json!({})).is_none(),
+        "no policy applies: fail closed"
+    );
+    assert!(
+        select(&policies, "email", &explicit).is_none(),
+        "an explicit policy that does not cover the tool"
+    );
 }
 
 #[test]
@@ -146,7 +198,16 @@ fn content_hash_covers_everything_that_decides() {
         tools: vec!["t".into()],
         rego: None,
     };
-    assert_eq!(reg(vec!["a"]).content_hash().expect("hash"), reg(vec!["a"]).content_hash().expect("hash"));
-    assert_ne!(reg(vec!["a"]).content_hash().expect("hash"), reg(vec!["b"]).content_hash().expect("hash"));
-    assert!(reg(vec![]).validate().is_err(), "a policy with neither rules nor rego decides nothing");
+    assert_eq!(
+        reg(vec!["a"]).content_hash().expect("hash"),
+        reg(vec!["a"]).content_hash().expect("hash")
+    );
+    assert_ne!(
+        reg(vec!["a"]).content_hash().expect("hash"),
+        reg(vec!["b"]).content_hash().expect("hash")
+    );
+    assert!(
+        reg(vec![]).validate().is_err(),
+        "a policy with neither rules nor rego decides nothing"
+    );
 }

@@ -14,7 +14,10 @@ pub struct FolderAnchor {
 
 impl FolderAnchor {
     pub fn new(root: impl Into<PathBuf>, prefix: &str) -> Self {
-        FolderAnchor { root: root.into(), prefix: prefix.trim_matches('/').to_string() }
+        FolderAnchor {
+            root: root.into(),
+            prefix: prefix.trim_matches('/').to_string(),
+        }
     }
 
     /// Folder holding one tenant's exported log.
@@ -45,9 +48,19 @@ impl AnchorSink for FolderAnchor {
         "file"
     }
 
-    async fn put(&self, tenant_id: &str, key: &str, body: Vec<u8>, _content_type: &str) -> Result<Exported, AnchorError> {
-        if key.split('/').any(|part| part.is_empty() || part == "..") || tenant_id.contains(['/', '.']) {
-            return Err(AnchorError::Misconfigured(format!("refusing unsafe anchor key {key:?}")));
+    async fn put(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<Exported, AnchorError> {
+        if key.split('/').any(|part| part.is_empty() || part == "..")
+            || tenant_id.contains(['/', '.'])
+        {
+            return Err(AnchorError::Misconfigured(format!(
+                "refusing unsafe anchor key {key:?}"
+            )));
         }
         let path = self.tenant_dir(tenant_id).join(key);
         let write_path = path.clone();
@@ -56,6 +69,9 @@ impl AnchorSink for FolderAnchor {
             .map_err(|e| AnchorError::Unavailable(e.to_string()))?
             .map_err(|e| AnchorError::Unavailable(format!("{}: {e}", path.display())))?;
         let absolute = std::fs::canonicalize(&path).unwrap_or(path);
-        Ok(Exported { uri: format!("file://{}", absolute.display()), version_id: None })
+        Ok(Exported {
+            uri: format!("file://{}", absolute.display()),
+            version_id: None,
+        })
     }
 }

@@ -27,7 +27,9 @@ impl JudgeQueue for EmbeddedQueue {
     async fn enqueue(&self, job: &JudgeJob) -> Result<(), QueueError> {
         self.sender.try_send(job.clone()).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => QueueError::Saturated,
-            mpsc::error::TrySendError::Closed(_) => QueueError::Unavailable("judge workers stopped".into()),
+            mpsc::error::TrySendError::Closed(_) => {
+                QueueError::Unavailable("judge workers stopped".into())
+            }
         })
     }
 

@@ -16,7 +16,10 @@ pub struct MemoryRateLimiter {
 impl RateLimiter for MemoryRateLimiter {
     async fn take(&self, principal: &str, limit: RateLimit) -> Result<RateDecision, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut buckets = self.buckets.lock().map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))?;
+        let mut buckets = self
+            .buckets
+            .lock()
+            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))?;
         let (bucket, decision) = take(limit, buckets.get(principal).copied(), now_ms);
         buckets.insert(principal.to_string(), bucket);
         Ok(decision)

@@ -17,7 +17,10 @@ pub struct LocalSigner {
 
 impl LocalSigner {
     pub fn new(key: SigningKey, kid: impl Into<String>) -> Self {
-        LocalSigner { key, kid: kid.into() }
+        LocalSigner {
+            key,
+            kid: kid.into(),
+        }
     }
 
     pub fn generate(kid: impl Into<String>) -> Self {
@@ -26,13 +29,17 @@ impl LocalSigner {
 
     /// VAULT_PRIVATE_KEY_BASE64: a 32-byte seed, a 64-byte seed‖public keypair, or PKCS#8 DER, base64.
     pub fn from_base64(encoded: &str, kid: impl Into<String>) -> Result<Self, SignerError> {
-        let bytes = STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| SignerError::Misconfigured("VAULT_PRIVATE_KEY_BASE64 is not base64".into()))?;
+        let bytes = STANDARD.decode(encoded.trim()).map_err(|_| {
+            SignerError::Misconfigured("VAULT_PRIVATE_KEY_BASE64 is not base64".into())
+        })?;
         let key = match bytes.len() {
             32 => SigningKey::from_bytes(&bytes[..32].try_into().map_err(|_| bad_len())?),
             64 => SigningKey::from_keypair_bytes(&bytes[..].try_into().map_err(|_| bad_len())?)
-                .map_err(|_| SignerError::Misconfigured("VAULT_PRIVATE_KEY_BASE64 keypair is inconsistent".into()))?,
+                .map_err(|_| {
+                    SignerError::Misconfigured(
+                        "VAULT_PRIVATE_KEY_BASE64 keypair is inconsistent".into(),
+                    )
+                })?,
             _ => SigningKey::from_pkcs8_der(&bytes).map_err(|_| bad_len())?,
         };
         Ok(LocalSigner::new(key, kid))
@@ -40,10 +47,15 @@ impl LocalSigner {
 
     /// VAULT_PRIVATE_KEY_FILE: a PKCS#8 PEM file (as written by `ledgix keygen`).
     pub fn from_pem_file(path: &Path, kid: impl Into<String>) -> Result<Self, SignerError> {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| SignerError::Misconfigured(format!("cannot read {}: {e}", path.display())))?;
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|_| SignerError::Misconfigured(format!("{} is not a PKCS#8 Ed25519 PEM key", path.display())))?;
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            SignerError::Misconfigured(format!("cannot read {}: {e}", path.display()))
+        })?;
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+            SignerError::Misconfigured(format!(
+                "{} is not a PKCS#8 Ed25519 PEM key",
+                path.display()
+            ))
+        })?;
         Ok(LocalSigner::new(key, kid))
     }
 
@@ -53,8 +65,9 @@ impl LocalSigner {
             return LocalSigner::from_pem_file(path, kid);
         }
         let signer = LocalSigner::generate(kid);
-        write_private(path, signer.to_pem()?.as_bytes())
-            .map_err(|e| SignerError::Misconfigured(format!("cannot write {}: {e}", path.display())))?;
+        write_private(path, signer.to_pem()?.as_bytes()).map_err(|e| {
+            SignerError::Misconfigured(format!("cannot write {}: {e}", path.display()))
+        })?;
         Ok(signer)
     }
 
@@ -66,14 +79,18 @@ impl LocalSigner {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey { kid: self.kid.clone(), ed25519: self.key.verifying_key().to_bytes() }
+        PublicKey {
+            kid: self.kid.clone(),
+            ed25519: self.key.verifying_key().to_bytes(),
+        }
     }
 }
 
 fn bad_len() -> SignerError {
-    SignerError::Misconfigured("VAULT_PRIVATE_KEY_BASE64 must hold a 32-byte seed, a 64-byte keypair or PKCS#8 DER".into())
+    SignerError::Misconfigured(
+        "VAULT_PRIVATE_KEY_BASE64 must hold a 32-byte seed, a 64-byte keypair or PKCS#8 DER".into(),
+    )
 }
-
 
 /// Write a secret file readable only by its owner.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::ledger::LedgerEvent;
 use ledgix_core::model::{
-    ApiKeyRecord, ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
+    ApiKeyRecord, ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion,
+    ReviewSettings, Tenant,
 };
 use std::collections::HashMap;
 
@@ -114,11 +115,28 @@ const READERS: usize = 4;
 const MAX_GROUP: usize = 512;
 
 enum Op {
-    Tenant { tenant_id: String, writes: Vec<Write> },
-    CreateTenant { tenant: Tenant, key: ApiKeyRecord, idempotency: Option<IdempotencyRecord> },
-    AddKey { key: ApiKeyRecord, idempotency: Option<IdempotencyRecord> },
-    RevokeKey { key_id: String },
-    CountUsage { tenant_id: String, day: String, metric: String, count: u64 },
+    Tenant {
+        tenant_id: String,
+        writes: Vec<Write>,
+    },
+    CreateTenant {
+        tenant: Tenant,
+        key: ApiKeyRecord,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    AddKey {
+        key: ApiKeyRecord,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    RevokeKey {
+        key_id: String,
+    },
+    CountUsage {
+        tenant_id: String,
+        day: String,
+        metric: String,
+        count: u64,
+    },
 }
 
 enum Done {
@@ -172,13 +190,16 @@ impl SqliteStore {
         let conn = open(path).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         // Checkpoints run on their own thread so a commit never waits for one.
-        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(unavailable)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
         let checkpointer = open(path).map_err(unavailable)?;
         std::thread::Builder::new()
             .name("ledgix-sqlite-checkpoint".into())
             .spawn(move || loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
-                if let Err(e) = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                if let Err(e) =
+                    checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
                     tracing::warn!(error = %e, "wal checkpoint failed");
                 }
             })
@@ -215,7 +236,9 @@ impl SqliteStore {
             .map_err(|_| unavailable("writer lock poisoned"))?
             .send(Job { op, reply })
             .map_err(|_| unavailable("sqlite writer stopped"))?;
-        answer.await.map_err(|_| unavailable("sqlite writer dropped the request"))?
+        answer
+            .await
+            .map_err(|_| unavailable("sqlite writer dropped the request"))?
     }
 
     async fn read<T: Send + 'static>(
@@ -224,10 +247,18 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
         let codec = self.codec.clone();
-        let permit = self.reader_permits.clone().acquire_owned().await.map_err(unavailable)?;
+        let permit = self
+            .reader_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(unavailable)?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = readers.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
+            let conn = readers
+                .lock()
+                .map_err(|_| unavailable("reader pool poisoned"))?
+                .pop();
             let conn = match conn {
                 Some(c) => c,
                 None => return Err(unavailable("reader pool exhausted")),
@@ -246,13 +277,22 @@ impl SqliteStore {
     pub async fn processing_jobs(&self) -> Result<Vec<JudgeJob>, StoreError> {
         self.read(|conn, codec| {
             let mut stmt = conn
-                .prepare("SELECT body FROM clearances WHERE status = 'processing' ORDER BY created_at")
+                .prepare(
+                    "SELECT body FROM clearances WHERE status = 'processing' ORDER BY created_at",
+                )
                 .map_err(unavailable)?;
-            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(unavailable)?;
             rows.map(|body| {
                 let record: ClearanceRecord =
-                    serde_json::from_str(&codec.open("clearances", body.map_err(unavailable)?)?).map_err(corrupt)?;
-                Ok(JudgeJob { tenant_id: record.tenant_id, request_id: record.request_id, session_id: record.request.session_id })
+                    serde_json::from_str(&codec.open("clearances", body.map_err(unavailable)?)?)
+                        .map_err(corrupt)?;
+                Ok(JudgeJob {
+                    tenant_id: record.tenant_id,
+                    request_id: record.request_id,
+                    session_id: record.request.session_id,
+                })
             })
             .collect()
         })
@@ -276,7 +316,11 @@ fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, codec: Codec
     }
 }
 
-fn apply_group(conn: &mut Connection, batch: &[Job], codec: &Codec) -> Vec<Result<Done, StoreError>> {
+fn apply_group(
+    conn: &mut Connection,
+    batch: &[Job],
+    codec: &Codec,
+) -> Vec<Result<Done, StoreError>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return batch.iter().map(|_| Err(unavailable(&e))).collect(),
@@ -315,7 +359,11 @@ fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> 
             }
             Ok(Done::Seqs(seqs))
         }
-        Op::CreateTenant { tenant, key, idempotency } => {
+        Op::CreateTenant {
+            tenant,
+            key,
+            idempotency,
+        } => {
             if let Some(record) = idempotency {
                 put_idempotency(conn, record, codec)?;
             }
@@ -324,7 +372,13 @@ fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> 
                 "INSERT INTO tenants (tenant_id, name, created_at) VALUES (?1, ?2, ?3)",
                 params![tenant.tenant_id, tenant.name, tenant.created_at],
             )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(Conflict::Duplicate)
+                } else {
+                    unavailable(e)
+                }
+            })?;
             insert_key(conn, key)?;
             Ok(Done::Changed(true))
         }
@@ -335,7 +389,12 @@ fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> 
             insert_key(conn, key)?;
             Ok(Done::Changed(true))
         }
-        Op::CountUsage { tenant_id, day, metric, count } => {
+        Op::CountUsage {
+            tenant_id,
+            day,
+            metric,
+            count,
+        } => {
             exec(
                 conn,
                 "INSERT INTO usage (tenant_id, day, metric, count) VALUES (?1, ?2, ?3, ?4)
@@ -364,25 +423,56 @@ fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite
 
 fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
     exec(
-                conn,
+        conn,
         "INSERT INTO api_keys (key_id, tenant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![key.key_id, key.tenant_id, key.key_hash, key.created_at],
     )
-    .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::Duplicate) } else { unavailable(e) })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(Conflict::Duplicate)
+        } else {
+            unavailable(e)
+        }
+    })?;
     Ok(())
 }
 
-fn put_idempotency(conn: &Connection, record: &IdempotencyRecord, codec: &Codec) -> Result<(), StoreError> {
-    let body = codec.seal("idempotency", serde_json::to_string(record).map_err(corrupt)?)?;
-    exec(conn, "INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)", params![record.scope, record.key, body])
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::IdempotencyKey) } else { unavailable(e) })?;
+fn put_idempotency(
+    conn: &Connection,
+    record: &IdempotencyRecord,
+    codec: &Codec,
+) -> Result<(), StoreError> {
+    let body = codec.seal(
+        "idempotency",
+        serde_json::to_string(record).map_err(corrupt)?,
+    )?;
+    exec(
+        conn,
+        "INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)",
+        params![record.scope, record.key, body],
+    )
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(Conflict::IdempotencyKey)
+        } else {
+            unavailable(e)
+        }
+    })?;
     Ok(())
 }
 
-fn apply_write(conn: &Connection, tenant_id: &str, write: &Write, codec: &Codec) -> Result<Option<i64>, StoreError> {
+fn apply_write(
+    conn: &Connection,
+    tenant_id: &str,
+    write: &Write,
+    codec: &Codec,
+) -> Result<Option<i64>, StoreError> {
     match write {
         Write::InsertClearance(record) => {
-            let body = codec.seal("clearances", serde_json::to_string(record).map_err(corrupt)?)?;
+            let body = codec.seal(
+                "clearances",
+                serde_json::to_string(record).map_err(corrupt)?,
+            )?;
             exec(
                 conn,
                 "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -391,7 +481,10 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write, codec: &Codec)
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::ClearanceState) } else { unavailable(e) })?;
         }
         Write::UpdateClearance { record, expected } => {
-            let body = codec.seal("clearances", serde_json::to_string(record).map_err(corrupt)?)?;
+            let body = codec.seal(
+                "clearances",
+                serde_json::to_string(record).map_err(corrupt)?,
+            )?;
             let changed = conn
                 .execute(
                     "UPDATE clearances SET status = ?3, body = ?4 WHERE tenant_id = ?1 AND request_id = ?2 AND status = ?5",
@@ -444,17 +537,34 @@ fn apply_write(conn: &Connection, tenant_id: &str, write: &Write, codec: &Codec)
                 "INSERT INTO burned_jtis (jti, tenant_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![jti, tenant_id, expires_at],
             )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::JtiBurned) } else { unavailable(e) })?;
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(Conflict::JtiBurned)
+                } else {
+                    unavailable(e)
+                }
+            })?;
         }
         Write::PutIdempotency(record) => put_idempotency(conn, record, codec)?,
         Write::Seal(seal) => apply_seal(conn, tenant_id, seal)?,
-        Write::MarkExported { checkpoint_id, export_uri, export_version_id, exported_at } => {
+        Write::MarkExported {
+            checkpoint_id,
+            export_uri,
+            export_version_id,
+            exported_at,
+        } => {
             let body: Option<String> = conn
-                .prepare_cached("SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2")
-                .and_then(|mut stmt| stmt.query_row(params![tenant_id, checkpoint_id], |r| r.get(0)).optional())
+                .prepare_cached(
+                    "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![tenant_id, checkpoint_id], |r| r.get(0))
+                        .optional()
+                })
                 .map_err(unavailable)?;
             let mut checkpoint: Checkpoint =
-                serde_json::from_str(&body.ok_or(StoreError::Conflict(Conflict::Duplicate))?).map_err(corrupt)?;
+                serde_json::from_str(&body.ok_or(StoreError::Conflict(Conflict::Duplicate))?)
+                    .map_err(corrupt)?;
             checkpoint.export_uri = export_uri.clone();
             checkpoint.export_version_id = export_version_id.clone();
             checkpoint.export_status = EXPORT_DONE.into();
@@ -497,7 +607,13 @@ fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), Sto
             "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
             params![tenant_id, position.level, position.index as i64, &hash[..]],
         )
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(Conflict::TreeMoved) } else { unavailable(e) })?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(Conflict::TreeMoved)
+            } else {
+                unavailable(e)
+            }
+        })?;
     }
     let body = serde_json::to_string(&seal.checkpoint).map_err(corrupt)?;
     exec(
@@ -510,14 +626,26 @@ fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), Sto
 }
 
 /// Ledger rows carry their sealing (leaf index, checkpoint) in columns; merge them into the event.
-fn ledger_rows(conn: &Connection, codec: &Codec, sql: &str, params: impl rusqlite::Params) -> Result<Vec<LedgerEvent>, StoreError> {
+fn ledger_rows(
+    conn: &Connection,
+    codec: &Codec,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<LedgerEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let rows = stmt
-        .query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, Option<i64>>(2)?)))
+        .query_map(params, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<i64>>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+            ))
+        })
         .map_err(unavailable)?;
     rows.map(|row| {
         let (body, leaf_index, checkpoint_id) = row.map_err(unavailable)?;
-        let mut event: LedgerEvent = serde_json::from_str(&codec.open("ledger", body)?).map_err(corrupt)?;
+        let mut event: LedgerEvent =
+            serde_json::from_str(&codec.open("ledger", body)?).map_err(corrupt)?;
         event.leaf_index = leaf_index;
         event.checkpoint_id = checkpoint_id;
         Ok(event)
@@ -534,8 +662,13 @@ fn json_rows<T: serde::de::DeserializeOwned>(
     params: impl rusqlite::Params,
 ) -> Result<Vec<T>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
-    let rows = stmt.query_map(params, |row| row.get::<_, String>(0)).map_err(unavailable)?;
-    rows.map(|body| serde_json::from_str(&codec.open(table, body.map_err(unavailable)?)?).map_err(corrupt)).collect()
+    let rows = stmt
+        .query_map(params, |row| row.get::<_, String>(0))
+        .map_err(unavailable)?;
+    rows.map(|body| {
+        serde_json::from_str(&codec.open(table, body.map_err(unavailable)?)?).map_err(corrupt)
+    })
+    .collect()
 }
 
 fn json_row<T: serde::de::DeserializeOwned>(
@@ -545,9 +678,14 @@ fn json_row<T: serde::de::DeserializeOwned>(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Option<T>, StoreError> {
-    let body: Option<String> =
-        conn.prepare_cached(sql).map_err(unavailable)?.query_row(params, |row| row.get(0)).optional().map_err(unavailable)?;
-    body.map(|b| serde_json::from_str::<T>(&codec.open(table, b)?).map_err(corrupt)).transpose()
+    let body: Option<String> = conn
+        .prepare_cached(sql)
+        .map_err(unavailable)?
+        .query_row(params, |row| row.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    body.map(|b| serde_json::from_str::<T>(&codec.open(table, b)?).map_err(corrupt))
+        .transpose()
 }
 
 #[async_trait]
@@ -558,25 +696,46 @@ impl ControlPlane for SqliteStore {
         first_key: &ApiKeyRecord,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
-        self.write(Op::CreateTenant { tenant: tenant.clone(), key: first_key.clone(), idempotency: idempotency.cloned() })
-            .await
-            .map(|_| ())
+        self.write(Op::CreateTenant {
+            tenant: tenant.clone(),
+            key: first_key.clone(),
+            idempotency: idempotency.cloned(),
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn tenant(&self, tenant_id: &str) -> Result<Option<Tenant>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn, _codec| {
-            conn.prepare_cached("SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = ?1")
-                .map_err(unavailable)?
-                .query_row([tenant_id], |r| Ok(Tenant { tenant_id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))
-                .optional()
-                .map_err(unavailable)
+            conn.prepare_cached(
+                "SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = ?1",
+            )
+            .map_err(unavailable)?
+            .query_row([tenant_id], |r| {
+                Ok(Tenant {
+                    tenant_id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })
+            .optional()
+            .map_err(unavailable)
         })
         .await
     }
 
-    async fn add_api_key(&self, key: &ApiKeyRecord, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
-        self.write(Op::AddKey { key: key.clone(), idempotency: idempotency.cloned() }).await.map(|_| ())
+    async fn add_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        self.write(Op::AddKey {
+            key: key.clone(),
+            idempotency: idempotency.cloned(),
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -600,22 +759,43 @@ impl ControlPlane for SqliteStore {
     }
 
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
-        match self.write(Op::RevokeKey { key_id: key_id.to_string() }).await? {
+        match self
+            .write(Op::RevokeKey {
+                key_id: key_id.to_string(),
+            })
+            .await?
+        {
             Done::Changed(changed) => Ok(changed),
             Done::Seqs(_) => Ok(false),
         }
     }
 
-    async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let (scope, key) = (scope.to_string(), key.to_string());
-        self.read(move |conn, codec| json_row(conn, codec, "idempotency", "SELECT body FROM idempotency WHERE scope = ?1 AND key = ?2", params![scope, key]))
-            .await
+        self.read(move |conn, codec| {
+            json_row(
+                conn,
+                codec,
+                "idempotency",
+                "SELECT body FROM idempotency WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+            )
+        })
+        .await
     }
 
     async fn tenant_ids(&self) -> Result<Vec<String>, StoreError> {
         self.read(|conn, _codec| {
-            let mut stmt = conn.prepare_cached("SELECT tenant_id FROM tenants ORDER BY tenant_id").map_err(unavailable)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            let mut stmt = conn
+                .prepare_cached("SELECT tenant_id FROM tenants ORDER BY tenant_id")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
             rows.map(|r| r.map_err(unavailable)).collect()
         })
         .await
@@ -625,16 +805,32 @@ impl ControlPlane for SqliteStore {
 #[async_trait]
 impl TenantStore for SqliteStore {
     async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
-        match self.write(Op::Tenant { tenant_id: tenant_id.to_string(), writes }).await? {
+        match self
+            .write(Op::Tenant {
+                tenant_id: tenant_id.to_string(),
+                writes,
+            })
+            .await?
+        {
             Done::Seqs(seqs) => Ok(seqs),
             Done::Changed(_) => Ok(vec![]),
         }
     }
 
-    async fn clearance(&self, tenant_id: &str, request_id: &str) -> Result<Option<ClearanceRecord>, StoreError> {
+    async fn clearance(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<ClearanceRecord>, StoreError> {
         let (tenant_id, request_id) = (tenant_id.to_string(), request_id.to_string());
         self.read(move |conn, codec| {
-            json_row(conn, codec, "clearances", "SELECT body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2", params![tenant_id, request_id])
+            json_row(
+                conn,
+                codec,
+                "clearances",
+                "SELECT body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2",
+                params![tenant_id, request_id],
+            )
         })
         .await
     }
@@ -671,22 +867,44 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn policy_version(&self, tenant_id: &str, version_id: &str) -> Result<Option<PolicyVersion>, StoreError> {
+    async fn policy_version(
+        &self,
+        tenant_id: &str,
+        version_id: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
         let (tenant_id, version_id) = (tenant_id.to_string(), version_id.to_string());
         self.read(move |conn, codec| {
-            json_row(conn, codec, "policies", "SELECT body FROM policies WHERE tenant_id = ?1 AND version_id = ?2", params![tenant_id, version_id])
+            json_row(
+                conn,
+                codec,
+                "policies",
+                "SELECT body FROM policies WHERE tenant_id = ?1 AND version_id = ?2",
+                params![tenant_id, version_id],
+            )
         })
         .await
     }
 
     async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError> {
         let tenant_id = tenant_id.to_string();
-        self.read(move |conn, codec| json_row(conn, codec, "review_settings", "SELECT body FROM review_settings WHERE tenant_id = ?1", params![tenant_id]))
-            .await
-            .map(Option::unwrap_or_default)
+        self.read(move |conn, codec| {
+            json_row(
+                conn,
+                codec,
+                "review_settings",
+                "SELECT body FROM review_settings WHERE tenant_id = ?1",
+                params![tenant_id],
+            )
+        })
+        .await
+        .map(Option::unwrap_or_default)
     }
 
-    async fn ledger_tail(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+    async fn ledger_tail(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn, codec| {
             let mut events = ledger_rows(
@@ -700,7 +918,11 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn idempotency(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         ControlPlane::idempotency(self, tenant_id, key).await
     }
 
@@ -717,7 +939,11 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn unsequenced_events(&self, tenant_id: &str, limit: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+    async fn unsequenced_events(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn, codec| {
             ledger_rows(
@@ -730,11 +956,17 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn tree_hashes(&self, tenant_id: &str, positions: &[Position]) -> Result<HashMap<Position, Hash>, StoreError> {
+    async fn tree_hashes(
+        &self,
+        tenant_id: &str,
+        positions: &[Position],
+    ) -> Result<HashMap<Position, Hash>, StoreError> {
         let (tenant_id, positions) = (tenant_id.to_string(), positions.to_vec());
         self.read(move |conn, _codec| {
             let mut stmt = conn
-                .prepare_cached("SELECT hash FROM tree_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3")
+                .prepare_cached(
+                    "SELECT hash FROM tree_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3",
+                )
                 .map_err(unavailable)?;
             let mut out = HashMap::with_capacity(positions.len());
             for p in positions {
@@ -743,7 +975,11 @@ impl TenantStore for SqliteStore {
                     .optional()
                     .map_err(unavailable)?;
                 if let Some(hash) = hash {
-                    out.insert(p, hash.try_into().map_err(|_| corrupt("tree hash is not 32 bytes"))?);
+                    out.insert(
+                        p,
+                        hash.try_into()
+                            .map_err(|_| corrupt("tree hash is not 32 bytes"))?,
+                    );
                 }
             }
             Ok(out)
@@ -751,7 +987,12 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn entries(&self, tenant_id: &str, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+    async fn entries(
+        &self,
+        tenant_id: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn, _codec| {
             let mut stmt = conn
@@ -775,7 +1016,11 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn checkpoints(&self, tenant_id: &str, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+    async fn checkpoints(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn, codec| {
             let mut checkpoints: Vec<Checkpoint> = json_rows(
@@ -789,10 +1034,20 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn checkpoint(&self, tenant_id: &str, checkpoint_id: i64) -> Result<Option<Checkpoint>, StoreError> {
+    async fn checkpoint(
+        &self,
+        tenant_id: &str,
+        checkpoint_id: i64,
+    ) -> Result<Option<Checkpoint>, StoreError> {
         let tenant_id = tenant_id.to_string();
         self.read(move |conn, codec| {
-            json_row(conn, codec, "checkpoints", "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2", params![tenant_id, checkpoint_id])
+            json_row(
+                conn,
+                codec,
+                "checkpoints",
+                "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2",
+                params![tenant_id, checkpoint_id],
+            )
         })
         .await
     }
@@ -809,7 +1064,11 @@ impl TenantStore for SqliteStore {
         .await
     }
 
-    async fn latest_event_for_request(&self, tenant_id: &str, request_id: &str) -> Result<Option<LedgerEvent>, StoreError> {
+    async fn latest_event_for_request(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<LedgerEvent>, StoreError> {
         let (tenant_id, request_id) = (tenant_id.to_string(), request_id.to_string());
         self.read(move |conn, codec| {
             Ok(ledger_rows(
@@ -826,8 +1085,19 @@ impl TenantStore for SqliteStore {
 
 #[async_trait]
 impl UsageMeter for SqliteStore {
-    async fn record(&self, tenant_id: &str, day: &str, metric: &str, count: u64) -> Result<(), StoreError> {
-        let op = Op::CountUsage { tenant_id: tenant_id.into(), day: day.into(), metric: metric.into(), count };
+    async fn record(
+        &self,
+        tenant_id: &str,
+        day: &str,
+        metric: &str,
+        count: u64,
+    ) -> Result<(), StoreError> {
+        let op = Op::CountUsage {
+            tenant_id: tenant_id.into(),
+            day: day.into(),
+            metric: metric.into(),
+            count,
+        };
         self.write(op).await.map(|_| ())
     }
 

@@ -46,13 +46,17 @@ async fn main() {
         eprintln!("loadgen: refusing to load anything but a loopback address");
         std::process::exit(2);
     }
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.concurrency).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(args.concurrency)
+        .build_http();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {
         let (client, args) = (client.clone(), args.clone());
-        tasks.push(tokio::spawn(async move { run_client(worker, client, args, started, deadline).await }));
+        tasks.push(tokio::spawn(async move {
+            run_client(worker, client, args, started, deadline).await
+        }));
     }
     let mut total = Tally::default();
     for task in tasks {
@@ -95,20 +99,29 @@ async fn run_client(
     deadline: Instant,
 ) -> Tally {
     let mut tally = Tally::default();
-    let uri: http::Uri = match format!("{}/request-clearance", args.url.trim_end_matches('/')).parse() {
-        Ok(u) => u,
-        Err(_) => return tally,
-    };
+    let uri: http::Uri =
+        match format!("{}/request-clearance", args.url.trim_end_matches('/')).parse() {
+            Ok(u) => u,
+            Err(_) => return tally,
+        };
     // Open loop: this client's share of the rate, offset so clients do not fire in lockstep.
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
-    let mut scheduled = started + interval.map_or(Duration::ZERO, |i| i.mul_f64(worker as f64 / args.concurrency as f64));
+    let interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
+    let mut scheduled = started
+        + interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(worker as f64 / args.concurrency as f64)
+        });
     let mut n: u64 = 0;
     loop {
         if let Some(interval) = interval {
             tokio::time::sleep_until(scheduled.into()).await;
             scheduled += interval;
         }
-        let sent_at = if interval.is_some() { scheduled - interval.unwrap_or_default() } else { Instant::now() };
+        let sent_at = if interval.is_some() {
+            scheduled - interval.unwrap_or_default()
+        } else {
+            Instant::now()
+        };
         if Instant::now() >= deadline {
             break;
         }
@@ -128,12 +141,22 @@ async fn run_client(
         match client.request(request).await {
             Ok(response) => {
                 let status = response.status();
-                let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                tally.latencies_us.push(sent_at.elapsed().as_micros() as u64);
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                tally
+                    .latencies_us
+                    .push(sent_at.elapsed().as_micros() as u64);
                 if !status.is_success() {
                     tally.errors += 1;
                     if tally.errors <= 3 {
-                        eprintln!("loadgen: HTTP {status}: {}", String::from_utf8_lossy(&bytes));
+                        eprintln!(
+                            "loadgen: HTTP {status}: {}",
+                            String::from_utf8_lossy(&bytes)
+                        );
                     }
                 } else if bytes.windows(APPROVED.len()).any(|w| w == APPROVED) {
                     tally.ok += 1;
