@@ -126,3 +126,39 @@ def test_kms_signing_retries_throttling_then_fails_closed(kms_vault):
     finally:
         _faults({"reset": True})
     assert len(v.http().get("/ledger", params={"limit": 500}).json()["entries"]) == before, "no event, no token"
+
+
+def test_worker_killed_mid_batch_is_completed_once_on_redelivery():
+    """A vault process is killed (SIGKILL) while judge jobs are queued or in flight; another process picks the
+    redelivered messages up after the visibility timeout, and every request ends up decided exactly once."""
+    import signal
+
+    producer = Vault(VAULT_TENANT_SECRET_CACHE_TTL_SECONDS="0").start()
+    try:
+        tool = unique("email")
+        producer.register(unique("p"), [tool], rules=["Only to customers"])
+        ids = [producer.http().post("/request-clearance", json={"tool_name": tool, "tool_args": {"n": i},
+                                                                 "session_id": f"s{i % 3}"}).json()["request_id"]
+               for i in range(12)]
+        assert producer.proc is not None
+        producer.proc.send_signal(signal.SIGKILL)
+        producer.proc.wait(timeout=10)
+        survivor = Vault(VAULT_TENANT_SECRET_CACHE_TTL_SECONDS="0")
+        survivor.api_key, survivor.data_dir = producer.api_key, producer.data_dir
+        survivor.start()
+        try:
+            deadline = time.monotonic() + 120
+            pending = set(ids)
+            while pending and time.monotonic() < deadline:
+                for rid in list(pending):
+                    if survivor.http().get(f"/clearance-status/{rid}").json()["status"] != "processing":
+                        pending.discard(rid)
+                time.sleep(0.5)
+            assert not pending, f"{len(pending)} requests were never decided"
+            time.sleep(2)  # let any straggling redelivery land before counting
+            for rid in ids:
+                assert _ledger_count(survivor, survivor.api_key, rid) == 1, f"{rid} decided exactly once"
+        finally:
+            survivor.stop()
+    finally:
+        producer.cleanup()
