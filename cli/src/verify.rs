@@ -18,6 +18,10 @@ pub enum VerifyCommand {
         /// Tenant API key, when `source` is a URL.
         #[arg(long, env = "LEDGIX_VAULT_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Pin the vault's keys: a JWKS file or http:// URL. Without it the keys embedded in the bundle are
+        /// trusted as they are, which a forger could replace.
+        #[arg(long)]
+        jwks: Option<String>,
     },
     /// Verify a tenant's whole exported log from its folder: the signed C2SP checkpoint, every entry bundle
     /// and hash tile, and the chain of SDK checkpoints.
@@ -36,11 +40,19 @@ pub enum VerifyCommand {
 /// Exit code 0 when verified, 1 when verification failed, 2 when the inputs could not be read.
 pub async fn run(command: VerifyCommand) -> Result<bool, String> {
     match command {
-        VerifyCommand::Bundle { source, api_key } => {
+        VerifyCommand::Bundle { source, api_key, jwks } => {
             let bytes = load(&source, api_key.as_deref()).await?;
             let bundle: ProofBundle = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{source} is not a proof bundle: {e}"))?;
-            Ok(report(audit::verify_bundle(&bundle)))
+            match jwks {
+                Some(jwks) => {
+                    let jwks: serde_json::Value = serde_json::from_slice(&load(&jwks, None).await?)
+                        .map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+                    let pinned = audit::keys_from_jwks(&jwks).map_err(|e| e.to_string())?;
+                    Ok(report(audit::verify_bundle_pinned(&bundle, &pinned)))
+                }
+                None => Ok(report(audit::verify_bundle(&bundle))),
+            }
         }
         VerifyCommand::Log { dir, jwks, kid } => {
             let jwks: serde_json::Value = serde_json::from_slice(&load(&jwks, None).await?)

@@ -1,20 +1,37 @@
-"""The AWS emulator for Ledgix's tests: moto's server on loopback, with three small additions.
+"""The AWS emulator for Ledgix's tests: moto's server (pinned, tests/aws/requirements.txt) on 127.0.0.1, plus a
+few small, documented additions. moto is monkeypatched at start-up, never vendored.
 
-1. KMS key spec ECC_NIST_EDWARDS25519, which moto lacks, added as AWS documents it
-   (https://docs.aws.amazon.com/kms/latest/developerguide/symm-asymm-choose-key-spec.html):
-   - CreateKey accepts it with KeyUsage SIGN_VERIFY only;
-   - DescribeKey / GetPublicKey report SigningAlgorithms [ED25519_SHA_512, ED25519_PH_SHA_512], and GetPublicKey
-     returns KeySpec plus the 44-byte DER SubjectPublicKeyInfo;
-   - Sign with ED25519_SHA_512 requires MessageType RAW (ED25519_PH_SHA_512 requires DIGEST, not emulated) and a
-     message of at most 4096 bytes, and returns the 64-byte raw Ed25519 signature; Verify follows the same rules.
-   GetPublicKey also returns `KeySpec` for every key (moto returns only the deprecated CustomerMasterKeySpec).
-2. S3 GetBucketVersioning / GetObjectLockConfiguration answer with the root elements S3 uses
-   (VersioningConfiguration, ObjectLockConfiguration); moto 5.2.5 names them GetBucketVersioningResponse etc.,
-   which strict clients (aws-sdk-rust) reject.
-3. Fault injection for failure tests: POST /_ledgix/faults {"kms_sign_throttle": N} makes the next N KMS Sign
-   calls fail with ThrottlingException; {"reset": true} clears it.
+Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SIGTERM or SIGINT)
 
-Usage: python tests/aws/moto_server.py --port 5000   (binds 127.0.0.1; stops on SIGINT/SIGTERM)
+1. KMS key spec ECC_NIST_EDWARDS25519 (Ed25519), which moto 5.2.5 lacks. The vault signs with it
+   (ED25519_SHA_512, MessageType RAW), so the emulator follows the KMS API reference for it:
+   - CreateKey accepts it with KeyUsage SIGN_VERIFY only; any other (or no) KeyUsage -> ValidationException.
+   - DescribeKey and GetPublicKey report KeySpec ECC_NIST_EDWARDS25519, KeyUsage SIGN_VERIFY and
+     SigningAlgorithms [ED25519_SHA_512, ED25519_PH_SHA_512]; GetPublicKey's PublicKey is the 44-byte DER
+     SubjectPublicKeyInfo (302a300506032b6570032100 || the 32-byte key).
+   - Sign / Verify, checked in AWS's order:
+       Message empty or over 4096 bytes, or an unknown SigningAlgorithm / MessageType -> ValidationException
+       key Disabled -> DisabledException; key PendingDeletion -> KMSInvalidStateException
+       an algorithm that exists but not for this key (ECDSA_SHA_256, ...) -> InvalidKeyUsageException
+       ED25519_SHA_512 with MessageType other than RAW -> ValidationException (AWS: it requires RAW)
+       ED25519_PH_SHA_512 -> ValidationException (AWS requires DIGEST for it; Ed25519ph is not emulated, the
+       `cryptography` package has no Ed25519ph, and the vault never uses it)
+     Sign returns the 64-byte raw Ed25519 signature (RFC 8032) of the message. Verify answers SignatureValid true,
+     or fails with KMSInvalidSignatureException, as AWS does.
+   - Encrypt / GenerateDataKey* with an Ed25519 key -> InvalidKeyUsageException (moto does not check usage).
+   GetPublicKey, for every key, also gets the fields moto leaves out or gets wrong: KeySpec (moto returns only the
+   deprecated CustomerMasterKeySpec), KeyId as the key ARN (as AWS returns it), and no null fields.
+
+2. S3 GetBucketVersioning answers with S3's root element <VersioningConfiguration>; moto 5.2.5 names it
+   <GetBucketVersioningResponse>, which strict clients (aws-sdk-rust) reject. GetObjectLockConfiguration loses the
+   zero <Years>0</Years> (or <Days>0</Days>) moto adds beside the period that was set: S3 returns only that one.
+
+3. Fault injection for failure tests, as WSGI middleware in front of moto's app (not an AWS API):
+     POST /_ledgix/faults  {"kms_sign_throttle": N}   the next N KMS Sign calls fail with HTTP 400
+                           {"__type": "ThrottlingException", "message": "Rate exceeded"} (sets the count; 0 clears)
+     POST /_ledgix/faults  {"reset": true}            clears every fault
+     GET  /_ledgix/faults                             the faults still armed, e.g. {"kms_sign_throttle": 2}
+   Unknown fields or a bad value -> HTTP 400 {"error": "..."}. moto's own /moto-api/ (e.g. reset) still works.
 """
 
 from __future__ import annotations
@@ -22,107 +39,138 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import signal
-import sys
 import threading
+import uuid
+from importlib.metadata import version
 
+import botocore.session
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.exceptions import InvalidSignature
+from moto.core.exceptions import JsonRESTError
 from moto.kms import models as kms_models
 from moto.kms import responses as kms_responses
-from moto.kms import utils as kms_utils
-from moto.core.exceptions import JsonRESTError
 from moto.kms.exceptions import ValidationException
+from moto.kms.utils import AbstractPrivateKey
 
-ED25519 = "ECC_NIST_EDWARDS25519"
-ED25519_ALGORITHMS = ["ED25519_SHA_512", "ED25519_PH_SHA_512"]
-MAX_RAW_MESSAGE = 4096
+ED25519_SPEC = "ECC_NIST_EDWARDS25519"
+ED25519_SHA_512 = "ED25519_SHA_512"
+ED25519_PH_SHA_512 = "ED25519_PH_SHA_512"
+ED25519_ALGORITHMS = [ED25519_SHA_512, ED25519_PH_SHA_512]
+MAX_MESSAGE_BYTES = 4096  # the Message member's length constraint in the KMS API model
+
+# The enums of the KMS API model, from the botocore that moto already depends on: a value outside them is a
+# ValidationException (a model constraint), a value inside them but wrong for the key is InvalidKeyUsageException.
+_KMS_MODEL = botocore.session.get_session().get_service_model("kms")
+SIGNING_ALGORITHMS = _KMS_MODEL.shape_for("SigningAlgorithmSpec").enum
+MESSAGE_TYPES = _KMS_MODEL.shape_for("MessageType").enum
 
 
-class Ed25519Key(kms_utils.AbstractPrivateKey):
+def kms_error(code: str, message: str) -> JsonRESTError:
+    """A KMS error in AWS's JSON shape ({"__type": code, "message": ...}), HTTP 400."""
+    return JsonRESTError(code, message)
+
+
+class Ed25519Key(AbstractPrivateKey):
+    """moto's private-key interface (moto.kms.utils.AbstractPrivateKey) for an Ed25519 key."""
+
     def __init__(self) -> None:
-        self.private_key = Ed25519PrivateKey.generate()
+        self.key = Ed25519PrivateKey.generate()
 
     def sign(self, message: bytes, signing_algorithm: str) -> bytes:
-        return self.private_key.sign(message)
+        return self.key.sign(message)  # pure Ed25519 (RFC 8032): the 64-byte R || S
 
     def verify(self, message: bytes, signature: bytes, signing_algorithm: str) -> bool:
         try:
-            self.private_key.public_key().verify(signature, message)
+            self.key.public_key().verify(signature, message)
             return True
         except InvalidSignature:
             return False
 
     def public_key(self) -> bytes:
-        return self.private_key.public_key().public_bytes(
+        return self.key.public_key().public_bytes(
             encoding=serialization.Encoding.DER, format=serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def patch_kms() -> None:
-    original_generate = kms_models.generate_private_key
-
-    def generate_private_key(key_spec: str):
-        return Ed25519Key() if key_spec == ED25519 else original_generate(key_spec)
-
-    kms_models.generate_private_key = generate_private_key
-
-    original_signing_algorithms = kms_models.Key.signing_algorithms.fget
-
-    def signing_algorithms(self):
-        if self.key_spec == ED25519 and self.key_usage == "SIGN_VERIFY":
-            return list(ED25519_ALGORITHMS)
-        return original_signing_algorithms(self)
-
-    kms_models.Key.signing_algorithms = property(signing_algorithms)
-
+def patch_kms_models() -> None:
+    """Key creation and metadata: moto.kms.models."""
     backend = kms_models.KmsBackend
-    original_valid_spec = backend._KmsBackend__ensure_valid_key_spec
+
+    # models.Key.__init__ calls the module-level generate_private_key(key_spec).
+    original_generate = kms_models.generate_private_key
+    kms_models.generate_private_key = lambda spec: Ed25519Key() if spec == ED25519_SPEC else original_generate(spec)
+
+    # DescribeKey / GetPublicKey / Sign read Key.signing_algorithms.
+    original_algorithms = kms_models.Key.signing_algorithms.fget
+    kms_models.Key.signing_algorithms = property(
+        lambda key: list(ED25519_ALGORITHMS) if key.key_spec == ED25519_SPEC else original_algorithms(key))
+
+    # create_key validates the spec with a private (name-mangled) helper against moto's own KeySpec enum.
+    original_check_spec = backend._KmsBackend__ensure_valid_key_spec
 
     def ensure_valid_key_spec(self, key_spec: str) -> None:
-        if key_spec != ED25519:
-            original_valid_spec(self, key_spec)
+        if key_spec != ED25519_SPEC:
+            original_check_spec(self, key_spec)
 
     backend._KmsBackend__ensure_valid_key_spec = ensure_valid_key_spec
 
     original_create_key = backend.create_key
 
     def create_key(self, policy, key_usage, key_spec, *args, **kwargs):
-        if key_spec == ED25519 and key_usage != "SIGN_VERIFY":
+        if key_spec == ED25519_SPEC and key_usage != "SIGN_VERIFY":
+            # AWS defaults KeyUsage to ENCRYPT_DECRYPT, which no ECC key spec supports.
             raise ValidationException(
-                f"KeyUsage {key_usage} is not compatible with KeySpec {ED25519}; use SIGN_VERIFY")
+                f"KeyUsage {key_usage or 'ENCRYPT_DECRYPT'} is not compatible with KeySpec {ED25519_SPEC}; "
+                "it supports SIGN_VERIFY only")
         return original_create_key(self, policy, key_usage, key_spec, *args, **kwargs)
 
     backend.create_key = create_key
 
+
+def patch_kms_responses() -> None:
+    """Sign, Verify, GetPublicKey and the usage checks: moto.kms.responses.KmsResponse."""
     response = kms_responses.KmsResponse
 
     def ed25519_key(self):
+        """The request's key if it is an Ed25519 key (NotFoundException if there is none), else None."""
         key_id = self._get_param("KeyId")
-        self._validate_key_id(key_id)
-        key = self.kms_backend.describe_key(key_id)
-        return key if key.key_spec == ED25519 else None
+        self._validate_key_id(key_id)  # NotFoundException, as moto answers it for every key
+        key = self.kms_backend.describe_key(key_id)  # accepts key ids, ARNs, alias names and alias ARNs
+        return key if key.key_spec == ED25519_SPEC else None
 
-    def checked_message(self, key) -> bytes:
-        # moto's KMS responses already base64-decode Message: these are the bytes the caller sent.
-        message = self._get_param("Message") or b""
-        if isinstance(message, str):
-            message = message.encode("utf-8")
+    def checked_request(self, key) -> bytes:
+        """Apply AWS's Sign/Verify rules for an Ed25519 key; return the message bytes."""
+        message = self._get_param("Message") or b""  # KmsResponse._get_param base64-decodes Message
         algorithm = self._get_param("SigningAlgorithm")
         message_type = self._get_param("MessageType") or "RAW"
-        if algorithm not in ED25519_ALGORITHMS:
+        if not 1 <= len(message) <= MAX_MESSAGE_BYTES:
             raise ValidationException(
-                f"1 validation error detected: Value '{algorithm}' at 'SigningAlgorithm' failed to satisfy "
-                f"constraint: Member must satisfy enum value set: {ED25519_ALGORITHMS}")
-        if algorithm == "ED25519_SHA_512" and message_type != "RAW":
-            raise ValidationException("ED25519_SHA_512 supports only MessageType RAW")
-        if algorithm == "ED25519_PH_SHA_512":
-            raise ValidationException("ED25519_PH_SHA_512 requires MessageType EXTERNAL_MU or DIGEST, not emulated")
-        if not message:
-            raise ValidationException("Message must have length greater than or equal to 1")
-        if len(message) > MAX_RAW_MESSAGE:
-            raise ValidationException(f"Message must have length less than or equal to {MAX_RAW_MESSAGE}")
+                "1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have "
+                f"length {'greater than or equal to 1' if not message else f'less than or equal to {MAX_MESSAGE_BYTES}'}")
+        if algorithm not in SIGNING_ALGORITHMS:
+            raise ValidationException(
+                f"1 validation error detected: Value '{algorithm}' at 'signingAlgorithm' failed to satisfy "
+                f"constraint: Member must satisfy enum value set: {SIGNING_ALGORITHMS}")
+        if message_type not in MESSAGE_TYPES:
+            raise ValidationException(
+                f"1 validation error detected: Value '{message_type}' at 'messageType' failed to satisfy "
+                f"constraint: Member must satisfy enum value set: {MESSAGE_TYPES}")
+        if key.key_state == "Disabled":
+            raise kms_error("DisabledException", f"{key.arn} is disabled.")
+        if key.key_state != "Enabled":
+            raise kms_error("KMSInvalidStateException", f"{key.arn} is {key.key_state.lower()}.")
+        if algorithm not in ED25519_ALGORITHMS:
+            raise kms_error("InvalidKeyUsageException",
+                            f"You cannot use the signing algorithm {algorithm} with KMS key {key.arn} "
+                            f"(KeySpec {ED25519_SPEC}); it supports {ED25519_ALGORITHMS}")
+        if algorithm == ED25519_SHA_512 and message_type != "RAW":
+            raise ValidationException(f"{ED25519_SHA_512} requires MessageType RAW, not {message_type}")
+        if algorithm == ED25519_PH_SHA_512:
+            raise ValidationException(
+                f"{ED25519_PH_SHA_512} requires MessageType DIGEST; Ed25519ph is not emulated by this test server")
         return message
 
     original_sign = response.sign
@@ -131,10 +179,10 @@ def patch_kms() -> None:
         key = ed25519_key(self)
         if key is None:
             return original_sign(self)
-        message = checked_message(self, key)
-        signature = key.private_key.sign(message, "ED25519_SHA_512")
+        message = checked_request(self, key)
+        signature = key.private_key.sign(message, ED25519_SHA_512)
         return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
-                           "SigningAlgorithm": "ED25519_SHA_512"})
+                           "SigningAlgorithm": ED25519_SHA_512})
 
     original_verify = response.verify
 
@@ -142,30 +190,61 @@ def patch_kms() -> None:
         key = ed25519_key(self)
         if key is None:
             return original_verify(self)
-        message = checked_message(self, key)
+        message = checked_request(self, key)
         signature = base64.b64decode(self._get_param("Signature") or "")
-        if not key.private_key.verify(message, signature, "ED25519_SHA_512"):
-            raise JsonRESTError("KMSInvalidSignatureException", "")
-        return json.dumps({"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": "ED25519_SHA_512"})
+        if not signature:
+            raise ValidationException("1 validation error detected: Value at 'signature' failed to satisfy "
+                                      "constraint: Member must have length greater than or equal to 1")
+        if not key.private_key.verify(message, signature, ED25519_SHA_512):
+            raise kms_error("KMSInvalidSignatureException", "")
+        return json.dumps({"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": ED25519_SHA_512})
 
     original_get_public_key = response.get_public_key
 
     def get_public_key(self) -> str:
         body = json.loads(original_get_public_key(self))
-        body["KeySpec"] = body.get("CustomerMasterKeySpec")
-        return json.dumps(body)
+        key = self.kms_backend.describe_key(self._get_param("KeyId"))
+        body.update(KeyId=key.arn, KeySpec=key.key_spec)
+        return json.dumps({name: value for name, value in body.items() if value is not None})
+
+    def sign_verify_only(original):
+        def guarded(self) -> str:
+            if ed25519_key(self) is not None:
+                raise kms_error("InvalidKeyUsageException",
+                                f"KMS key {self._get_param('KeyId')} has KeyUsage SIGN_VERIFY")
+            return original(self)
+        return guarded
 
     response.sign = sign
     response.verify = verify
     response.get_public_key = get_public_key
+    for name in ("encrypt", "generate_data_key", "generate_data_key_without_plaintext"):
+        setattr(response, name, sign_verify_only(getattr(response, name)))
 
 
 class Faults:
+    """The faults armed through /_ledgix/faults, shared by the server's request threads."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.kms_sign_throttle = 0
 
-    def take_sign_throttle(self) -> bool:
+    def state(self) -> dict:
+        return {"kms_sign_throttle": self.kms_sign_throttle}
+
+    def apply(self, body: object) -> None:
+        if not isinstance(body, dict) or set(body) - {"reset", "kms_sign_throttle"}:
+            raise ValueError('expected {"kms_sign_throttle": N} and/or {"reset": true}')
+        throttle = body.get("kms_sign_throttle", 0)
+        if type(throttle) is not int or throttle < 0:
+            raise ValueError("kms_sign_throttle must be a non-negative integer")
+        with self.lock:
+            if body.get("reset"):
+                self.kms_sign_throttle = 0
+            if "kms_sign_throttle" in body:
+                self.kms_sign_throttle = throttle
+
+    def take_kms_sign_throttle(self) -> bool:
         with self.lock:
             if self.kms_sign_throttle > 0:
                 self.kms_sign_throttle -= 1
@@ -173,67 +252,96 @@ class Faults:
             return False
 
 
-S3_ROOTS = {
-    "versioning": (b"GetBucketVersioningResponse", b"VersioningConfiguration"),
-    "object-lock": (b"GetObjectLockConfigurationResponse", b"ObjectLockConfiguration"),
-}
+def _read_body(environ) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
-def middleware(app, faults: Faults):
+def _respond(start_response, status: str, body: bytes, content_type: str, extra=()):
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def _is_s3_get(environ, subresource: str) -> bool:
+    return (environ.get("REQUEST_METHOD") == "GET"
+            and re.search(rf"(^|&){subresource}(=|&|$)", environ.get("QUERY_STRING", "")) is not None
+            and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""))
+
+
+def _rewrite_s3(body: bytes, subresource: str) -> bytes:
+    if subresource == "versioning":
+        return re.sub(rb"<(/?)GetBucketVersioningResponse\b", rb"<\1VersioningConfiguration", body)
+    # object-lock: S3 returns only the retention period that was set.
+    return re.sub(rb"<(Days|Years)>0</\1>", b"", body)
+
+
+def ledgix_middleware(app, faults: Faults):
+    """WSGI middleware: the fault endpoint, the throttling fault, and the S3 response fixes."""
+
     def wrapped(environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/_ledgix/faults" and method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            with faults.lock:
-                if body.get("reset"):
-                    faults.kms_sign_throttle = 0
-                if "kms_sign_throttle" in body:
-                    faults.kms_sign_throttle = int(body["kms_sign_throttle"])
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [json.dumps({"kms_sign_throttle": faults.kms_sign_throttle}).encode()]
-        if environ.get("HTTP_X_AMZ_TARGET") == "TrentService.Sign" and faults.take_sign_throttle():
-            start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.1")])
-            return [json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()]
-        query = environ.get("QUERY_STRING", "")
-        fix = next((roots for key, roots in S3_ROOTS.items() if method == "GET" and re.search(rf"(^|&){key}(=|&|$)", query)), None)
-        if fix is None or "/s3/" not in environ.get("HTTP_AUTHORIZATION", ""):
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+
+        if path == "/_ledgix/faults":
+            if method == "GET":
+                return _respond(start_response, "200 OK", json.dumps(faults.state()).encode(), "application/json")
+            if method != "POST":
+                return _respond(start_response, "405 Method Not Allowed", b'{"error": "use GET or POST"}',
+                                "application/json", [("Allow", "GET, POST")])
+            try:
+                faults.apply(json.loads(_read_body(environ) or b"{}"))
+            except ValueError as e:  # json.JSONDecodeError is a ValueError
+                return _respond(start_response, "400 Bad Request", json.dumps({"error": str(e)}).encode(),
+                                "application/json")
+            return _respond(start_response, "200 OK", json.dumps(faults.state()).encode(), "application/json")
+
+        if environ.get("HTTP_X_AMZ_TARGET") == "TrentService.Sign" and faults.take_kms_sign_throttle():
+            _read_body(environ)  # drain the request, so a keep-alive connection stays in step
+            body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+            return _respond(start_response, "400 Bad Request", body, "application/x-amz-json-1.1",
+                            [("x-amzn-RequestId", str(uuid.uuid4()))])
+
+        subresource = next((s for s in ("versioning", "object-lock") if _is_s3_get(environ, s)), None)
+        if subresource is None:
             return app(environ, start_response)
-        captured = {}
+        captured: dict = {}
 
         def capture(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
+            captured.update(status=status, headers=headers)
+            return lambda data: None  # moto returns its body; it never uses write()
 
-        body = b"".join(app(environ, capture))
-        old, new = fix
-        body = body.replace(b"<" + old, b"<" + new).replace(b"</" + old + b">", b"</" + new + b">")
+        body = _rewrite_s3(b"".join(app(environ, capture)), subresource)
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(body))))
-        start_response(captured["status"], headers)
+        start_response(captured["status"], headers + [("Content-Length", str(len(body)))])
         return [body]
 
     return wrapped
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="moto server with Ledgix's extensions, on 127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    patch_kms()
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    port = parser.parse_args().port
+
+    patch_kms_models()
+    patch_kms_responses()
+    # As moto's own server does (moto/server.py): the same app, handler and MOTO_PORT.
+    os.environ.setdefault("MOTO_PORT", str(port))
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    app = middleware(DomainDispatcherApplication(create_backend_app), Faults())
-    server = make_server("127.0.0.1", args.port, app, threaded=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"moto server with Ledgix extensions on 127.0.0.1:{args.port}", flush=True)
+    app = ledgix_middleware(DomainDispatcherApplication(create_backend_app), Faults())
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def stop(*_):  # shutdown() waits for serve_forever() to return, so it cannot run on the main thread
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"moto {version('moto')} with Ledgix extensions on http://127.0.0.1:{port}", flush=True)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    sys.exit(0)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

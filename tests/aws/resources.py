@@ -1,6 +1,21 @@
-"""Create (idempotently) the AWS resources the vault expects, on the emulator, and print `export` lines.
+"""Create, idempotently, the AWS resources the vault expects, on the emulator (or any endpoint), and print the
+settings that point the vault at them as shell `export NAME=value` lines.
 
-Usage: eval "$(python tests/aws/resources.py --endpoint http://127.0.0.1:PORT)"
+Usage:  eval "$(python tests/aws/resources.py --endpoint http://127.0.0.1:PORT)"
+
+Region us-east-1; credentials AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment, else test / test.
+Running it again changes nothing and prints the same lines (existing resources are found by name or alias and
+brought back to the settings below where AWS allows it).
+
+  DynamoDB  ledgix-hot                   PAY_PER_REQUEST, pk (S, HASH) + sk (S, RANGE), TTL on expires_at
+  SQS       ledgix-judge.fifo            FIFO, ContentBasedDeduplication false, VisibilityTimeout 60,
+                                         redrive to ledgix-judge-dlq.fifo after 5 receives
+  S3        ledgix-anchors               versioning enabled
+            ledgix-anchors-locked        object lock (so versioning), default retention GOVERNANCE 1 day
+            ledgix-anchors-unversioned   no versioning (the vault must refuse to start on it)
+  KMS       alias/ledgix-signing         ECC_NIST_EDWARDS25519, SIGN_VERIFY
+            alias/ledgix-envelope        SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT, rotation enabled
+  Secrets   ledgix/vault/bootstrap       {"VAULT_JWT_ISSUER": "alcv-vault"}
 """
 
 from __future__ import annotations
@@ -8,105 +23,161 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 
 import boto3
 from botocore.exceptions import ClientError
 
 REGION = "us-east-1"
+TABLE = "ledgix-hot"
+QUEUE, DLQ = "ledgix-judge.fifo", "ledgix-judge-dlq.fifo"
+BUCKET, LOCKED_BUCKET, UNVERSIONED_BUCKET = "ledgix-anchors", "ledgix-anchors-locked", "ledgix-anchors-unversioned"
+SIGNING_ALIAS, ENVELOPE_ALIAS = "alias/ledgix-signing", "alias/ledgix-envelope"
+BOOTSTRAP_SECRET = "ledgix/vault/bootstrap"
+BOOTSTRAP_VALUE = {"VAULT_JWT_ISSUER": "alcv-vault"}
+TENANT_SECRET_PREFIX = "ledgix/tenants/test"
+
+
+def credentials() -> tuple[str, str]:
+    return os.environ.get("AWS_ACCESS_KEY_ID") or "test", os.environ.get("AWS_SECRET_ACCESS_KEY") or "test"
 
 
 def client(service: str, endpoint: str):
+    key, secret = credentials()
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-                        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"))
+                        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=None)
+
+
+def error_code(e: ClientError) -> str:
+    return e.response.get("Error", {}).get("Code", "")
 
 
 def table(endpoint: str) -> str:
     ddb = client("dynamodb", endpoint)
-    name = "ledgix-hot"
     try:
-        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+        ddb.create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
     except ClientError as e:
-        if e.response["Error"]["Code"] != "ResourceInUseException":
+        if error_code(e) != "ResourceInUseException":
             raise
-    ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
-    return name
+    ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ttl = ddb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    # AWS refuses to "enable" TTL that is already enabled, so look first.
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != "expires_at":
+        ddb.update_time_to_live(TableName=TABLE,
+                                TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    return TABLE
+
+
+def queue(sqs, name: str, attributes: dict[str, str]) -> str:
+    """CreateQueue is idempotent only for identical attributes: find the queue first, then converge them."""
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as e:
+        if error_code(e) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+        return sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", **attributes})["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url
 
 
 def queues(endpoint: str) -> tuple[str, str]:
     sqs = client("sqs", endpoint)
-    dlq = sqs.create_queue(QueueName="ledgix-judge-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq = queue(sqs, DLQ, {"ContentBasedDeduplication": "false"})
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName="ledgix-judge.fifo", Attributes={
-        "FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "60",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
-    return queue, dlq
+    main = queue(sqs, QUEUE, {
+        "ContentBasedDeduplication": "false", "VisibilityTimeout": "60",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})})
+    return main, dlq
 
 
-def buckets(endpoint: str) -> None:
+def buckets(endpoint: str) -> str:
     s3 = client("s3", endpoint)
-    for name, lock in (("ledgix-anchors", False), ("ledgix-anchors-locked", True), ("ledgix-anchors-unversioned", None)):
+
+    def create(name: str, **kwargs) -> None:
         try:
-            s3.create_bucket(Bucket=name, **({"ObjectLockEnabledForBucket": True} if lock else {}))
+            s3.create_bucket(Bucket=name, **kwargs)  # us-east-1: no CreateBucketConfiguration
         except ClientError as e:
-            if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            if error_code(e) != "BucketAlreadyOwnedByYou":
                 raise
-        if lock is False:
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        if lock:
-            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
-                "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+
+    create(BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    # Object lock can only be turned on at creation here; it enables versioning with it.
+    create(LOCKED_BUCKET, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=LOCKED_BUCKET, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    create(UNVERSIONED_BUCKET)
+    if s3.get_bucket_versioning(Bucket=UNVERSIONED_BUCKET).get("Status"):
+        sys.exit(f"resources.py: bucket {UNVERSIONED_BUCKET} has versioning, which cannot be removed; "
+                 "restart the emulator")
+    return BUCKET
+
+
+def kms_key(kms, alias: str, spec: str, usage: str) -> str:
+    """The key behind `alias`, created with `spec` and `usage` if the alias does not exist yet."""
+    try:
+        meta = kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except ClientError as e:
+        if error_code(e) != "NotFoundException":
+            raise
+        meta = kms.create_key(KeySpec=spec, KeyUsage=usage, Description=f"Ledgix {alias}")["KeyMetadata"]
+        kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
+    if (meta["KeySpec"], meta["KeyUsage"], meta["KeyState"]) != (spec, usage, "Enabled"):
+        sys.exit(f"resources.py: {alias} points at key {meta['KeyId']} with "
+                 f"{meta['KeySpec']}/{meta['KeyUsage']}/{meta['KeyState']}, not {spec}/{usage}/Enabled")
+    return meta["KeyId"]
 
 
 def keys(endpoint: str) -> tuple[str, str]:
     kms = client("kms", endpoint)
-    found = {}
-    for alias in kms.list_aliases()["Aliases"]:
-        if alias.get("TargetKeyId"):
-            found[alias["AliasName"]] = alias["TargetKeyId"]
-    if "alias/ledgix-signing" not in found:
-        key = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY", Description="Ledgix signing")
-        kms.create_alias(AliasName="alias/ledgix-signing", TargetKeyId=key["KeyMetadata"]["KeyId"])
-        found["alias/ledgix-signing"] = key["KeyMetadata"]["KeyId"]
-    if "alias/ledgix-envelope" not in found:
-        key = kms.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT", Description="Ledgix envelope")
-        kms.enable_key_rotation(KeyId=key["KeyMetadata"]["KeyId"])
-        kms.create_alias(AliasName="alias/ledgix-envelope", TargetKeyId=key["KeyMetadata"]["KeyId"])
-        found["alias/ledgix-envelope"] = key["KeyMetadata"]["KeyId"]
-    return found["alias/ledgix-signing"], found["alias/ledgix-envelope"]
+    signing = kms_key(kms, SIGNING_ALIAS, "ECC_NIST_EDWARDS25519", "SIGN_VERIFY")
+    envelope = kms_key(kms, ENVELOPE_ALIAS, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
+    kms.enable_key_rotation(KeyId=envelope)  # idempotent
+    return signing, envelope
 
 
 def secrets(endpoint: str) -> str:
     sm = client("secretsmanager", endpoint)
-    name = "ledgix/vault/bootstrap"
+    value = json.dumps(BOOTSTRAP_VALUE, separators=(",", ":"))
     try:
-        sm.create_secret(Name=name, SecretString=json.dumps({"VAULT_JWT_ISSUER": "alcv-vault"}))
+        sm.create_secret(Name=BOOTSTRAP_SECRET, SecretString=value)
     except ClientError as e:
-        if e.response["Error"]["Code"] != "ResourceExistsException":
+        if error_code(e) != "ResourceExistsException":
             raise
-    return name
+        if json.loads(sm.get_secret_value(SecretId=BOOTSTRAP_SECRET)["SecretString"]) != BOOTSTRAP_VALUE:
+            sm.put_secret_value(SecretId=BOOTSTRAP_SECRET, SecretString=value)
+    return BOOTSTRAP_SECRET
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--endpoint", required=True)
-    endpoint = parser.parse_args().endpoint
-    queue, dlq = queues(endpoint)
-    buckets(endpoint)
+    parser = argparse.ArgumentParser(description="Create Ledgix's AWS resources; print export lines.")
+    parser.add_argument("--endpoint", required=True, help="e.g. http://127.0.0.1:5000 (the moto server)")
+    endpoint = parser.parse_args().endpoint.rstrip("/")
+    key, secret = credentials()
+    queue_url, dlq_url = queues(endpoint)
     signing, envelope = keys(endpoint)
     exports = {
-        "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
         "VAULT_DYNAMODB_TABLE": table(endpoint),
-        "VAULT_CLEARANCE_SQS_QUEUE_URL": queue, "VAULT_CLEARANCE_SQS_DLQ_URL": dlq,
-        "VAULT_LEDGER_ANCHOR_BUCKET": "ledgix-anchors",
-        "VAULT_KMS_KEY_ID": signing, "VAULT_KMS_ENVELOPE_KEY_ID": envelope,
-        "AWS_SECRET_NAME": secrets(endpoint), "TENANT_SECRET_PREFIX": "ledgix/tenants/test",
+        "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
+        "VAULT_CLEARANCE_SQS_DLQ_URL": dlq_url,
+        "VAULT_LEDGER_ANCHOR_BUCKET": buckets(endpoint),
+        "VAULT_KMS_KEY_ID": signing,
+        "VAULT_KMS_ENVELOPE_KEY_ID": envelope,
+        "AWS_SECRET_NAME": secrets(endpoint),
+        "TENANT_SECRET_PREFIX": TENANT_SECRET_PREFIX,
     }
     for name, value in exports.items():
-        print(f"export {name}='{value}'")
+        print(f"export {name}={shlex.quote(value)}")
 
 
 if __name__ == "__main__":

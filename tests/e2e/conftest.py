@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
+import queue
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +24,8 @@ BIN = Path(os.environ.get("LEDGIX_BIN", ROOT / "target" / "release" / "ledgix"))
 # `embedded` (default) or `aws`: the same suite runs against `ledgix dev --backend aws`, configured by the
 # environment scripts/test.sh exports (PostgreSQL, the AWS emulator).
 BACKEND = os.environ.get("LEDGIX_E2E_BACKEND", "embedded")
+# Seconds a vault may take to print its LEDGIX_* lines and answer /healthz.
+STARTUP_TIMEOUT = float(os.environ.get("LEDGIX_E2E_STARTUP_TIMEOUT", "60"))
 # On AWS every vault process shares the tenants' state, so they must share the signing key too (KMS in
 # production): one key for the whole run.
 SHARED_KEY = {"VAULT_PRIVATE_KEY_BASE64": base64.b64encode(secrets.token_bytes(32)).decode()} if BACKEND == "aws" else {}
@@ -38,6 +42,8 @@ class Vault:
 
     def __init__(self, **env: str) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix="ledgix-e2e-"))
+        # Logs live outside the data directory so a restart on the same data sees only the vault's own files.
+        self.log_dir = Path(tempfile.mkdtemp(prefix="ledgix-e2e-log-"))
         self.api_key = "lvk_e2e_" + secrets.token_urlsafe(18)
         self.admin_key = "lva_e2e_" + secrets.token_urlsafe(18)
         self.env = {"VAULT_RATE_LIMIT_RPS": "0", "RUST_LOG": "warn", **SHARED_KEY, **env}
@@ -45,32 +51,73 @@ class Vault:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.stdout_lines: list[str] = []
+        self.starts = 0
+        self._reader: threading.Thread | None = None
 
-    def start(self) -> "Vault":
+    @property
+    def log_path(self) -> Path:
+        """stderr (JSON tracing) of the current or last run. Written to a file, never a pipe: an undrained
+        pipe would block the vault once its buffer fills."""
+        return self.log_dir / f"stderr.{self.starts}.log"
+
+    def stderr_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def _fail(self, why: str) -> None:
+        self.stop()
+        code = self.proc.returncode if self.proc else None
+        raise RuntimeError(f"vault did not start ({why}; exit code {code}); stderr tail:\n{self.stderr_tail()}")
+
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> "Vault":
+        """Start `ledgix dev`; return once it has printed its LEDGIX_* lines and /healthz answers 200.
+        Raises RuntimeError carrying the tail of the vault's stderr when it does not."""
+        self.starts += 1
         env = dict(os.environ, LEDGIX_DEV_API_KEY=self.api_key, LEDGIX_ADMIN_API_KEY=self.admin_key, **self.env)
-        self.proc = subprocess.Popen(
-            [str(BIN), "dev", "--backend", BACKEND, "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
+        with open(self.log_path, "wb") as stderr:
+            self.proc = subprocess.Popen(
+                [str(BIN), "dev", "--backend", BACKEND, "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.stdout_lines = []
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.stdout_lines.append(line.strip())
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def drain(stream, sink: list[str]) -> None:  # keeps reading stdout for the life of the process
+            for line in stream:
+                sink.append(line.strip())
+                lines.put(line)
+            lines.put(None)
+
+        self._reader = threading.Thread(target=drain, args=(self.proc.stdout, self.stdout_lines), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._fail(f"no LEDGIX_DEV_TENANT_ID line on stdout within {timeout:.0f}s")
+            try:
+                line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line is None:
+                self.proc.wait(timeout=10)
+                self._fail("stdout closed before the LEDGIX_* lines were printed")
             if line.startswith("LEDGIX_DEV_TENANT_ID="):
                 break
         if not any(l.startswith("LEDGIX_VAULT_URL=") for l in self.stdout_lines):
-            self.stop()
-            raise RuntimeError(f"vault did not start: {self.proc.stderr.read()[-3000:] if self.proc.stderr else ''}")
+            self._fail("LEDGIX_VAULT_URL= was never printed")
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._fail("exited before /healthz answered")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("vault never answered /healthz")
+                pass
+            time.sleep(0.05)
+        self._fail(f"/healthz did not answer 200 within {timeout:.0f}s")
+        return self  # unreachable
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -80,6 +127,18 @@ class Vault:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+            self._reader = None
+        if self.proc and self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no graceful shutdown."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
 
     def restart(self) -> "Vault":
         self.stop()
@@ -91,6 +150,7 @@ class Vault:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
     # --- helpers -------------------------------------------------------------------------------------
     def client(self, api_key: str | None = None, **config) -> LedgixClient:
@@ -121,25 +181,142 @@ class Vault:
         return r.json()
 
 
+def started(v: Vault) -> Vault:
+    try:
+        return v.start()
+    except BaseException:
+        v.cleanup()
+        raise
+
+
 @pytest.fixture(scope="session")
 def vault():
-    v = Vault().start()
+    """The shared vault: rate limiting off, random dev and admin keys. Tests use unique tool and policy ids."""
+    v = started(Vault())
     yield v
     v.cleanup()
 
 
 @pytest.fixture()
 def fresh_vault():
+    """A vault of one's own, not yet started: `.start()`, `.restart()` / `.kill()` on the same data directory."""
     v = Vault()
     yield v
     v.cleanup()
 
 
+@pytest.fixture()
+def restartable_vault(fresh_vault):
+    """A started vault of one's own, for persistence tests (`.restart()` keeps the data directory)."""
+    return fresh_vault.start()
+
+
 @pytest.fixture(scope="module")
 def rate_limited_vault():
-    v = Vault(VAULT_RATE_LIMIT_RPS="1", VAULT_RATE_LIMIT_BURST="3").start()
+    v = started(Vault(VAULT_RATE_LIMIT_RPS="1", VAULT_RATE_LIMIT_BURST="3"))
     yield v
     v.cleanup()
+
+
+# --- thin fixtures over the shared vault ---------------------------------------------------------------
+
+@pytest.fixture()
+def base_url(vault) -> str:
+    return vault.url
+
+
+@pytest.fixture()
+def dev_api_key(vault) -> str:
+    return vault.api_key
+
+
+@pytest.fixture()
+def admin_key(vault) -> str:
+    return vault.admin_key
+
+
+@pytest.fixture()
+def client(vault):
+    """Factory: `client(api_key=None, **VaultConfig overrides)` -> ledgix_python.LedgixClient; closed afterwards."""
+    made: list[LedgixClient] = []
+
+    def make(api_key: str | None = None, **config) -> LedgixClient:
+        made.append(vault.client(api_key, **config))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture()
+def http(vault):
+    """Factory: `http(api_key=None)` -> httpx.Client on the vault with that tenant key; closed afterwards."""
+    made: list[httpx.Client] = []
+
+    def make(api_key: str | None = None) -> httpx.Client:
+        made.append(vault.http(api_key))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture()
+def admin_http(vault):
+    with vault.admin() as admin:
+        yield admin
+
+
+@pytest.fixture()
+def new_tenant(vault):
+    """Factory: `new_tenant()` -> (tenant_id, api_key), created through POST /admin/tenants."""
+    return vault.new_tenant
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    """Poll until `predicate()` returns something truthy and return it. Generous timeouts, no timing asserts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def ledger(http_client: httpx.Client, limit: int = 500) -> list[dict]:
+    r = http_client.get("/ledger", params={"limit": limit})
+    assert r.status_code == 200, r.text
+    return r.json()["entries"]
+
+
+def pending_review_for(http_client: httpx.Client, tool: str, timeout: float = 30.0) -> dict:
+    """The tenant's pending review for `tool`, once it shows up in GET /reviews?status=pending."""
+    def find():
+        reviews = http_client.get("/reviews", params={"status": "pending"}).json()["reviews"]
+        return next((r for r in reviews if r["tool_name"] == tool), None)
+
+    return wait_for(find, timeout, what=f"a pending review for {tool}")
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    """The uniform error contract: status, JSON {"error": {code, message, request_id}}, X-Request-ID header."""
+    assert response.status_code == status, f"{response.status_code} != {status}: {response.text[:500]}"
+    request_id = response.headers.get("X-Request-ID")
+    assert request_id, "every response carries X-Request-ID"
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers.get("content-type")
+    error = response.json()["error"]
+    assert isinstance(error["code"], str) and error["code"], error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert error["request_id"] == request_id, error
+    if code is not None:
+        assert error["code"] == code, error
+    return error
 
 
 def unique(prefix: str) -> str:

@@ -195,6 +195,17 @@ def test_ledgix_verify_cli(sealed, tmp_path):
     export = sealed["data_dir"] / "anchors" / "ledgix" / sealed["tenant_id"]
     jwks = tmp_path / "jwks.json"
     jwks.write_text(httpx.get(f"{url}/.well-known/jwks.json").text)
+    good = tmp_path / "good.json"
+    good.write_text(httpx.get(f"{url}/ledger/proof/bundle", params={"request_id": rid}, headers={"X-Vault-API-Key": key}).text)
+    pinned = subprocess.run([str(BIN), "verify", "bundle", str(good), "--jwks", str(jwks)], capture_output=True, text=True)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    foreign = json.loads(good.read_text())
+    forged_jwk = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(Ed25519PrivateKey.generate().public_key()
+                  .public_bytes_raw()).decode().rstrip("="), "kid": foreign["keys"][0]["key_id"]}
+    foreign["keys"][0]["public_jwk"] = base64.urlsafe_b64encode(json.dumps(forged_jwk).encode()).decode().rstrip("=")
+    good.write_text(json.dumps(foreign))
+    refused = subprocess.run([str(BIN), "verify", "bundle", str(good), "--jwks", str(jwks)], capture_output=True, text=True)
+    assert refused.returncode == 1 and "not one of the pinned vault keys" in refused.stdout, refused.stdout
     whole = subprocess.run([str(BIN), "verify", "log", str(export), "--jwks", str(jwks)], capture_output=True, text=True)
     assert whole.returncode == 0, whole.stdout + whole.stderr
     copy_dir = tmp_path / "log"

@@ -10,6 +10,8 @@ use crate::model::PolicyVersion;
 pub const MAX_RULES: usize = 200;
 pub const MAX_TOOLS: usize = 500;
 pub const MAX_REGO_BYTES: usize = 64 * 1024;
+/// Wall-clock budget of one Rego evaluation: a tenant's policy must not stall the decision path.
+pub const REGO_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `POST /register-policy`: the SDK's `PolicyRegistration` plus our optional `rego` module.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +111,10 @@ pub struct RegoPolicy {
 impl RegoPolicy {
     pub fn compile(module: &str) -> VaultResult<Self> {
         let mut engine = regorus::Engine::new();
+        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+            limit: REGO_TIME_LIMIT,
+            check_interval: std::num::NonZeroU32::new(64).unwrap_or(std::num::NonZeroU32::MIN),
+        });
         let package = engine
             .add_policy("policy.rego".into(), module.to_string())
             .map_err(|e| VaultError::InvalidPolicy(format!("rego does not compile: {e}")))?;
