@@ -86,22 +86,27 @@ aws_emulator_start() {
   eval "$("$VENV/bin/python" tests/aws/resources.py --endpoint "http://127.0.0.1:$port")"
 }
 
+# Cargo.lock is committed, so builds are reproducible: --locked refuses to update it. Without a lockfile (a fresh
+# checkout of a library-only workspace) cargo must be allowed to create one.
+CARGO_LOCKED=()
+[[ -f Cargo.lock ]] && CARGO_LOCKED=(--locked)
+
 rust_build() {
   stage "Build (release, whole workspace)"
-  cargo build --release --workspace --locked
+  cargo build --release --workspace "${CARGO_LOCKED[@]}"
 }
 
 rust_tests() {
   stage "Rust tests: unit, port contract suite (embedded), router and sealing integration"
-  cargo test --release --workspace --locked
+  cargo test --release --workspace "${CARGO_LOCKED[@]}"
   stage "Rust tests: port contract suite on the AWS adapters (PostgreSQL + emulator)"
-  DATABASE_URL="$LEDGIX_TEST_PG_ADMIN" cargo test --release --locked -p ledgix-aws -- --include-ignored
+  DATABASE_URL="$LEDGIX_TEST_PG_ADMIN" cargo test --release "${CARGO_LOCKED[@]}" -p ledgix-aws -- --include-ignored
   stage "Rust tests: sample events through the Lambda handlers on the AWS adapters"
   su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_events_control'"
   DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_events_control?sslmode=disable" \
     VAULT_TENANT_DB_SSLMODE=disable VAULT_LEDGER_ANCHOR_BUCKET=ledgix-anchors LEDGIX_TEST_BACKEND=aws \
     VAULT_PRIVATE_KEY_BASE64="$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')" \
-    cargo test --release --locked -p ledgix-api --test events
+    cargo test --release "${CARGO_LOCKED[@]}" -p ledgix-api --test events
 }
 
 e2e_tests() {

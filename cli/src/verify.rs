@@ -40,7 +40,11 @@ pub enum VerifyCommand {
 /// Exit code 0 when verified, 1 when verification failed, 2 when the inputs could not be read.
 pub async fn run(command: VerifyCommand) -> Result<bool, String> {
     match command {
-        VerifyCommand::Bundle { source, api_key, jwks } => {
+        VerifyCommand::Bundle {
+            source,
+            api_key,
+            jwks,
+        } => {
             let bytes = load(&source, api_key.as_deref()).await?;
             let bundle: ProofBundle = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{source} is not a proof bundle: {e}"))?;

@@ -37,6 +37,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_ALL_VAULTS: list["Vault"] = []
+
+
 class Vault:
     """One `ledgix dev` process; restartable on the same data directory."""
 
@@ -53,6 +56,8 @@ class Vault:
         self.stdout_lines: list[str] = []
         self.starts = 0
         self._reader: threading.Thread | None = None
+        self._owned_dirs = [self.data_dir, self.log_dir]
+        _ALL_VAULTS.append(self)
 
     @property
     def log_path(self) -> Path:
@@ -149,8 +154,8 @@ class Vault:
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        for directory in {self.data_dir, *self._owned_dirs}:
+            shutil.rmtree(directory, ignore_errors=True)
 
     # --- helpers -------------------------------------------------------------------------------------
     def client(self, api_key: str | None = None, **config) -> LedgixClient:
@@ -179,6 +184,14 @@ class Vault:
             r = http.post("/register-policy", json=body)
         assert r.status_code in (200, 201), r.text
         return r.json()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_vaults():
+    """At the end of the run, stop any vault a test left running and remove every temporary directory."""
+    yield
+    for v in _ALL_VAULTS:
+        v.cleanup()
 
 
 def started(v: Vault) -> Vault:

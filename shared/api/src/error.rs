@@ -14,6 +14,8 @@ pub enum ApiError {
     PayloadTooLarge,
     UnsupportedMediaType,
     BadHeader(String),
+    /// A path segment that cannot be decoded (e.g. percent-encoded bytes that are not UTF-8).
+    InvalidPath(String),
     RouteNotFound,
     MethodNotAllowed,
 }
@@ -40,6 +42,7 @@ impl ApiError {
                 "request body must be application/json".into(),
             ),
             ApiError::BadHeader(m) => (StatusCode::BAD_REQUEST, "invalid_header", m.clone()),
+            ApiError::InvalidPath(m) => (StatusCode::BAD_REQUEST, "invalid_path", m.clone()),
             ApiError::RouteNotFound => (
                 StatusCode::NOT_FOUND,
                 "route_not_found",

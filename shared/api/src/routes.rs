@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, IdempotencyKey, JsonBody};
+use crate::extract::{ApiPath, ApiQuery, IdempotencyKey, JsonBody};
 use crate::middleware::{admin_auth, request_context, tenant_auth};
 
 #[derive(Clone)]
@@ -221,7 +221,7 @@ async fn request_clearance(
 async fn clearance_status(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(request_id): Path<String>,
+    ApiPath(request_id): ApiPath<String>,
 ) -> ApiResult {
     Ok(json_response(
         StatusCode::OK,
@@ -317,7 +317,7 @@ async fn list_reviews(
 async fn review_decision(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(request_id): Path<String>,
+    ApiPath(request_id): ApiPath<String>,
     body: JsonBody<ReviewDecisionRequest>,
 ) -> ApiResult {
     check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
@@ -489,7 +489,7 @@ struct CreateKeyBody {}
 
 async fn create_api_key(
     State(state): State<AppState>,
-    Path(tenant_id): Path<String>,
+    ApiPath(tenant_id): ApiPath<String>,
     body: JsonBody<CreateKeyBody>,
 ) -> ApiResult {
     check_replay(&state.vault, ADMIN_SCOPE, &body.idempotency).await?;
@@ -504,7 +504,10 @@ async fn create_api_key(
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
-async fn revoke_api_key(State(state): State<AppState>, Path(key_id): Path<String>) -> ApiResult {
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    ApiPath(key_id): ApiPath<String>,
+) -> ApiResult {
     state.vault.revoke_api_key(&key_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

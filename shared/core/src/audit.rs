@@ -156,14 +156,22 @@ pub fn verify_chain(
 
 /// `verify_bundle`, after checking that every key the bundle carries is one of the vault's published keys.
 /// Keys embedded in a bundle prove nothing by themselves: a forger can embed their own.
-pub fn verify_bundle_pinned(bundle: &ProofBundle, pinned: &HashMap<String, [u8; 32]>) -> Result<String, AuditError> {
+pub fn verify_bundle_pinned(
+    bundle: &ProofBundle,
+    pinned: &HashMap<String, [u8; 32]>,
+) -> Result<String, AuditError> {
     for key in &bundle.keys {
         let jwk: serde_json::Value = serde_json::from_slice(&b64(&key.public_jwk, "public_jwk")?)
             .map_err(|_| AuditError("public_jwk is not JSON".into()))?;
         let x = jwk.get("x").and_then(|x| x.as_str()).unwrap_or_default();
-        let matches = pinned.get(&key.key_id).is_some_and(|k| b64(x, "JWK x").ok().as_deref() == Some(&k[..]));
+        let matches = pinned
+            .get(&key.key_id)
+            .is_some_and(|k| b64(x, "JWK x").ok().as_deref() == Some(&k[..]));
         if !matches {
-            return fail(format!("bundle key {} is not one of the pinned vault keys", key.key_id));
+            return fail(format!(
+                "bundle key {} is not one of the pinned vault keys",
+                key.key_id
+            ));
         }
     }
     verify_bundle(bundle)

@@ -30,7 +30,7 @@ pub struct PolicyRegistration {
 impl PolicyRegistration {
     pub fn validate(&self) -> VaultResult<()> {
         let id = self.policy_id.trim();
-        if id.is_empty() || id.len() > 128 {
+        if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
             return Err(VaultError::InvalidRequest(
                 "policy_id must be 1 to 128 characters".into(),
             ));

@@ -741,6 +741,7 @@ impl Vault {
         principal: &Principal,
         request_id: &str,
     ) -> VaultResult<ClearanceView> {
+        known_id(request_id, "clearance request")?;
         let record = self
             .ports
             .store
@@ -988,6 +989,7 @@ impl Vault {
         decision: ReviewDecisionRequest,
         idem: Option<&Idempotency>,
     ) -> VaultResult<ClearanceView> {
+        known_id(request_id, "clearance request")?;
         let tenant_id = principal.tenant_id.as_str();
         let record = self
             .ports
@@ -1059,6 +1061,7 @@ impl Vault {
         request: MintRequest,
         idem: Option<&Idempotency>,
     ) -> VaultResult<MintView> {
+        known_id(&request.original_request_id, "original clearance request")?;
         let tenant_id = principal.tenant_id.as_str();
         let original = self
             .ports
@@ -1234,7 +1237,7 @@ impl Vault {
         idem: Option<&Idempotency>,
     ) -> VaultResult<TenantCreated> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
             return Err(VaultError::InvalidRequest(
                 "name must be 1 to 200 characters".into(),
             ));
@@ -1299,6 +1302,7 @@ impl Vault {
         api_key: Option<&str>,
         idem: Option<&Idempotency>,
     ) -> VaultResult<ApiKeyCreated> {
+        known_id(tenant_id, "tenant")?;
         if self.ports.control.tenant(tenant_id).await?.is_none() {
             return Err(VaultError::NotFound("tenant"));
         }
@@ -1334,6 +1338,7 @@ impl Vault {
     }
 
     pub async fn revoke_api_key(&self, key_id: &str) -> VaultResult<()> {
+        known_id(key_id, "api key")?;
         if self.ports.control.revoke_api_key(key_id).await? {
             self.principals.clear();
             Ok(())
@@ -1352,6 +1357,14 @@ fn deny_inline(reason: &str, code: &str) -> Decision {
         confidence_bucket: ConfidenceBucket::None,
         citations: vec![],
     }
+}
+
+/// Ids come from URLs; one that cannot exist (NUL, absurd length) is simply not found, before any store sees it.
+fn known_id(id: &str, what: &'static str) -> VaultResult<()> {
+    if id.is_empty() || id.len() > 256 || id.contains('\0') {
+        return Err(VaultError::NotFound(what));
+    }
+    Ok(())
 }
 
 fn replay_or_reused(record: IdempotencyRecord, idem: &Idempotency) -> VaultError {

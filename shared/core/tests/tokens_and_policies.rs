@@ -217,7 +217,12 @@ fn a_runaway_rego_module_is_stopped_by_the_time_budget() {
     // Sixteen million interpreter steps take far longer than the evaluation budget.
     let slow = "package slow\ndecision := \"approve\" if { count([[x, y] | some x in numbers.range(1, 4000); some y in numbers.range(1, 4000)]) > 0 }";
     match RegoPolicy::compile(slow) {
-        Err(VaultError::InvalidPolicy(message)) => assert!(message.contains("time limit"), "{message}"),
-        other => panic!("a runaway module must be refused at registration, got {:?}", other.map(|_| ())),
+        Err(VaultError::InvalidPolicy(message)) => {
+            assert!(message.contains("time limit"), "{message}")
+        }
+        other => panic!(
+            "a runaway module must be refused at registration, got {:?}",
+            other.map(|_| ())
+        ),
     }
 }
