@@ -61,11 +61,16 @@ def wait_sealed(client: LedgixClient, count: int) -> None:
 
 def test_sdk_verifies_entries_and_checkpoints(sealed):
     client = sealed["client"]
+    # Export follows sealing asynchronously (on the AWS backend any vault process may be mid-export).
+    deadline = time.monotonic() + 30
+    while any(c.export_status != "exported" for c in client.fetch_ledger_checkpoints(500)):
+        assert time.monotonic() < deadline, "checkpoints were not exported in time"
+        time.sleep(0.2)
     entries, checkpoints = client.fetch_ledger(500), client.fetch_ledger_checkpoints(500)
     assert len(checkpoints) >= 3
     assert checkpoints[-1].tree_size == len(entries) == 12
     result = client.verify_ledger_proof(entries, checkpoints)
-    assert result.intact, result.error
+    assert result.intact, (result.error, [(c.checkpoint_id, c.tree_size, c.signer_key_id) for c in checkpoints])
     assert result.verified_checkpoints == len(checkpoints) and result.coverage_note is None
     scheme = "file://" if BACKEND == "embedded" else "s3://"
     assert all(c.export_status == "exported" and c.export_uri.startswith(scheme) for c in checkpoints)
