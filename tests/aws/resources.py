@@ -172,7 +172,7 @@ def main() -> None:
         "VAULT_CLEARANCE_SQS_DLQ_URL": dlq_url,
         "VAULT_LEDGER_ANCHOR_BUCKET": buckets(endpoint),
         "VAULT_KMS_KEY_ID": signing,
-        "VAULT_KMS_ENVELOPE_KEY_ID": envelope,
+        "VAULT_ENVELOPE_KMS_KEY_ID": envelope,
         "AWS_SECRET_NAME": secrets(endpoint),
         "TENANT_SECRET_PREFIX": TENANT_SECRET_PREFIX,
     }

@@ -317,7 +317,7 @@ def resources(endpoint):
 def test_resources_prints_the_settings(endpoint, resources):
     assert {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "VAULT_DYNAMODB_TABLE",
             "VAULT_CLEARANCE_SQS_QUEUE_URL", "VAULT_CLEARANCE_SQS_DLQ_URL", "VAULT_LEDGER_ANCHOR_BUCKET",
-            "VAULT_KMS_KEY_ID", "VAULT_KMS_ENVELOPE_KEY_ID", "AWS_SECRET_NAME",
+            "VAULT_KMS_KEY_ID", "VAULT_ENVELOPE_KMS_KEY_ID", "AWS_SECRET_NAME",
             "TENANT_SECRET_PREFIX"} <= set(resources)
     assert resources["AWS_ENDPOINT_URL"] == endpoint and resources["AWS_REGION"] == "us-east-1"
     assert (resources["AWS_ACCESS_KEY_ID"], resources["AWS_SECRET_ACCESS_KEY"]) == ("test", "test")
@@ -369,12 +369,12 @@ def test_resources_keys(endpoint, resources):
     kms = client("kms", endpoint)
     aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
     assert aliases["alias/ledgix-signing"] == resources["VAULT_KMS_KEY_ID"]
-    assert aliases["alias/ledgix-envelope"] == resources["VAULT_KMS_ENVELOPE_KEY_ID"]
+    assert aliases["alias/ledgix-envelope"] == resources["VAULT_ENVELOPE_KMS_KEY_ID"]
     signing = kms.describe_key(KeyId=resources["VAULT_KMS_KEY_ID"])["KeyMetadata"]
     assert (signing["KeySpec"], signing["KeyUsage"]) == ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY")
-    envelope = kms.describe_key(KeyId=resources["VAULT_KMS_ENVELOPE_KEY_ID"])["KeyMetadata"]
+    envelope = kms.describe_key(KeyId=resources["VAULT_ENVELOPE_KMS_KEY_ID"])["KeyMetadata"]
     assert (envelope["KeySpec"], envelope["KeyUsage"]) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
-    assert kms.get_key_rotation_status(KeyId=resources["VAULT_KMS_ENVELOPE_KEY_ID"])["KeyRotationEnabled"]
+    assert kms.get_key_rotation_status(KeyId=resources["VAULT_ENVELOPE_KMS_KEY_ID"])["KeyRotationEnabled"]
     message = b"anchor checkpoint"
     signature = sign(kms, "alias/ledgix-signing", message)["Signature"]
     public = kms.get_public_key(KeyId=resources["VAULT_KMS_KEY_ID"])["PublicKey"]

@@ -6,7 +6,9 @@ use ledgix_api::{admin_key_hash, build, load_config, router, telemetry, AppState
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init_logging();
-    let config = load_config(false).await?;
+    let mut config = load_config(false).await?;
+    // Serving requests never exports anchors: no S3 access (anchor-export does that).
+    config.exports_anchors = false;
     let admin_key_hash = config.admin_api_key.as_deref().map(admin_key_hash);
     let wired = build(&config, admin_key_hash).await?;
     let cors = config

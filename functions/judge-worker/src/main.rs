@@ -11,7 +11,9 @@ use ledgix_api::{build, lambda, load_config, telemetry};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_logging();
-    let config = load_config(false).await?;
+    let mut config = load_config(false).await?;
+    // Serving requests never exports anchors: no S3 access (anchor-export does that).
+    config.exports_anchors = false;
     let vault = build(&config, None).await?.vault;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let vault = Arc::clone(&vault);

@@ -122,8 +122,9 @@ async fn build_aws(
     config: &Config,
     admin_key_hash: Option<String>,
 ) -> Result<EmbeddedVault, ConfigError> {
-    let settings = AwsSettings::from_lookup(|name| config.overlay.get(name))
+    let mut settings = AwsSettings::from_lookup(|name| config.overlay.get(name))
         .map_err(|e| ConfigError(e.to_string()))?;
+    settings.exports_anchors = config.exports_anchors;
     let (wait, visibility) = (
         settings.sqs_wait_time_seconds,
         settings.sqs_visibility_timeout_seconds,
@@ -155,7 +156,9 @@ async fn build_aws(
         signer,
         queue,
         judge: judge(config),
-        anchor: Some(aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
+        anchor: config
+            .exports_anchors
+            .then(|| aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
         usage: aws.usage.clone(),
     };
     Ok(EmbeddedVault {

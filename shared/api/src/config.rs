@@ -75,6 +75,9 @@ pub struct Config {
     pub log_origin_prefix: String,
     /// `ledgix dev`: generate a signing key under the data directory when none is configured.
     pub dev_mode: bool,
+    /// Whether this process exports checkpoints (and so needs the anchor bucket). The request-serving
+    /// functions turn it off: only anchor-export and `ledgix dev` touch the bucket.
+    pub exports_anchors: bool,
 }
 
 /// Reads variables from a lookup function, so tests need not touch the process environment.
@@ -191,6 +194,7 @@ impl Config {
                 }
             },
             transport_key_base64: env.get("VAULT_TRANSPORT_KEY_BASE64"),
+            exports_anchors: true,
             anchor_interval: Duration::from_secs(
                 env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?,
             ),

@@ -11,12 +11,13 @@ use ledgix_core::ports::{
 
 use crate::control::PgControlPlane;
 use crate::dynamo::HotTable;
-use crate::kms::KmsSigner;
+use crate::kms::{KmsDataKeys, KmsSigner};
 use crate::pg::{self, TlsMode};
 use crate::s3::{BucketRequirements, S3Anchor};
 use crate::sqs::SqsJudgeQueue;
 use crate::tenant_store::PgTenantStore;
 use crate::tenants::TenantDirectory;
+use ledgix_core::at_rest::{Codec, Envelope, PayloadCipher};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -46,6 +47,13 @@ pub struct AwsSettings {
     pub anchor_region: Option<String>,
     pub require_versioning: bool,
     pub require_object_lock: bool,
+    /// VAULT_TRANSPORT_KEY_BASE64: static AES-256-GCM key for payloads at rest.
+    pub transport_key_base64: Option<String>,
+    /// VAULT_ENVELOPE_KMS_KEY_ID: KMS key that wraps the data keys of payloads at rest (takes precedence).
+    pub envelope_kms_key_id: Option<String>,
+    /// Whether this process exports anchors (checks the bucket at start). Only anchor-export and
+    /// `ledgix dev` do; the other functions never touch S3.
+    pub exports_anchors: bool,
 }
 
 impl AwsSettings {
@@ -116,8 +124,30 @@ impl AwsSettings {
             anchor_region: get("VAULT_LEDGER_ANCHOR_REGION"),
             require_versioning: flag("VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING", true)?,
             require_object_lock: flag("VAULT_LEDGER_REQUIRE_OBJECT_LOCK", false)?,
+            transport_key_base64: get("VAULT_TRANSPORT_KEY_BASE64"),
+            envelope_kms_key_id: get("VAULT_ENVELOPE_KMS_KEY_ID"),
+            exports_anchors: true,
         })
     }
+}
+
+/// Payload encryption at rest: KMS envelope encryption when VAULT_ENVELOPE_KMS_KEY_ID is set, else the
+/// static VAULT_TRANSPORT_KEY_BASE64 key, else plaintext. The static key stays usable for reading older rows.
+fn payload_cipher(
+    settings: &AwsSettings,
+    sdk: &aws_config::SdkConfig,
+) -> Result<PayloadCipher, AwsConfigError> {
+    let codec = match &settings.transport_key_base64 {
+        Some(key) => Codec::from_base64_key(key).map_err(AwsConfigError)?,
+        None => Codec::plaintext(),
+    };
+    let envelope = settings.envelope_kms_key_id.as_ref().map(|key_id| {
+        Envelope::new(Arc::new(KmsDataKeys::new(
+            aws_sdk_kms::Client::new(sdk),
+            key_id,
+        )))
+    });
+    Ok(PayloadCipher::new(codec, envelope))
 }
 
 async fn sdk_config() -> aws_config::SdkConfig {
@@ -221,7 +251,7 @@ impl AwsBackend {
             &settings.dynamodb_table,
             settings.rate_limit_ttl_seconds,
         );
-        let store = PgTenantStore::new(directory, hot.clone());
+        let store = PgTenantStore::new(directory, hot.clone(), payload_cipher(&settings, &sdk)?);
         let signer: Option<Arc<dyn Signer>> = match &settings.kms_key_id {
             Some(kms_key) => Some(Arc::new(
                 KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), kms_key, &settings.key_id)
@@ -239,6 +269,7 @@ impl AwsBackend {
         });
         let anchor: Option<Arc<dyn AnchorSink>> =
             match (&settings.anchor_bucket, &settings.anchor_bucket_template) {
+                _ if !settings.exports_anchors => None,
                 (None, None) => None,
                 (bucket, template) => {
                     let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);

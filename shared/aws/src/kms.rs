@@ -6,10 +6,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{DataKeySpec, MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
-use ledgix_core::error::SignerError;
+use ledgix_core::at_rest::{DataKey, DataKeySource};
+use ledgix_core::error::{SignerError, StoreError};
 use ledgix_core::ports::Signer;
 use ledgix_core::token::PublicKey;
 
@@ -54,7 +56,7 @@ impl KmsSigner {
             .map_err(|e| {
                 SignerError::Misconfigured(format!(
                     "KMS GetPublicKey {key_id}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                    DisplayErrorContext(&e)
                 ))
             })?;
         if out.key_spec().map(|s| s.as_str()) != Some("ECC_NIST_EDWARDS25519") {
@@ -151,5 +153,68 @@ impl Signer for KmsSigner {
             kid: self.kid.clone(),
             ed25519: self.public,
         }])
+    }
+}
+
+/// Envelope encryption of stored payloads: KMS `GenerateDataKey` (AES-256) wraps each batch's data key,
+/// KMS `Decrypt` unwraps it for reads. The plaintext data key never leaves the process.
+pub struct KmsDataKeys {
+    client: Client,
+    key_id: String,
+}
+
+impl KmsDataKeys {
+    pub fn new(client: Client, key_id: &str) -> Self {
+        KmsDataKeys {
+            client,
+            key_id: key_id.to_string(),
+        }
+    }
+}
+
+fn kms_unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    tracing::warn!("KMS {what} failed: {e}");
+    StoreError::Unavailable(format!("KMS {what} failed"))
+}
+
+#[async_trait]
+impl DataKeySource for KmsDataKeys {
+    async fn generate(&self) -> Result<DataKey, StoreError> {
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .send()
+            .await
+            .map_err(|e| kms_unavailable("GenerateDataKey", DisplayErrorContext(&e)))?;
+        let plaintext: [u8; 32] = out
+            .plaintext()
+            .map(|b| b.as_ref())
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Unavailable("KMS returned no 32-byte data key".into()))?;
+        let wrapped = out
+            .ciphertext_blob()
+            .ok_or_else(|| StoreError::Unavailable("KMS returned no wrapped data key".into()))?
+            .as_ref()
+            .to_vec();
+        Ok(DataKey { plaintext, wrapped })
+    }
+
+    async fn unwrap(&self, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(wrapped))
+            .send()
+            .await
+            .map_err(|e| kms_unavailable("Decrypt", DisplayErrorContext(&e)))?;
+        out.plaintext()
+            .map(|b| b.as_ref())
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt("KMS unwrapped a data key that is not 32 bytes".into())
+            })
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ledgix_core::at_rest::PayloadCipher;
 use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
 use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::ledger::LedgerEvent;
@@ -24,11 +25,17 @@ use crate::tenants::TenantDirectory;
 pub struct PgTenantStore {
     tenants: Arc<TenantDirectory>,
     hot: HotTable,
+    /// Clearances, ledger events, policies and idempotent answers are encrypted at rest with it.
+    cipher: PayloadCipher,
 }
 
 impl PgTenantStore {
-    pub fn new(tenants: Arc<TenantDirectory>, hot: HotTable) -> Self {
-        PgTenantStore { tenants, hot }
+    pub fn new(tenants: Arc<TenantDirectory>, hot: HotTable, cipher: PayloadCipher) -> Self {
+        PgTenantStore {
+            tenants,
+            hot,
+            cipher,
+        }
     }
 
     async fn client(&self, tenant_id: &str) -> Result<deadpool_postgres::Object, StoreError> {
@@ -40,10 +47,11 @@ impl PgTenantStore {
             .map_err(unavailable)
     }
 
-    /// The JSON `body` of at most one row.
+    /// The JSON `body` of at most one row of `table`.
     async fn one<T: serde::de::DeserializeOwned>(
         &self,
         tenant_id: &str,
+        table: &str,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<T>, StoreError> {
@@ -53,13 +61,17 @@ impl PgTenantStore {
             .query_opt(sql, params)
             .await
             .map_err(pg_error)?;
-        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+        match row {
+            Some(row) => Ok(Some(self.open(table, row.get(0)).await?)),
+            None => Ok(None),
+        }
     }
 
-    /// The JSON `body` of every row.
+    /// The JSON `body` of every row of `table`.
     async fn all<T: serde::de::DeserializeOwned>(
         &self,
         tenant_id: &str,
+        table: &str,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<T>, StoreError> {
@@ -69,7 +81,26 @@ impl PgTenantStore {
             .query(sql, params)
             .await
             .map_err(pg_error)?;
-        rows.iter().map(|r| parse(&r.get::<_, String>(0))).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.open(table, row.get(0)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn open<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        body: String,
+    ) -> Result<T, StoreError> {
+        parse(&self.cipher.open(table, body).await?)
+    }
+
+    async fn ledger_event(&self, row: &tokio_postgres::Row) -> Result<LedgerEvent, StoreError> {
+        let mut event: LedgerEvent = self.open("ledger", row.get(0)).await?;
+        event.leaf_index = row.get(1);
+        event.checkpoint_id = row.get(2);
+        Ok(event)
     }
 
     /// Ledger rows (`body, leaf_index, checkpoint_id`) as events.
@@ -85,7 +116,11 @@ impl PgTenantStore {
             .query(sql, params)
             .await
             .map_err(pg_error)?;
-        rows.iter().map(ledger_event).collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.push(self.ledger_event(row).await?);
+        }
+        Ok(events)
     }
 }
 
@@ -105,12 +140,17 @@ fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
     serde_json::from_str(body).map_err(corrupt)
 }
 
-async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, StoreError> {
+async fn apply(
+    tx: &Transaction<'_>,
+    cipher: &PayloadCipher,
+    write: &Write,
+) -> Result<Option<i64>, StoreError> {
+    let sealed = |table: &'static str, body: String| cipher.seal(table, body);
     match write {
         Write::InsertClearance(r) => {
             tx.execute(
                 "INSERT INTO clearances (request_id, status, created_at, body) VALUES ($1, $2, $3, $4)",
-                &[&r.request_id, &r.status.as_str(), &r.created_at, &json(r)?],
+                &[&r.request_id, &r.status.as_str(), &r.created_at, &sealed("clearances", json(r)?).await?],
             )
             .await
             .map_err(|e| unique_or(e, Conflict::ClearanceState))?;
@@ -119,7 +159,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             let changed = tx
                 .execute(
                     "UPDATE clearances SET status = $2, body = $3 WHERE request_id = $1 AND status = $4",
-                    &[&record.request_id, &record.status.as_str(), &json(record)?, &expected.as_str()],
+                    &[&record.request_id, &record.status.as_str(), &sealed("clearances", json(record)?).await?, &expected.as_str()],
                 )
                 .await
                 .map_err(pg_error)?;
@@ -141,7 +181,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
             event.seq = seq;
             tx.execute(
                 "INSERT INTO ledger (seq, request_id, event_uuid, event_hash, leaf_hash, body) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&seq, &event.request_id, &event.event_uuid, &event.event_hash, &event.leaf_hash, &json(&event)?],
+                &[&seq, &event.request_id, &event.event_uuid, &event.event_hash, &event.leaf_hash, &sealed("ledger", json(&event)?).await?],
             )
             .await
             .map_err(|e| unique_or(e, Conflict::Duplicate))?;
@@ -150,7 +190,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
         Write::PutPolicy(p) => {
             tx.execute(
                 "INSERT INTO policies (version_id, policy_id, version, body) VALUES ($1, $2, $3, $4)",
-                &[&p.version_id, &p.policy_id, &p.version, &json(p)?],
+                &[&p.version_id, &p.policy_id, &p.version, &sealed("policies", json(p)?).await?],
             )
             .await
             .map_err(|e| unique_or(e, Conflict::Duplicate))?;
@@ -166,7 +206,7 @@ async fn apply(tx: &Transaction<'_>, write: &Write) -> Result<Option<i64>, Store
         Write::PutIdempotency(record) => {
             tx.execute(
                 "INSERT INTO idempotency (key, body) VALUES ($1, $2)",
-                &[&record.key, &json(record)?],
+                &[&record.key, &sealed("idempotency", json(record)?).await?],
             )
             .await
             .map_err(|e| unique_or(e, Conflict::IdempotencyKey))?;
@@ -259,13 +299,6 @@ async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError>
     Ok(())
 }
 
-fn ledger_event(row: &tokio_postgres::Row) -> Result<LedgerEvent, StoreError> {
-    let mut event: LedgerEvent = parse(&row.get::<_, String>(0))?;
-    event.leaf_index = row.get(1);
-    event.checkpoint_id = row.get(2);
-    Ok(event)
-}
-
 #[async_trait]
 impl TenantStore for PgTenantStore {
     async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
@@ -290,7 +323,7 @@ impl TenantStore for PgTenantStore {
         let tx = client.transaction().await.map_err(pg_error)?;
         let mut seqs = Vec::new();
         for write in &writes {
-            if let Some(seq) = apply(&tx, write).await? {
+            if let Some(seq) = apply(&tx, &self.cipher, write).await? {
                 seqs.push(seq);
             }
         }
@@ -305,6 +338,7 @@ impl TenantStore for PgTenantStore {
     ) -> Result<Option<ClearanceRecord>, StoreError> {
         self.one(
             tenant_id,
+            "clearances",
             "SELECT body FROM clearances WHERE request_id = $1",
             &[&request_id],
         )
@@ -319,6 +353,7 @@ impl TenantStore for PgTenantStore {
     ) -> Result<Vec<ClearanceRecord>, StoreError> {
         self.all(
             tenant_id,
+            "clearances",
             "SELECT body FROM clearances WHERE status = $1 ORDER BY created_at LIMIT $2",
             &[&status.as_str(), &(limit as i64)],
         )
@@ -328,6 +363,7 @@ impl TenantStore for PgTenantStore {
     async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {
         self.all(
             tenant_id,
+            "policies",
             "SELECT DISTINCT ON (policy_id) body FROM policies ORDER BY policy_id, version DESC",
             &[],
         )
@@ -341,6 +377,7 @@ impl TenantStore for PgTenantStore {
     ) -> Result<Option<PolicyVersion>, StoreError> {
         self.one(
             tenant_id,
+            "policies",
             "SELECT body FROM policies WHERE version_id = $1",
             &[&version_id],
         )
@@ -349,7 +386,12 @@ impl TenantStore for PgTenantStore {
 
     async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError> {
         Ok(self
-            .one(tenant_id, "SELECT body FROM review_settings", &[])
+            .one(
+                tenant_id,
+                "review_settings",
+                "SELECT body FROM review_settings",
+                &[],
+            )
             .await?
             .unwrap_or_default())
     }
@@ -373,6 +415,7 @@ impl TenantStore for PgTenantStore {
         }
         self.one(
             scope,
+            "idempotency",
             "SELECT body FROM idempotency WHERE key = $1",
             &[&key],
         )
@@ -383,6 +426,7 @@ impl TenantStore for PgTenantStore {
         let latest: Option<Checkpoint> = self
             .one(
                 tenant_id,
+                "checkpoints",
                 "SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1",
                 &[],
             )
@@ -465,7 +509,8 @@ impl TenantStore for PgTenantStore {
         tenant_id: &str,
         limit: usize,
     ) -> Result<Vec<Checkpoint>, StoreError> {
-        self.all(tenant_id, "SELECT body FROM (SELECT * FROM checkpoints ORDER BY checkpoint_id DESC LIMIT $1) c ORDER BY checkpoint_id",
+        self.all(tenant_id, "checkpoints",
+"SELECT body FROM (SELECT * FROM checkpoints ORDER BY checkpoint_id DESC LIMIT $1) c ORDER BY checkpoint_id",
                 &[&(limit as i64)],).await
     }
 
@@ -476,6 +521,7 @@ impl TenantStore for PgTenantStore {
     ) -> Result<Option<Checkpoint>, StoreError> {
         self.one(
             tenant_id,
+            "checkpoints",
             "SELECT body FROM checkpoints WHERE checkpoint_id = $1",
             &[&checkpoint_id],
         )
@@ -485,6 +531,7 @@ impl TenantStore for PgTenantStore {
     async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
         self.all(
             tenant_id,
+            "checkpoints",
             "SELECT body FROM checkpoints WHERE NOT exported ORDER BY checkpoint_id",
             &[],
         )
@@ -503,6 +550,9 @@ impl TenantStore for PgTenantStore {
             )
             .await
             .map_err(pg_error)?;
-        row.as_ref().map(ledger_event).transpose()
+        match row {
+            Some(row) => Ok(Some(self.ledger_event(&row).await?)),
+            None => Ok(None),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! tokens, ledger events and their hashing, policies, and the port traits that adapters implement.
 
 pub mod apikey;
+pub mod at_rest;
 pub mod audit;
 pub mod cache;
 pub mod cbor;

@@ -3,14 +3,13 @@
 //! in-memory rate-limit buckets.
 
 pub mod anchor;
-pub mod codec;
 pub mod queue;
 pub mod ratelimit;
 pub mod signer;
 pub mod sqlite;
 
 pub use anchor::FolderAnchor;
-pub use codec::Codec;
+pub use ledgix_core::at_rest::Codec;
 pub use queue::{spawn_judge_workers, EmbeddedQueue};
 pub use ratelimit::MemoryRateLimiter;
 pub use signer::LocalSigner;

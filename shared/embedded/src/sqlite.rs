@@ -23,7 +23,7 @@ use ledgix_core::ports::{ControlPlane, JudgeJob, Seal, TenantStore, TreeState, U
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::codec::Codec;
+use ledgix_core::at_rest::Codec;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
