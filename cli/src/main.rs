@@ -1,6 +1,7 @@
 //! `ledgix`: run the vault locally, generate keys, administer tenants and API keys.
 
 mod dev;
+mod source;
 mod verify;
 
 use std::path::PathBuf;

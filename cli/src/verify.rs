@@ -1,6 +1,6 @@
 //! `ledgix verify`: offline checks an auditor runs without trusting the vault.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 
 use clap::Subcommand;
 use ledgix_core::audit::{self, AuditError};
@@ -8,27 +8,30 @@ use ledgix_core::checkpoint::Checkpoint;
 use ledgix_core::note;
 use ledgix_core::sealing::ProofBundle;
 
+use crate::source::Source;
+
 #[derive(Subcommand)]
 pub enum VerifyCommand {
     /// Verify a proof bundle (`GET /ledger/proof/bundle`): event hash, receipt, inclusion, consistency,
     /// checkpoint signatures, with the keys embedded in the bundle.
     Bundle {
-        /// A file, or an http:// URL of the bundle endpoint.
+        /// A file, an http(s):// URL of the bundle endpoint, or an s3://bucket/key object.
         source: String,
         /// Tenant API key, when `source` is a URL.
         #[arg(long, env = "LEDGIX_VAULT_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
-        /// Pin the vault's keys: a JWKS file or http:// URL. Without it the keys embedded in the bundle are
-        /// trusted as they are, which a forger could replace.
+        /// Pin the vault's keys: a JWKS file or http(s):// URL. Without it the keys embedded in the bundle
+        /// are trusted as they are, which a forger could replace.
         #[arg(long)]
         jwks: Option<String>,
     },
-    /// Verify a tenant's whole exported log from its folder: the signed C2SP checkpoint, every entry bundle
-    /// and hash tile, and the chain of SDK checkpoints.
+    /// Verify a tenant's whole exported log: the signed C2SP checkpoint, every entry bundle and hash tile,
+    /// and the chain of SDK checkpoints.
     Log {
-        /// The tenant's export folder (holding `checkpoint`, `tile/`, `checkpoints/`).
-        dir: PathBuf,
-        /// The vault's JWKS: a file, or an http:// URL such as http://127.0.0.1:8000/.well-known/jwks.json.
+        /// The tenant's export location, holding `checkpoint`, `tile/`, `checkpoints/`: a folder,
+        /// s3://<bucket>/<prefix>/<tenant_id>, or an http(s):// base URL serving the same layout.
+        location: String,
+        /// The vault's JWKS: a file, or an http(s):// URL such as http://127.0.0.1:8000/.well-known/jwks.json.
         #[arg(long)]
         jwks: String,
         /// Key id that signs the log (default: the kid of the newest exported checkpoint).
@@ -45,26 +48,43 @@ pub async fn run(command: VerifyCommand) -> Result<bool, String> {
             api_key,
             jwks,
         } => {
-            let bytes = load(&source, api_key.as_deref()).await?;
+            let bytes = Source::parse(&source, api_key.as_deref())
+                .await?
+                .read_whole()
+                .await?;
             let bundle: ProofBundle = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{source} is not a proof bundle: {e}"))?;
             match jwks {
                 Some(jwks) => {
-                    let jwks: serde_json::Value = serde_json::from_slice(&load(&jwks, None).await?)
-                        .map_err(|e| format!("the JWKS is not JSON: {e}"))?;
-                    let pinned = audit::keys_from_jwks(&jwks).map_err(|e| e.to_string())?;
+                    let pinned = pinned_keys(&jwks).await?;
                     Ok(report(audit::verify_bundle_pinned(&bundle, &pinned)))
                 }
                 None => Ok(report(audit::verify_bundle(&bundle))),
             }
         }
-        VerifyCommand::Log { dir, jwks, kid } => {
-            let jwks: serde_json::Value = serde_json::from_slice(&load(&jwks, None).await?)
-                .map_err(|e| format!("the JWKS is not JSON: {e}"))?;
-            let keys = audit::keys_from_jwks(&jwks).map_err(|e| e.to_string())?;
-            Ok(report(verify_log(&dir, &keys, kid.as_deref())))
+        VerifyCommand::Log {
+            location,
+            jwks,
+            kid,
+        } => {
+            let keys = pinned_keys(&jwks).await?;
+            let source = Source::parse(&location, None).await?;
+            let mut unreadable = None;
+            let verdict = verify_log(&source, &keys, kid.as_deref(), &mut unreadable).await;
+            // A source that cannot be reached (network, TLS, credentials) is not a verdict on the log.
+            match unreadable {
+                Some(error) => Err(error),
+                None => Ok(report(verdict)),
+            }
         }
     }
+}
+
+async fn pinned_keys(jwks: &str) -> Result<HashMap<String, [u8; 32]>, String> {
+    let bytes = Source::parse(jwks, None).await?.read_whole().await?;
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
+    audit::keys_from_jwks(&jwks).map_err(|e| e.to_string())
 }
 
 fn report(result: Result<String, AuditError>) -> bool {
@@ -80,26 +100,24 @@ fn report(result: Result<String, AuditError>) -> bool {
     }
 }
 
-fn verify_log(
-    dir: &Path,
-    keys: &std::collections::HashMap<String, [u8; 32]>,
+/// Objects that are missing or wrong fail verification; a transport failure is recorded in `unreadable`.
+async fn verify_log(
+    source: &Source,
+    keys: &HashMap<String, [u8; 32]>,
     kid: Option<&str>,
+    unreadable: &mut Option<String>,
 ) -> Result<String, AuditError> {
-    let read = |rel: &str| -> Result<Vec<u8>, AuditError> {
-        std::fs::read(dir.join(rel))
-            .map_err(|e| AuditError(format!("cannot read {}: {e}", dir.join(rel).display())))
-    };
-    let checkpoints = read_checkpoints(dir)?;
+    let checkpoints = read_checkpoints(source, unreadable).await?;
     audit::verify_chain(&checkpoints, keys)?;
     let latest = checkpoints
         .last()
-        .ok_or_else(|| AuditError("no exported checkpoints".into()))?;
+        .ok_or_else(|| AuditError(format!("{source} holds no exported checkpoints")))?;
     let kid = kid.unwrap_or(&latest.signer_key_id);
     let public = keys
         .get(kid)
         .ok_or_else(|| AuditError(format!("the JWKS has no key {kid}")))?;
 
-    let note_text = String::from_utf8(read("checkpoint")?)
+    let note_text = String::from_utf8(required(source, "checkpoint", unreadable).await?)
         .map_err(|_| AuditError("checkpoint note is not UTF-8".into()))?;
     let origin = note_text.lines().next().unwrap_or_default().to_string();
     let body = note::verify(&note_text, &origin, public)
@@ -120,8 +138,12 @@ fn verify_log(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message("verifying tiles");
-    let mut read_mut = read;
-    let result = audit::verify_tiles(size, &root, &mut read_mut, &mut |n| bar.inc(n));
+    // The tile walk reads synchronously; each read blocks this worker thread on the async fetch.
+    let runtime = tokio::runtime::Handle::current();
+    let mut read = |relative: &str| -> Result<Vec<u8>, AuditError> {
+        tokio::task::block_in_place(|| runtime.block_on(required(source, relative, unreadable)))
+    };
+    let result = audit::verify_tiles(size, &root, &mut read, &mut |n| bar.inc(n));
     bar.finish_and_clear();
     result?;
     Ok(format!(
@@ -131,59 +153,48 @@ fn verify_log(
     ))
 }
 
-fn read_checkpoints(dir: &Path) -> Result<Vec<Checkpoint>, AuditError> {
-    let folder = dir.join("checkpoints");
-    let entries = std::fs::read_dir(&folder)
-        .map_err(|e| AuditError(format!("cannot list {}: {e}", folder.display())))?;
-    let mut checkpoints = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("json") {
-            continue;
-        }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| AuditError(format!("cannot read {}: {e}", path.display())))?;
-        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| AuditError(format!("{} is not a checkpoint: {e}", path.display())))?;
-        checkpoints.push(checkpoint);
-    }
-    checkpoints.sort_by_key(|c| c.checkpoint_id);
-    Ok(checkpoints)
+async fn required(
+    source: &Source,
+    relative: &str,
+    unreadable: &mut Option<String>,
+) -> Result<Vec<u8>, AuditError> {
+    read(source, relative, unreadable)
+        .await?
+        .ok_or_else(|| AuditError(format!("{source}: {relative} is missing")))
 }
 
-/// Read a file, or GET an http:// URL (with the tenant key when given).
-async fn load(source: &str, api_key: Option<&str>) -> Result<Vec<u8>, String> {
-    if source.starts_with("https://") {
-        return Err("https:// sources are not supported yet; download the file (e.g. with curl) and pass its path".into());
+async fn read(
+    source: &Source,
+    relative: &str,
+    unreadable: &mut Option<String>,
+) -> Result<Option<Vec<u8>>, AuditError> {
+    source.read(relative).await.map_err(|e| {
+        *unreadable = Some(e.clone());
+        AuditError(e)
+    })
+}
+
+/// Checkpoint ids start at 1 and have no gaps, so the chain is read without listing: `checkpoints/1.json`,
+/// `2.json`, ... until the first that does not exist.
+async fn read_checkpoints(
+    source: &Source,
+    unreadable: &mut Option<String>,
+) -> Result<Vec<Checkpoint>, AuditError> {
+    let mut checkpoints = Vec::new();
+    for id in 1.. {
+        let relative = format!("checkpoints/{id}.json");
+        let Some(bytes) = read(source, &relative, unreadable).await? else {
+            break;
+        };
+        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| AuditError(format!("{relative} is not a checkpoint: {e}")))?;
+        if checkpoint.checkpoint_id != id {
+            return Err(AuditError(format!(
+                "{relative} holds checkpoint {}",
+                checkpoint.checkpoint_id
+            )));
+        }
+        checkpoints.push(checkpoint);
     }
-    if !source.starts_with("http://") {
-        return std::fs::read(source).map_err(|e| format!("cannot read {source}: {e}"));
-    }
-    use http_body_util::{BodyExt, Empty};
-    let client: hyper_util::client::legacy::Client<_, Empty<hyper::body::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let mut request = http::Request::get(source);
-    if let Some(key) = api_key {
-        request = request.header("x-vault-api-key", key);
-    }
-    let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| format!("cannot fetch {source}: {e}"))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(format!(
-            "{source} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    Ok(body.to_vec())
+    Ok(checkpoints)
 }

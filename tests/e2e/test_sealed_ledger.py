@@ -230,3 +230,129 @@ def test_proof_for_unsealed_or_foreign_request_is_refused(sealed):
                       headers={"X-Vault-API-Key": sealed["key"]})
     assert other.status_code == 404
     assert other.json()["error"]["code"] == "not_found"
+
+
+def _jwks_file(url: str, tmp_path: Path) -> Path:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(httpx.get(f"{url}/.well-known/jwks.json").text)
+    return jwks
+
+
+def _wait_exported(sealed) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        checkpoints = httpx.get(f"{sealed['url']}/ledger/checkpoints", headers={"X-Vault-API-Key": sealed["key"]}).json()["checkpoints"]
+        if checkpoints and all(c["export_status"] == "exported" for c in checkpoints):
+            return
+        time.sleep(0.2)
+    raise AssertionError("checkpoints were not exported in time")
+
+
+@pytest.mark.skipif(BACKEND != "aws", reason="reads the tenant's log from the S3 anchor bucket")
+def test_ledgix_verify_log_from_s3_and_its_url(sealed, tmp_path):
+    """An auditor follows the tenant's log from S3 alone: s3:// with AWS credentials, or the objects' URLs."""
+    _wait_exported(sealed)
+    jwks = _jwks_file(sealed["url"], tmp_path)
+    bucket = os.environ["VAULT_LEDGER_ANCHOR_BUCKET"]
+    location = f"s3://{bucket}/ledgix/{sealed['tenant_id']}"
+    from_s3 = subprocess.run([str(BIN), "verify", "log", location, "--jwks", str(jwks)], capture_output=True, text=True)
+    assert from_s3.returncode == 0 and from_s3.stdout.startswith("VERIFIED"), from_s3.stdout + from_s3.stderr
+    assert "12 entries" in from_s3.stdout
+
+    # The same objects over plain HTTP(S) GETs (the emulator's path-style URLs). The bucket is private, so an
+    # anonymous reader cannot fetch them: that is "unreadable" (exit 2), not a verdict on the log.
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    url = f"{os.environ['AWS_ENDPOINT_URL']}/{bucket}/ledgix/{sealed['tenant_id']}"
+    private = subprocess.run([str(BIN), "verify", "log", url, "--jwks", str(jwks)], capture_output=True, text=True)
+    assert private.returncode == 2 and "403" in private.stderr and "VERIFIED" not in private.stdout, private.stderr
+    # Published for auditors (a bucket policy granting anonymous reads of this tenant's prefix), it verifies.
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/ledgix/{sealed['tenant_id']}/*"}]}))
+    try:
+        over_http = subprocess.run([str(BIN), "verify", "log", url, "--jwks", str(jwks)], capture_output=True, text=True)
+        assert over_http.returncode == 0 and over_http.stdout.startswith("VERIFIED"), over_http.stdout + over_http.stderr
+    finally:
+        s3.delete_bucket_policy(Bucket=bucket)
+
+    # A tile rewritten in the bucket (a new object version) is caught.
+    key = f"ledgix/{sealed['tenant_id']}/tile/0/000.p/12"
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    forged = bytearray(original)
+    forged[0] ^= 1
+    s3.put_object(Bucket=bucket, Key=key, Body=bytes(forged))
+    try:
+        broken = subprocess.run([str(BIN), "verify", "log", location, "--jwks", str(jwks)], capture_output=True, text=True)
+        assert broken.returncode == 1 and broken.stdout.startswith("FAILED"), broken.stdout + broken.stderr
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)
+
+    missing = subprocess.run([str(BIN), "verify", "log", f"s3://{bucket}/ledgix/no-such-tenant", "--jwks", str(jwks)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and "no exported checkpoints" in missing.stdout, missing.stdout + missing.stderr
+
+
+@pytest.mark.skipif(BACKEND != "embedded", reason="serves the embedded export folder")
+def test_ledgix_verify_log_and_bundle_over_https(sealed, tmp_path):
+    """https:// sources are fetched with rustls against the system trust store (SSL_CERT_FILE honoured)."""
+    import datetime
+    import http.server
+    import ssl
+    import threading
+    from functools import partial
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    _wait_exported(sealed)
+    # A private CA and a localhost certificate it issued (webpki refuses a CA certificate as the server's own).
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(subject, issuer, public_key, signing_key, ca):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ledgix test CA")])
+    ca_cert = issue(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
+    cert = issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), ca_name, key.public_key(), ca_key,
+                 ca=False)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    export = sealed["data_dir"] / "anchors" / "ledgix"
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(export))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"https://localhost:{server.server_address[1]}/{sealed['tenant_id']}"
+        jwks = _jwks_file(sealed["url"], tmp_path)
+        env = {**os.environ, "SSL_CERT_FILE": str(ca_file)}
+        ok = subprocess.run([str(BIN), "verify", "log", base, "--jwks", str(jwks)], capture_output=True, text=True, env=env)
+        assert ok.returncode == 0 and ok.stdout.startswith("VERIFIED"), ok.stdout + ok.stderr
+        bundle = httpx.get(f"{sealed['url']}/ledger/proof/bundle", params={"request_id": sealed["request_ids"][0]},
+                           headers={"X-Vault-API-Key": sealed["key"]}).text
+        (export / sealed["tenant_id"] / "bundle.json").write_text(bundle)
+        one = subprocess.run([str(BIN), "verify", "bundle", f"{base}/bundle.json", "--jwks", str(jwks)],
+                             capture_output=True, text=True, env=env)
+        assert one.returncode == 0, one.stdout + one.stderr
+        # Without trusting the certificate the fetch is refused: exit 2, nothing verified.
+        untrusted = subprocess.run([str(BIN), "verify", "log", base, "--jwks", str(jwks)], capture_output=True, text=True,
+                                   env={**os.environ, "SSL_CERT_FILE": str(tmp_path / "jwks.json")})
+        assert untrusted.returncode == 2 and "VERIFIED" not in untrusted.stdout, untrusted.stdout + untrusted.stderr
+    finally:
+        server.shutdown()

@@ -4,6 +4,7 @@
 //! - envelope encryption (VAULT_ENVELOPE_KMS_KEY_ID): a data key per batch of records, wrapped by a KMS key;
 //!   `enc2:` + base64(u16 wrapped-key length ‖ wrapped key ‖ nonce ‖ ciphertext). Reading unwraps each
 //!   distinct data key once and caches it.
+//!
 //! Rows written before a key was configured stay readable as plaintext JSON.
 
 use std::collections::HashMap;

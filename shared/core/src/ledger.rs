@@ -4,7 +4,7 @@
 //! - event_hash   = hex SHA-256("ledgix.audit.event.v1\0" ‖ CBOR(event fields))
 //! - leaf_hash    = hex SHA-256(0x00 ‖ event_hash bytes)
 //! - receipt      = Ed25519 over CBOR{accepted_at, event_hash, event_uuid, leaf_hash, receipt_key_id,
-//!                  request_id, type: "event_receipt", version: 1}
+//!   request_id, type: "event_receipt", version: 1}
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

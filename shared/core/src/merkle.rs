@@ -131,7 +131,7 @@ pub fn range_hash(
     range: Range,
     stored: &impl Fn(Position) -> Option<Hash>,
 ) -> Result<Hash, MissingHash> {
-    if range.size.is_power_of_two() && range.start % range.size == 0 {
+    if range.size.is_power_of_two() && range.start.is_multiple_of(range.size) {
         let position = Position {
             level: range.size.trailing_zeros() as u8,
             index: range.start / range.size,
