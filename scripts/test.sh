@@ -40,6 +40,7 @@ python_env() {
   stage "Python environment (.venv, pinned)"
   local requirements=(tests/e2e/requirements.txt)
   [[ -f tests/aws/requirements.txt ]] && requirements+=(tests/aws/requirements.txt)
+  [[ -f tests/deploy/requirements.txt ]] && requirements+=(tests/deploy/requirements.txt)
   local stamp="$VENV/.requirements.sha256"
   local want
   want="$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)"
@@ -121,6 +122,15 @@ e2e_tests() {
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 }
 
+deploy_tests() {
+  stage "Deployment: the four function binaries under a local Lambda Runtime API; IAM grants exactly what each calls; every variable set or deliberately defaulted"
+  su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_deploy_control'"
+  DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_deploy_control?sslmode=disable" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy
+  stage "Terraform: fmt, validate, terraform test (mock provider), checkov"
+  scripts/terraform_check.sh
+}
+
 aws_harness_tests() {
   stage "AWS emulator harness: the KMS Ed25519 extension behaves as AWS documents"
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/aws
@@ -133,5 +143,6 @@ aws_emulator_start
 rust_build
 rust_tests
 e2e_tests
+deploy_tests
 aws_harness_tests
 stage "All tests passed"

@@ -32,6 +32,14 @@ Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SI
      POST /_ledgix/faults  {"reset": true}            clears every fault
      GET  /_ledgix/faults                             the faults still armed, e.g. {"kms_sign_throttle": 2}
    Unknown fields or a bad value -> HTTP 400 {"error": "..."}. moto's own /moto-api/ (e.g. reset) still works.
+
+4. A record of the API operations called, per access key id (for the least-privilege test, tests/deploy):
+     GET  /_ledgix/calls?access_key=AKID   [{"service": "kms", "operation": "Sign", "count": 3}, ...]
+     POST /_ledgix/calls  {"reset": true}  forgets everything recorded
+   The access key id and service come from the SigV4 credential scope; the operation from X-Amz-Target (the JSON
+   protocols: DynamoDB, KMS, Secrets Manager, SQS) or, for S3's REST protocol, from the method, key and
+   subresource. A request the recorder cannot name is recorded as "unrecognised <METHOD> <path>?<query>", so a
+   test comparing operations fails rather than miss it.
 """
 
 from __future__ import annotations
@@ -252,6 +260,70 @@ class Faults:
             return False
 
 
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+# (subresource present, method, object key present) -> S3 API operation; the first match wins.
+_S3_OPERATIONS = [
+    ("versioning", "GET", False, "GetBucketVersioning"),
+    ("object-lock", "GET", False, "GetObjectLockConfiguration"),
+    ("policy", "GET", False, "GetBucketPolicy"),
+    ("policy", "PUT", False, "PutBucketPolicy"),
+    ("retention", "GET", True, "GetObjectRetention"),
+    ("retention", "PUT", True, "PutObjectRetention"),
+    ("versions", "GET", False, "ListObjectVersions"),
+    ("delete", "POST", False, "DeleteObjects"),
+    (None, "GET", True, "GetObject"),
+    (None, "HEAD", True, "HeadObject"),
+    (None, "PUT", True, "PutObject"),
+    (None, "DELETE", True, "DeleteObject"),
+    (None, "GET", False, "ListObjectsV2"),
+    (None, "HEAD", False, "HeadBucket"),
+]
+
+
+def _s3_operation(method: str, path: str, query: str) -> str | None:
+    has_key = len([p for p in path.lstrip("/").split("/", 1) if p]) == 2
+    subresources = {part.split("=", 1)[0] for part in query.split("&") if part}
+    for subresource, op_method, needs_key, operation in _S3_OPERATIONS:
+        if op_method == method and needs_key == has_key and (subresource is None or subresource in subresources):
+            if subresource is None and subresources & {"versioning", "object-lock", "policy", "retention",
+                                                       "versions", "delete", "acl", "tagging", "lifecycle"}:
+                continue
+            return operation
+    return None
+
+
+class Calls:
+    """API operations called, counted per (access key id, service, operation)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[tuple[str, str, str], int] = {}
+
+    def record(self, environ) -> None:
+        match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        access_key, service = match.groups() if match else ("anonymous", "unsigned")
+        method, path, query = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            operation = target.rsplit(".", 1)[-1]
+        else:
+            operation = _s3_operation(method, path, query) if service == "s3" else None
+        operation = operation or f"unrecognised {method} {path}?{query}"
+        with self.lock:
+            key = (access_key, service, operation)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def of(self, access_key: str) -> list[dict]:
+        with self.lock:
+            return [{"service": s, "operation": o, "count": n}
+                    for (k, s, o), n in sorted(self.counts.items()) if k == access_key]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts.clear()
+
+
 def _read_body(environ) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     return environ["wsgi.input"].read(length) if length > 0 else b""
@@ -275,11 +347,22 @@ def _rewrite_s3(body: bytes, subresource: str) -> bytes:
     return re.sub(rb"<(Days|Years)>0</\1>", b"", body)
 
 
-def ledgix_middleware(app, faults: Faults):
-    """WSGI middleware: the fault endpoint, the throttling fault, and the S3 response fixes."""
+def ledgix_middleware(app, faults: Faults, calls: Calls):
+    """WSGI middleware: the fault and call-record endpoints, the throttling fault, and the S3 response fixes."""
 
     def wrapped(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+
+        if path == "/_ledgix/calls":
+            if method == "POST":
+                calls.reset()
+                _read_body(environ)
+                return _respond(start_response, "200 OK", b"[]", "application/json")
+            access_key = re.search(r"(?:^|&)access_key=([^&]*)", environ.get("QUERY_STRING", ""))
+            body = json.dumps(calls.of(access_key.group(1) if access_key else "")).encode()
+            return _respond(start_response, "200 OK", body, "application/json")
+        if not path.startswith("/_ledgix/") and not path.startswith("/moto-api"):
+            calls.record(environ)
 
         if path == "/_ledgix/faults":
             if method == "GET":
@@ -329,7 +412,7 @@ def main() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    app = ledgix_middleware(DomainDispatcherApplication(create_backend_app), Faults())
+    app = ledgix_middleware(DomainDispatcherApplication(create_backend_app), Faults(), Calls())
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def stop(*_):  # shutdown() waits for serve_forever() to return, so it cannot run on the main thread

@@ -1,0 +1,86 @@
+# Each function's environment (docs/configuration.md names every variable). One map, function name => variables,
+# so tests can compare it with what the code reads. Secrets are never here: DATABASE_URL, LEDGIX_ADMIN_API_KEY
+# and anything else sensitive go in the bootstrap secret (AWS_SECRET_NAME), merged over this at cold start.
+
+locals {
+  # What every function needs to start: the AWS backend, the KMS signer and the bootstrap secret. It is all the
+  # jwks function reads.
+  signer_environment = {
+    VAULT_BACKEND        = "aws"
+    VAULT_SIGNER_BACKEND = "aws_kms"
+    VAULT_KMS_KEY_ID     = module.state.signing_key_arn
+    VAULT_KEY_ID         = var.signing_key_kid
+    AWS_SECRET_NAME      = module.state.bootstrap_secret_name
+    RUST_LOG             = var.rust_log
+  }
+
+  # The AWS backend's stores (shared/aws/src/bootstrap.rs, AwsSettings), read by the three data-plane functions.
+  data_plane_environment = {
+    TENANT_SECRET_PREFIX                  = module.state.tenant_secret_prefix
+    VAULT_DYNAMODB_TABLE                  = module.state.dynamodb_table_name
+    VAULT_ENVELOPE_KMS_KEY_ID             = module.state.envelope_key_arn
+    VAULT_TENANT_DB_SSLMODE               = var.tenant_db_sslmode
+    VAULT_CONTROL_PLANE_DB_SSLMODE        = var.control_plane_db_sslmode
+    VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS = tostring(var.control_plane_db_max_open_conns)
+    VAULT_TENANT_DB_MAX_OPEN_CONNS        = tostring(var.tenant_db_max_open_conns)
+    VAULT_TENANT_SECRET_CACHE_TTL_SECONDS = tostring(var.tenant_secret_cache_ttl_seconds)
+  }
+
+  # Ledger settings every data-plane function's vault is built with (mmd_seconds, batch size, C2SP origin).
+  ledger_environment = {
+    VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS = tostring(local.anchor_interval_seconds)
+    VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE       = tostring(var.anchor_batch_size)
+    VAULT_LEDGER_ANCHOR_PREFIX                    = var.anchor_prefix
+    VAULT_LEDGER_LOG_ORIGIN                       = var.ledger_log_origin
+  }
+
+  # Approval tokens are minted by clearance-api (inline decisions, /mint-token) and by judge-worker (approvals).
+  token_environment = {
+    VAULT_JWT_TTL      = tostring(var.jwt_ttl_seconds)
+    VAULT_JWT_ISSUER   = var.jwt_issuer
+    VAULT_JWT_AUDIENCE = var.jwt_audience
+  }
+
+  stub_judge_environment = var.allow_stub_judge ? { VAULT_ALLOW_STUB_JUDGE = "true" } : {}
+
+  function_environment = {
+    "clearance-api" = merge(
+      local.signer_environment,
+      local.data_plane_environment,
+      local.ledger_environment,
+      local.token_environment,
+      local.stub_judge_environment,
+      {
+        VAULT_CLEARANCE_SQS_QUEUE_URL         = module.state.judge_queue_url
+        VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS = tostring(var.judge_queue_fifo_group_shards)
+        VAULT_RATE_LIMIT_RPS                  = tostring(var.rate_limit_rps)
+        VAULT_RATE_LIMIT_BURST                = tostring(var.rate_limit_burst)
+        VAULT_RATE_LIMIT_TTL_SECONDS          = tostring(var.rate_limit_ttl_seconds)
+        VAULT_METRICS                         = "emf"
+      },
+      var.cors_allowed_origin == null ? {} : { VAULT_CORS_ALLOWED_ORIGIN = var.cors_allowed_origin },
+    )
+
+    "jwks" = local.signer_environment
+
+    "judge-worker" = merge(
+      local.signer_environment,
+      local.data_plane_environment,
+      local.ledger_environment,
+      local.token_environment,
+      local.stub_judge_environment,
+    )
+
+    "anchor-export" = merge(
+      local.signer_environment,
+      local.data_plane_environment,
+      local.ledger_environment,
+      {
+        VAULT_LEDGER_ANCHOR_BUCKET             = module.state.anchor_bucket_name
+        VAULT_LEDGER_ANCHOR_REGION             = var.aws_region
+        VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING = "true"
+        VAULT_LEDGER_REQUIRE_OBJECT_LOCK       = tostring(var.anchor_object_lock_enabled)
+      },
+    )
+  }
+}

@@ -1,0 +1,293 @@
+# One role per function, holding only what that function's code calls (function_permissions) plus what AWS
+# itself needs the role for (platform_permissions, each with its reason). tests/deploy/test_least_privilege.py
+# runs every function binary against the AWS emulator, records the API operations each one calls, and checks that
+# function_permissions grants exactly those actions: nothing missing, nothing extra. Keep both maps literal so the
+# test can read them.
+
+locals {
+  bootstrap_secret_arn = module.state.bootstrap_secret_arn
+  # Tenant database secrets are created by the code (admin API: POST /admin/tenants) under this prefix.
+  tenant_secrets_arn = "arn:${local.partition}:secretsmanager:${var.aws_region}:${local.account_id}:secret:${module.state.tenant_secret_prefix}/*"
+  signing_key_arn    = module.state.signing_key_arn
+  envelope_key_arn   = module.state.envelope_key_arn
+  platform_key_arn   = module.state.platform_key_arn
+  hot_table_arn      = module.state.dynamodb_table_arn
+  judge_queue_arn    = module.state.judge_queue_arn
+  anchor_bucket_arn  = module.state.anchor_bucket_arn
+  anchor_objects_arn = "${module.state.anchor_bucket_arn}/${var.anchor_prefix}/*"
+
+  # What each function's code calls (shared/aws/src: bootstrap.rs, tenants.rs, kms.rs, dynamo.rs, sqs.rs, s3.rs).
+  function_permissions = {
+    "clearance-api" = [
+      { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
+      {
+        sid       = "TenantDatabaseSecrets" # read per tenant (cached); created by POST /admin/tenants (PutSecretValue when it already exists)
+        actions   = ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"]
+        resources = [local.tenant_secrets_arn]
+      },
+      { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
+      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
+      {
+        sid       = "HotState" # burned token ids with their consume answer (one transaction), rate-limit buckets, usage counters (GET /usage)
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem"]
+        resources = [local.hot_table_arn]
+      },
+      { sid = "QueueJudgeWork", actions = ["sqs:SendMessage"], resources = [local.judge_queue_arn] },
+    ]
+
+    "jwks" = [
+      { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
+      { sid = "PublishPublicKey", actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] },
+    ]
+
+    "judge-worker" = [
+      { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
+      { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
+      { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
+      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
+    ]
+
+    "anchor-export" = [
+      { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
+      { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
+      { sid = "SignCheckpoints", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
+      { sid = "ReadLedgerPayloads", actions = ["kms:Decrypt"], resources = [local.envelope_key_arn] }, # it hashes, never writes payloads
+      {
+        sid       = "RefuseAnUnsafeBucket" # start-up checks (VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING / _OBJECT_LOCK)
+        actions   = ["s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"]
+        resources = [local.anchor_bucket_arn]
+      },
+      { sid = "ExportCheckpointsAndTiles", actions = ["s3:PutObject"], resources = [local.anchor_objects_arn] },
+    ]
+  }
+
+  # What AWS needs the role to hold on the function's behalf; not calls the code makes.
+  platform_permissions = {
+    for name in keys(local.function_names) : name => concat(
+      [
+        {
+          sid       = "FunctionLogs"
+          reason    = "Lambda writes the function's output to its log group (created by Terraform)"
+          actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+          resources = ["${local.function_log_group_arns[name]}:*"]
+          via       = null
+        },
+        {
+          sid       = "DecryptBootstrapSecret"
+          reason    = "The bootstrap secret is encrypted with the platform key; Secrets Manager decrypts it as the caller"
+          actions   = ["kms:Decrypt"]
+          resources = [local.platform_key_arn]
+          via       = "secretsmanager"
+        },
+      ],
+      contains(["clearance-api"], name) ? [
+        {
+          sid       = "HotTableKey"
+          reason    = "The DynamoDB table is encrypted with the platform key; DynamoDB uses it as the caller"
+          actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+          resources = [local.platform_key_arn]
+          via       = "dynamodb"
+        },
+      ] : [],
+      name == "judge-worker" ? [
+        {
+          sid       = "JudgeQueueEventSource"
+          reason    = "The SQS event source mapping polls and deletes messages with the function's role"
+          actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+          resources = [local.judge_queue_arn]
+          via       = null
+        },
+      ] : [],
+      name == "anchor-export" ? [
+        {
+          sid       = "AnchorBucketKey"
+          reason    = "The anchor bucket is SSE-KMS with the platform key; S3 generates object keys as the caller"
+          actions   = ["kms:GenerateDataKey"]
+          resources = [local.platform_key_arn]
+          via       = "s3"
+        },
+      ] : [],
+      contains(local.vpc_functions, name) ? [
+        {
+          sid       = "VpcNetworkInterfaces"
+          reason    = "Lambda manages the function's network interfaces in the private subnets; EC2 has no resource-level scoping for these"
+          actions   = ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:UnassignPrivateIpAddresses"]
+          resources = ["*"]
+          via       = null
+        },
+      ] : [],
+      var.enable_xray_tracing ? [
+        {
+          sid       = "XRayTraces"
+          reason    = "Active tracing: Lambda sends trace segments with the function's role; X-Ray has no resource-level scoping"
+          actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+          resources = ["*"]
+          via       = null
+        },
+      ] : [],
+    )
+  }
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.function_names
+
+  name               = "${each.value}-role"
+  description        = "Ledgix Vault ${each.key}: only what its code calls"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+data "aws_iam_policy_document" "function" {
+  for_each = local.function_names
+
+  dynamic "statement" {
+    for_each = local.function_permissions[each.key]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.platform_permissions[each.key]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.via == null ? [] : [statement.value.via]
+        content {
+          test     = "StringEquals"
+          variable = "kms:ViaService"
+          values   = ["${condition.value}.${var.aws_region}.amazonaws.com"]
+        }
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.function_names
+
+  name   = "least-privilege"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.function[each.key].json
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Service roles: EventBridge Scheduler (anchor-export), VPC flow logs, RDS Proxy
+# ---------------------------------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "anchor_scheduler" {
+  name        = "${var.name_prefix}-anchor-scheduler"
+  description = "EventBridge Scheduler invokes anchor-export"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "scheduler.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "anchor_scheduler" {
+  name = "invoke-anchor-export"
+  role = aws_iam_role.anchor_scheduler.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "InvokeAnchorExport"
+      Effect   = "Allow"
+      Action   = "lambda:InvokeFunction"
+      Resource = [local.function_arns["anchor-export"], "${local.function_arns["anchor-export"]}:*"]
+    }]
+  })
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name        = "${var.name_prefix}-vpc-flow-logs"
+  description = "VPC flow logs deliver to their log group"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  name = "deliver-flow-logs"
+  role = aws_iam_role.flow_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "DeliverFlowLogs"
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+      Resource = [local.flow_log_group_arn, "${local.flow_log_group_arn}:*"]
+    }]
+  })
+}
+
+resource "aws_iam_role" "db_proxy" {
+  count = var.create_database && var.create_db_proxy ? 1 : 0
+
+  name        = "${var.name_prefix}-db-proxy"
+  description = "RDS Proxy reads the control-plane role's credentials"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "rds.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "db_proxy" {
+  count = var.create_database && var.create_db_proxy ? 1 : 0
+
+  name = "read-proxy-auth-secret"
+  role = aws_iam_role.db_proxy[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ReadProxyAuthSecret"
+        Effect   = "Allow"
+        Action   = "secretsmanager:GetSecretValue"
+        Resource = var.db_proxy_auth_secret_arn
+      },
+      {
+        Sid       = "DecryptProxyAuthSecret"
+        Effect    = "Allow"
+        Action    = "kms:Decrypt"
+        Resource  = "*"
+        Condition = { StringEquals = { "kms:ViaService" = "secretsmanager.${var.aws_region}.amazonaws.com" } }
+      },
+    ]
+  })
+}

@@ -1,0 +1,14 @@
+output "api_id" {
+  description = "HTTP API id."
+  value       = aws_apigatewayv2_api.this.id
+}
+
+output "api_url" {
+  description = "HTTPS base URL of the vault (the $default stage)."
+  value       = aws_apigatewayv2_stage.default.invoke_url
+}
+
+output "access_log_group_name" {
+  description = "Access log group."
+  value       = aws_cloudwatch_log_group.access.name
+}

@@ -1,0 +1,218 @@
+# Alarms (to one SNS topic) and a dashboard.
+
+resource "aws_sns_topic" "alarms" {
+  count = var.alarm_sns_topic_arn == null ? 1 : 0
+
+  name              = "${var.name_prefix}-alarms"
+  kms_master_key_id = var.sns_kms_key_arn
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count = var.alarm_sns_topic_arn == null && var.alarm_email != null ? 1 : 0
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+locals {
+  alarm_topic_arn = coalesce(var.alarm_sns_topic_arn, try(aws_sns_topic.alarms[0].arn, null))
+  alarm_actions   = [local.alarm_topic_arn]
+}
+
+# A message in the DLQ is a clearance request that was never decided: it needs a human (inspect, then redrive).
+resource "aws_cloudwatch_metric_alarm" "judge_dlq_not_empty" {
+  alarm_name          = "${var.name_prefix}-judge-dlq-not-empty"
+  alarm_description   = "Judge requests were moved to the dead-letter queue ${var.judge_dlq_name} undecided. Inspect them, fix the cause, then redrive (docs/deploy.md)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.judge_dlq_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "judge_queue_age" {
+  alarm_name          = "${var.name_prefix}-judge-queue-backlog"
+  alarm_description   = "The oldest judge request in ${var.judge_queue_name} has waited too long: judge-worker is failing, throttled or too slow."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = var.judge_queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.judge_queue_age_alarm_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx" {
+  alarm_name          = "${var.name_prefix}-api-5xx"
+  alarm_description   = "The HTTP API answered 5xx (the vault itself never should: look for function errors, timeouts or throttles)."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "5xx"
+  dimensions          = { ApiId = var.api_id }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_5xx_alarm_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = var.function_names
+
+  alarm_name          = "${each.value}-errors"
+  alarm_description   = "${each.value} failed invocations (crashes, timeouts, start-up configuration errors)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_throttles" {
+  for_each = var.function_names
+
+  alarm_name          = "${each.value}-throttles"
+  alarm_description   = "${each.value} invocations were throttled (concurrency quota or reserved concurrency)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# Anchor lag: no anchor-export invocation finished without error within the window. Missing data (the schedule
+# stopped, or the function is never invoked) counts as lag too.
+resource "aws_cloudwatch_metric_alarm" "anchor_lag" {
+  alarm_name          = "${var.name_prefix}-anchor-lag"
+  alarm_description   = "No successful anchor round in ${var.anchor_lag_alarm_minutes} minutes: new decisions are not being sealed into checkpoints or exported to S3."
+  evaluation_periods  = 1
+  comparison_operator = "LessThanThreshold"
+  threshold           = 1
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "successes"
+    expression  = "FILL(invocations, 0) - FILL(errors, 0)"
+    label       = "Successful anchor rounds"
+    return_data = true
+  }
+
+  metric_query {
+    id = "invocations"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Invocations"
+      dimensions  = { FunctionName = var.function_names["anchor-export"] }
+      stat        = "Sum"
+      period      = var.anchor_lag_alarm_minutes * 60
+    }
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      dimensions  = { FunctionName = var.function_names["anchor-export"] }
+      stat        = "Sum"
+      period      = var.anchor_lag_alarm_minutes * 60
+    }
+  }
+}
+
+locals {
+  lambda_metric = { for metric in ["Invocations", "Errors", "Throttles"] : metric => [
+    for name, fn in var.function_names : ["AWS/Lambda", metric, "FunctionName", fn, { label = name }]
+  ] }
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = "${var.name_prefix}-vault"
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title = "HTTP API requests and errors", region = var.aws_region, stat = "Sum", period = 60, view = "timeSeries"
+          metrics = [
+            ["AWS/ApiGateway", "Count", "ApiId", var.api_id, { label = "requests" }],
+            ["AWS/ApiGateway", "4xx", "ApiId", var.api_id, { label = "4xx" }],
+            ["AWS/ApiGateway", "5xx", "ApiId", var.api_id, { label = "5xx" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title = "HTTP API latency (ms)", region = var.aws_region, period = 60, view = "timeSeries"
+          metrics = [
+            ["AWS/ApiGateway", "Latency", "ApiId", var.api_id, { stat = "p50", label = "p50" }],
+            ["AWS/ApiGateway", "Latency", "ApiId", var.api_id, { stat = "p99", label = "p99" }],
+            ["AWS/ApiGateway", "IntegrationLatency", "ApiId", var.api_id, { stat = "p99", label = "integration p99" }],
+          ]
+        }
+      },
+      {
+        type       = "metric", x = 0, y = 6, width = 8, height = 6
+        properties = { title = "Function invocations", region = var.aws_region, stat = "Sum", period = 60, view = "timeSeries", metrics = local.lambda_metric["Invocations"] }
+      },
+      {
+        type       = "metric", x = 8, y = 6, width = 8, height = 6
+        properties = { title = "Function errors", region = var.aws_region, stat = "Sum", period = 60, view = "timeSeries", metrics = local.lambda_metric["Errors"] }
+      },
+      {
+        type       = "metric", x = 16, y = 6, width = 8, height = 6
+        properties = { title = "Function throttles", region = var.aws_region, stat = "Sum", period = 60, view = "timeSeries", metrics = local.lambda_metric["Throttles"] }
+      },
+      {
+        type = "metric", x = 0, y = 12, width = 12, height = 6
+        properties = {
+          title = "Judge queue", region = var.aws_region, stat = "Maximum", period = 60, view = "timeSeries"
+          metrics = [
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.judge_queue_name, { label = "waiting" }],
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.judge_queue_name, { label = "oldest (s)", yAxis = "right" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.judge_dlq_name, { label = "dead-letter" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 12, width = 12, height = 6
+        properties = {
+          title = "Anchor rounds", region = var.aws_region, period = 300, view = "timeSeries"
+          metrics = [
+            ["AWS/Lambda", "Invocations", "FunctionName", var.function_names["anchor-export"], { stat = "Sum", label = "rounds" }],
+            ["AWS/Lambda", "Errors", "FunctionName", var.function_names["anchor-export"], { stat = "Sum", label = "failed" }],
+            ["AWS/Lambda", "Duration", "FunctionName", var.function_names["anchor-export"], { stat = "Maximum", label = "duration max (ms)", yAxis = "right" }],
+          ]
+        }
+      },
+    ]
+  })
+}

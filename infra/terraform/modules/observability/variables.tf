@@ -1,0 +1,59 @@
+variable "name_prefix" {
+  description = "Prefix of resource names."
+  type        = string
+}
+
+variable "aws_region" {
+  description = "Region (dashboard widgets)."
+  type        = string
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "Existing SNS topic for alarms, or null to create one."
+  type        = string
+}
+
+variable "alarm_email" {
+  description = "Optional e-mail subscription on the created topic."
+  type        = string
+}
+
+variable "sns_kms_key_arn" {
+  description = "Key encrypting the created topic."
+  type        = string
+}
+
+variable "function_names" {
+  description = "Function names by short name."
+  type        = map(string)
+}
+
+variable "api_id" {
+  description = "HTTP API id."
+  type        = string
+}
+
+variable "judge_queue_name" {
+  description = "Judge queue name."
+  type        = string
+}
+
+variable "judge_dlq_name" {
+  description = "Judge dead-letter queue name."
+  type        = string
+}
+
+variable "api_5xx_alarm_threshold" {
+  description = "5xx responses in 5 minutes before the alarm fires."
+  type        = number
+}
+
+variable "anchor_lag_alarm_minutes" {
+  description = "Minutes without a successful anchor-export invocation before the alarm fires."
+  type        = number
+}
+
+variable "judge_queue_age_alarm_seconds" {
+  description = "Age of the oldest judge message before the alarm fires."
+  type        = number
+}

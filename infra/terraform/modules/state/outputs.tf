@@ -1,0 +1,89 @@
+output "signing_key_arn" {
+  description = "ARN of the Ed25519 signing key."
+  value       = aws_kms_key.signing.arn
+}
+
+output "signing_key_alias" {
+  description = "Alias of the signing key."
+  value       = aws_kms_alias.signing.name
+}
+
+output "signing_key_spec" {
+  description = "Key spec the signing key is configured with."
+  value       = local.signing_key_spec
+}
+
+output "envelope_key_arn" {
+  description = "ARN of the envelope key."
+  value       = aws_kms_key.envelope.arn
+}
+
+output "platform_key_arn" {
+  description = "ARN of the key encrypting the stack's resources at rest."
+  value       = aws_kms_key.platform.arn
+}
+
+output "dynamodb_table_name" {
+  description = "Name of the hot table."
+  value       = aws_dynamodb_table.hot.name
+}
+
+output "dynamodb_table_arn" {
+  description = "ARN of the hot table."
+  value       = aws_dynamodb_table.hot.arn
+}
+
+output "judge_queue_url" {
+  description = "URL of the judge FIFO queue."
+  value       = aws_sqs_queue.judge.url
+}
+
+output "judge_queue_arn" {
+  description = "ARN of the judge FIFO queue."
+  value       = aws_sqs_queue.judge.arn
+}
+
+output "judge_queue_name" {
+  description = "Name of the judge FIFO queue."
+  value       = aws_sqs_queue.judge.name
+}
+
+output "judge_dlq_url" {
+  description = "URL of the judge dead-letter queue."
+  value       = aws_sqs_queue.judge_dlq.url
+}
+
+output "judge_dlq_arn" {
+  description = "ARN of the judge dead-letter queue."
+  value       = aws_sqs_queue.judge_dlq.arn
+}
+
+output "judge_dlq_name" {
+  description = "Name of the judge dead-letter queue."
+  value       = aws_sqs_queue.judge_dlq.name
+}
+
+output "anchor_bucket_name" {
+  description = "Name of the anchor bucket."
+  value       = aws_s3_bucket.anchors.id
+}
+
+output "anchor_bucket_arn" {
+  description = "ARN of the anchor bucket."
+  value       = aws_s3_bucket.anchors.arn
+}
+
+output "bootstrap_secret_arn" {
+  description = "ARN of the bootstrap secret."
+  value       = aws_secretsmanager_secret.bootstrap.arn
+}
+
+output "bootstrap_secret_name" {
+  description = "Name of the bootstrap secret (AWS_SECRET_NAME)."
+  value       = aws_secretsmanager_secret.bootstrap.name
+}
+
+output "tenant_secret_prefix" {
+  description = "TENANT_SECRET_PREFIX: tenant secrets are <prefix>/<tenant_id>."
+  value       = local.tenant_secret_prefix
+}

@@ -1,0 +1,79 @@
+output "api_url" {
+  description = "HTTPS endpoint of the vault (the SDK's base URL)."
+  value       = module.api.api_url
+}
+
+output "jwks_url" {
+  description = "Public keys of the approval tokens, receipts and checkpoints."
+  value       = "${trimsuffix(module.api.api_url, "/")}/.well-known/jwks.json"
+}
+
+output "function_names" {
+  description = "Deployed Lambda function names by short name."
+  value       = module.functions.function_names
+}
+
+output "judge_queue_url" {
+  description = "SQS FIFO queue of judge work."
+  value       = module.state.judge_queue_url
+}
+
+output "judge_dlq_url" {
+  description = "Dead-letter queue of the judge queue (the DLQ depth alarm watches it)."
+  value       = module.state.judge_dlq_url
+}
+
+output "dynamodb_table_name" {
+  description = "Hot key-value table."
+  value       = module.state.dynamodb_table_name
+}
+
+output "anchor_bucket_name" {
+  description = "S3 bucket holding each tenant's checkpoints and tiles under <anchor_prefix>/<tenant_id>/."
+  value       = module.state.anchor_bucket_name
+}
+
+output "signing_key_arn" {
+  description = "KMS Ed25519 key signing approval tokens, receipts and checkpoints."
+  value       = module.state.signing_key_arn
+}
+
+output "envelope_key_arn" {
+  description = "KMS key wrapping the data keys of ledger payloads at rest."
+  value       = module.state.envelope_key_arn
+}
+
+output "platform_key_arn" {
+  description = "KMS key encrypting the stack's own resources (secrets, table, bucket, logs)."
+  value       = module.state.platform_key_arn
+}
+
+output "bootstrap_secret_name" {
+  description = "Set its value after apply: a JSON object with DATABASE_URL and LEDGIX_ADMIN_API_KEY (docs/deploy.md)."
+  value       = module.state.bootstrap_secret_name
+}
+
+output "tenant_secret_prefix" {
+  description = "Secrets Manager prefix of the tenant database secrets the vault creates."
+  value       = module.state.tenant_secret_prefix
+}
+
+output "database_endpoint" {
+  description = "Aurora cluster writer endpoint (null with an existing database)."
+  value       = try(module.database[0].cluster_endpoint, null)
+}
+
+output "database_master_secret_arn" {
+  description = "RDS-managed secret of the Aurora master user (null with an existing database)."
+  value       = try(module.database[0].master_user_secret_arn, null)
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the deployment."
+  value       = module.observability.dashboard_name
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify."
+  value       = module.observability.alarm_topic_arn
+}

@@ -1,0 +1,704 @@
+# Inputs of the Ledgix Vault stack. Defaults give a working deployment in an empty account; README.md lists them
+# all with their defaults.
+
+# ---------------------------------------------------------------------------------------------------------------
+# Deployment
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "aws_region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.aws_region))
+    error_message = "aws_region must be a region code such as us-east-1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions are <prefix>-clearance-api, ...). Lowercase letters, digits and hyphens."
+  type        = string
+  default     = "ledgix"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-22 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (merged into the provider's default_tags)."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Lambda functions
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "lambda_package_dir" {
+  description = "Directory holding <function>/bootstrap.zip as built by scripts/package.sh (cargo lambda build --release --arm64 --output-format zip), relative to the directory terraform runs in."
+  type        = string
+  default     = "../../target/lambda"
+}
+
+variable "package_hashes" {
+  description = "Optional base64 SHA-256 per function name, used instead of hashing the zip file (for plans without built packages, e.g. tests or CI). Unset functions hash their zip."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.package_hashes) : contains(["clearance-api", "jwks", "judge-worker", "anchor-export"], name)])
+    error_message = "package_hashes keys must be function names: clearance-api, jwks, judge-worker, anchor-export."
+  }
+}
+
+variable "function_memory_mb" {
+  description = "Memory per function in MB (also scales its CPU share)."
+  type        = map(number)
+  default = {
+    "clearance-api" = 512
+    "jwks"          = 128
+    "judge-worker"  = 512
+    "anchor-export" = 512
+  }
+
+  validation {
+    condition     = alltrue([for mb in values(var.function_memory_mb) : mb >= 128 && mb <= 10240])
+    error_message = "function_memory_mb values must be between 128 and 10240."
+  }
+}
+
+variable "api_timeout_seconds" {
+  description = "Timeout of the clearance-api and jwks functions. The HTTP API gives up on an integration after 30 s."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.api_timeout_seconds >= 1 && var.api_timeout_seconds <= 29
+    error_message = "api_timeout_seconds must be between 1 and 29 (the HTTP API's integration limit is 30 s)."
+  }
+}
+
+variable "judge_worker_timeout_seconds" {
+  description = "Timeout of the judge-worker function. The judge queue's visibility timeout is at least 6 times this."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.judge_worker_timeout_seconds >= 10 && var.judge_worker_timeout_seconds <= 900
+    error_message = "judge_worker_timeout_seconds must be between 10 and 900."
+  }
+}
+
+variable "anchor_export_timeout_seconds" {
+  description = "Timeout of the anchor-export function (one anchor round over every tenant)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.anchor_export_timeout_seconds >= 10 && var.anchor_export_timeout_seconds <= 900
+    error_message = "anchor_export_timeout_seconds must be between 10 and 900."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Optional reserved concurrency per function name (caps PostgreSQL connections). Unset functions use the unreserved pool. New accounts with a low concurrency quota cannot reserve any."
+  type        = map(number)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, n in var.reserved_concurrency :
+      contains(["clearance-api", "jwks", "judge-worker", "anchor-export"], name) && n >= 0
+    ])
+    error_message = "reserved_concurrency keys must be function names and values >= 0."
+  }
+}
+
+variable "enable_xray_tracing" {
+  description = "Active X-Ray tracing on every function."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions', API access and VPC flow log groups, in days."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653)."
+  }
+}
+
+variable "rust_log" {
+  description = "RUST_LOG filter of every function (logs are JSON on stderr)."
+  type        = string
+  default     = "info"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Vault settings passed to the functions (docs/configuration.md)
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "signing_key_kid" {
+  description = "VAULT_KEY_ID: the kid in token headers, receipts, checkpoints and the JWKS. Change it together with the signing key."
+  type        = string
+  default     = "vault-key-001"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]{1,64}$", var.signing_key_kid))
+    error_message = "signing_key_kid must be 1-64 characters of letters, digits, '.', '_' or '-'."
+  }
+}
+
+variable "jwt_ttl_seconds" {
+  description = "VAULT_JWT_TTL: approval token lifetime in seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.jwt_ttl_seconds >= 1 && var.jwt_ttl_seconds <= 86400
+    error_message = "jwt_ttl_seconds must be between 1 and 86400."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "VAULT_JWT_ISSUER: the iss claim."
+  type        = string
+  default     = "alcv-vault"
+}
+
+variable "jwt_audience" {
+  description = "VAULT_JWT_AUDIENCE: the aud claim."
+  type        = string
+  default     = "ledgix-sdk"
+}
+
+variable "rate_limit_rps" {
+  description = "VAULT_RATE_LIMIT_RPS: per-API-key refill per second; 0 disables the vault's own rate limit."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.rate_limit_rps >= 0 && floor(var.rate_limit_rps) == var.rate_limit_rps
+    error_message = "rate_limit_rps must be a whole number >= 0."
+  }
+}
+
+variable "rate_limit_burst" {
+  description = "VAULT_RATE_LIMIT_BURST: per-API-key bucket size."
+  type        = number
+  default     = 40
+
+  validation {
+    condition     = var.rate_limit_burst >= 1 && floor(var.rate_limit_burst) == var.rate_limit_burst
+    error_message = "rate_limit_burst must be a whole number >= 1."
+  }
+}
+
+variable "rate_limit_ttl_seconds" {
+  description = "VAULT_RATE_LIMIT_TTL_SECONDS: TTL of idle rate-limit buckets in DynamoDB."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.rate_limit_ttl_seconds >= 1
+    error_message = "rate_limit_ttl_seconds must be >= 1."
+  }
+}
+
+variable "cors_allowed_origin" {
+  description = "VAULT_CORS_ALLOWED_ORIGIN: the one origin allowed to read responses cross-origin (e.g. https://console.example.com). Null: no CORS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.cors_allowed_origin == null || can(regex("^https?://[^/]+$", var.cors_allowed_origin))
+    error_message = "cors_allowed_origin must be an origin such as https://console.example.com (scheme and host, no path)."
+  }
+}
+
+variable "allow_stub_judge" {
+  description = "VAULT_ALLOW_STUB_JUDGE: enable the deterministic development judge (always asks a human). Only for trials; set on clearance-api and judge-worker when true."
+  type        = bool
+  default     = false
+}
+
+variable "judge_queue_fifo_group_shards" {
+  description = "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS: message group = <tenant>#<hash(session) mod shards>."
+  type        = number
+  default     = 32
+
+  validation {
+    condition     = var.judge_queue_fifo_group_shards >= 1 && var.judge_queue_fifo_group_shards <= 1024
+    error_message = "judge_queue_fifo_group_shards must be between 1 and 1024."
+  }
+}
+
+variable "anchor_interval_minutes" {
+  description = "How often EventBridge Scheduler runs anchor-export, in minutes (Scheduler's rate() has minute granularity). Also passed as VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS, the checkpoints' mmd_seconds."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.anchor_interval_minutes >= 1 && var.anchor_interval_minutes <= 1440 && floor(var.anchor_interval_minutes) == var.anchor_interval_minutes
+    error_message = "anchor_interval_minutes must be a whole number between 1 and 1440."
+  }
+}
+
+variable "anchor_batch_size" {
+  description = "VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE: most events sequenced per tenant per anchor round."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.anchor_batch_size >= 1 && var.anchor_batch_size <= 100000
+    error_message = "anchor_batch_size must be between 1 and 100000."
+  }
+}
+
+variable "anchor_prefix" {
+  description = "VAULT_LEDGER_ANCHOR_PREFIX: object key prefix in the anchor bucket (objects are <prefix>/<tenant>/...)."
+  type        = string
+  default     = "ledgix"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*$", var.anchor_prefix))
+    error_message = "anchor_prefix must be letters, digits, '.', '_' or '-', without slashes."
+  }
+}
+
+variable "ledger_log_origin" {
+  description = "VAULT_LEDGER_LOG_ORIGIN: C2SP checkpoint origin prefix (<origin>/<tenant_id>). Use a name you control, e.g. vault.example.com."
+  type        = string
+  default     = "ledgix-vault"
+}
+
+variable "tenant_db_sslmode" {
+  description = "VAULT_TENANT_DB_SSLMODE for tenant databases. verify-ca/verify-full check against web PKI roots, which RDS certificates do not chain to; use require on RDS."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["disable", "prefer", "require", "verify-ca", "verify-full"], var.tenant_db_sslmode)
+    error_message = "tenant_db_sslmode must be disable, prefer, require, verify-ca or verify-full."
+  }
+}
+
+variable "control_plane_db_sslmode" {
+  description = "VAULT_CONTROL_PLANE_DB_SSLMODE for the control-plane database (see tenant_db_sslmode)."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["disable", "prefer", "require", "verify-ca", "verify-full"], var.control_plane_db_sslmode)
+    error_message = "control_plane_db_sslmode must be disable, prefer, require, verify-ca or verify-full."
+  }
+}
+
+variable "control_plane_db_max_open_conns" {
+  description = "VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS per function instance. A Lambda instance serves one request at a time, so a small pool keeps total connections (instances x pool) under the database's limit."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.control_plane_db_max_open_conns >= 1 && var.control_plane_db_max_open_conns <= 100
+    error_message = "control_plane_db_max_open_conns must be between 1 and 100."
+  }
+}
+
+variable "tenant_db_max_open_conns" {
+  description = "VAULT_TENANT_DB_MAX_OPEN_CONNS per tenant per function instance (see control_plane_db_max_open_conns)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.tenant_db_max_open_conns >= 1 && var.tenant_db_max_open_conns <= 100
+    error_message = "tenant_db_max_open_conns must be between 1 and 100."
+  }
+}
+
+variable "tenant_secret_cache_ttl_seconds" {
+  description = "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS: how long tenant database credentials are used before the secret is read again."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.tenant_secret_cache_ttl_seconds >= 0
+    error_message = "tenant_secret_cache_ttl_seconds must be >= 0."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# API
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "api_throttling_rate_limit" {
+  description = "HTTP API stage default steady-state requests per second (a backstop in front of the vault's per-key rate limit)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.api_throttling_rate_limit > 0
+    error_message = "api_throttling_rate_limit must be > 0."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "HTTP API stage default burst."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_throttling_burst_limit > 0 && floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit
+    error_message = "api_throttling_burst_limit must be a whole number > 0."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# State: DynamoDB, SQS, S3, KMS, Secrets Manager
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "dynamodb_table_name" {
+  description = "VAULT_DYNAMODB_TABLE: the hot key-value table (keys pk/sk, TTL expires_at). The code's default is ledgix-hot."
+  type        = string
+  default     = "ledgix-hot"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.dynamodb_table_name))
+    error_message = "dynamodb_table_name must be 3-255 characters of letters, digits, '_', '-' or '.'."
+  }
+}
+
+variable "judge_queue_max_receive_count" {
+  description = "Deliveries of a judge message before SQS moves it to the dead-letter queue."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.judge_queue_max_receive_count >= 1 && var.judge_queue_max_receive_count <= 1000
+    error_message = "judge_queue_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "judge_queue_visibility_timeout_seconds" {
+  description = "Visibility timeout of the judge queue. Null: 6 x judge_worker_timeout_seconds (AWS's guidance for Lambda event sources); a set value must be at least that."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.judge_queue_visibility_timeout_seconds == null || try(var.judge_queue_visibility_timeout_seconds >= 0 && var.judge_queue_visibility_timeout_seconds <= 43200, false)
+    error_message = "judge_queue_visibility_timeout_seconds must be between 0 and 43200 (SQS's limit)."
+  }
+}
+
+variable "judge_worker_batch_size" {
+  description = "Messages per judge-worker invocation (FIFO queues allow at most 10)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.judge_worker_batch_size >= 1 && var.judge_worker_batch_size <= 10
+    error_message = "judge_worker_batch_size must be between 1 and 10 (the SQS FIFO limit)."
+  }
+}
+
+variable "judge_worker_max_concurrency" {
+  description = "Optional cap on concurrent judge-worker invocations from the queue (2-1000). Null: no cap."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.judge_worker_max_concurrency == null || try(var.judge_worker_max_concurrency >= 2 && var.judge_worker_max_concurrency <= 1000, false)
+    error_message = "judge_worker_max_concurrency must be between 2 and 1000, or null."
+  }
+}
+
+variable "anchor_bucket_name" {
+  description = "Name of the anchor bucket. Null: <prefix>-anchors-<account id>-<region> (bucket names are global)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.anchor_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.anchor_bucket_name))
+    error_message = "anchor_bucket_name must be a valid S3 bucket name (3-63 lowercase letters, digits, '.' and '-')."
+  }
+}
+
+variable "anchor_object_lock_enabled" {
+  description = "Create the anchor bucket with S3 Object Lock and a default retention (WORM anchors), and set VAULT_LEDGER_REQUIRE_OBJECT_LOCK. Decide before the first apply: the bucket is created with it."
+  type        = bool
+  default     = false
+}
+
+variable "anchor_object_lock_mode" {
+  description = "Default retention mode when object lock is on: GOVERNANCE (privileged users can remove it) or COMPLIANCE (nobody can, not even root, until it expires)."
+  type        = string
+  default     = "GOVERNANCE"
+
+  validation {
+    condition     = contains(["GOVERNANCE", "COMPLIANCE"], var.anchor_object_lock_mode)
+    error_message = "anchor_object_lock_mode must be GOVERNANCE or COMPLIANCE."
+  }
+}
+
+variable "anchor_object_lock_days" {
+  description = "Default retention in days when object lock is on."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.anchor_object_lock_days >= 1 && var.anchor_object_lock_days <= 36500
+    error_message = "anchor_object_lock_days must be between 1 and 36500."
+  }
+}
+
+variable "anchor_noncurrent_transition_days" {
+  description = "Days after which noncurrent versions of anchor objects move to STANDARD_IA. They are never expired: the ledger records export version ids."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.anchor_noncurrent_transition_days >= 30
+    error_message = "anchor_noncurrent_transition_days must be >= 30 (S3's minimum for STANDARD_IA)."
+  }
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before a destroyed KMS key is deleted (7-30 days); the key can be restored until then."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_deletion_window_days >= 7 && var.kms_deletion_window_days <= 30
+    error_message = "kms_deletion_window_days must be between 7 and 30."
+  }
+}
+
+variable "secret_recovery_window_days" {
+  description = "Recovery window of the bootstrap secret on destroy (0 deletes at once; otherwise 7-30 days)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.secret_recovery_window_days == 0 || (var.secret_recovery_window_days >= 7 && var.secret_recovery_window_days <= 30)
+    error_message = "secret_recovery_window_days must be 0 or between 7 and 30."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Deletion protection on the Aurora cluster and the DynamoDB table. Turn off (and apply) before terraform destroy."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC (private subnets only: no internet gateway, no NAT)."
+  type        = string
+  default     = "10.42.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) <= 24
+    error_message = "vpc_cidr must be an IPv4 CIDR block of /24 or larger."
+  }
+}
+
+variable "availability_zone_count" {
+  description = "Number of availability zones (one private subnet each). Aurora needs at least 2; every interface endpoint is billed per AZ."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.availability_zone_count >= 2 && var.availability_zone_count <= 4
+    error_message = "availability_zone_count must be between 2 and 4."
+  }
+}
+
+variable "interface_endpoint_services" {
+  description = "AWS services reached through interface VPC endpoints from the in-VPC functions. The code calls secretsmanager, kms and sqs; add logs only if something in the VPC calls the CloudWatch Logs API (Lambda ships stdout itself). S3 and DynamoDB always use free gateway endpoints."
+  type        = list(string)
+  default     = ["secretsmanager", "kms", "sqs"]
+
+  validation {
+    condition     = alltrue([for s in var.interface_endpoint_services : contains(["secretsmanager", "kms", "sqs", "logs", "sts", "monitoring", "xray"], s)]) && length(distinct(var.interface_endpoint_services)) == length(var.interface_endpoint_services)
+    error_message = "interface_endpoint_services may hold secretsmanager, kms, sqs, logs, sts, monitoring and xray, each once."
+  }
+}
+
+variable "enable_vpc_flow_logs" {
+  description = "Record rejected and accepted VPC traffic to CloudWatch Logs."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Database
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "create_database" {
+  description = "Create an Aurora PostgreSQL Serverless v2 cluster. False: bring your own PostgreSQL reachable from the VPC (put its DATABASE_URL in the bootstrap secret; allow the lambda security group in)."
+  type        = bool
+  default     = true
+}
+
+variable "existing_database_cidr_blocks" {
+  description = "With create_database = false: CIDR blocks of your PostgreSQL outside this VPC; the functions may open port 5432 to them (routing via peering or a transit gateway is yours to set up)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.existing_database_cidr_blocks : can(cidrhost(cidr, 0))])
+    error_message = "existing_database_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+variable "aurora_engine_version" {
+  description = "Aurora PostgreSQL engine version (16.x: the bootstrap SQL in docs/deploy.md relies on PostgreSQL 16's createrole_self_grant)."
+  type        = string
+  default     = "16.6"
+
+  validation {
+    condition     = can(regex("^1[6-9]\\.[0-9]+$", var.aurora_engine_version))
+    error_message = "aurora_engine_version must be 16.x or later, e.g. 16.6."
+  }
+}
+
+variable "aurora_min_capacity" {
+  description = "Serverless v2 minimum ACUs. 0 lets the cluster pause when idle (first request after a pause waits ~15 s and may fail its 5 s connect timeout)."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.aurora_min_capacity >= 0 && var.aurora_min_capacity <= 256 && floor(var.aurora_min_capacity * 2) == var.aurora_min_capacity * 2
+    error_message = "aurora_min_capacity must be between 0 and 256 in steps of 0.5."
+  }
+}
+
+variable "aurora_max_capacity" {
+  description = "Serverless v2 maximum ACUs (also sets max_connections)."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.aurora_max_capacity >= 1 && var.aurora_max_capacity <= 256 && floor(var.aurora_max_capacity * 2) == var.aurora_max_capacity * 2
+    error_message = "aurora_max_capacity must be between 1 and 256 in steps of 0.5."
+  }
+}
+
+variable "aurora_seconds_until_auto_pause" {
+  description = "Idle seconds before the cluster pauses, when aurora_min_capacity is 0."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.aurora_seconds_until_auto_pause >= 300 && var.aurora_seconds_until_auto_pause <= 86400
+    error_message = "aurora_seconds_until_auto_pause must be between 300 and 86400."
+  }
+}
+
+variable "aurora_instance_count" {
+  description = "Serverless v2 instances in the cluster (1 writer + readers in other AZs for failover)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.aurora_instance_count >= 1 && var.aurora_instance_count <= 4
+    error_message = "aurora_instance_count must be between 1 and 4."
+  }
+}
+
+variable "aurora_backup_retention_days" {
+  description = "Days of automated backups (point-in-time restore)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.aurora_backup_retention_days >= 1 && var.aurora_backup_retention_days <= 35
+    error_message = "aurora_backup_retention_days must be between 1 and 35."
+  }
+}
+
+variable "aurora_require_tls" {
+  description = "Set rds.force_ssl = 1. Off by default because tenant provisioning (shared/aws/src/tenants.rs) opens its admin connection without TLS today; the functions' own pools use TLS (VAULT_*_SSLMODE = require) either way."
+  type        = bool
+  default     = false
+}
+
+variable "enable_data_api" {
+  description = "RDS Data API on the cluster, so the operator can run the bootstrap SQL with `aws rds-data execute-statement` without a host in the VPC."
+  type        = bool
+  default     = true
+}
+
+variable "create_db_proxy" {
+  description = "Create an RDS Proxy for the control-plane role. Off by default: the code writes the DATABASE_URL host into every tenant's secret, and the proxy cannot authenticate tenant roles it has no secret for, so DATABASE_URL must point at the cluster endpoint today (see README)."
+  type        = bool
+  default     = false
+}
+
+variable "db_proxy_auth_secret_arn" {
+  description = "Secrets Manager secret (username/password JSON) of the control-plane role, for the RDS Proxy. Required when create_db_proxy is true."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_proxy_auth_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.db_proxy_auth_secret_arn))
+    error_message = "db_proxy_auth_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Observability
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "alarm_sns_topic_arn" {
+  description = "Existing SNS topic for alarm notifications. Null: a topic is created (subscribe to it with alarm_email)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN."
+  }
+}
+
+variable "alarm_email" {
+  description = "Optional e-mail address subscribed to the created alarm topic (AWS sends a confirmation mail)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be an e-mail address."
+  }
+}
+
+variable "anchor_lag_alarm_minutes" {
+  description = "Alarm when anchor-export has not completed an invocation without error for this many minutes."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.anchor_lag_alarm_minutes >= 2 && var.anchor_lag_alarm_minutes <= 1440
+    error_message = "anchor_lag_alarm_minutes must be between 2 and 1440."
+  }
+}
+
+variable "api_5xx_alarm_threshold" {
+  description = "Alarm when the HTTP API answers more than this many 5xx in 5 minutes."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.api_5xx_alarm_threshold >= 0
+    error_message = "api_5xx_alarm_threshold must be >= 0."
+  }
+}

@@ -1,0 +1,104 @@
+"""Every environment variable the code reads is either set by each function's Terraform
+(infra/terraform/environment.tf), or comes from the bootstrap secret or Lambda itself, or is deliberately left
+at its default for that function, with the reason. And Terraform sets nothing the code does not read."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import terraform
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Set at cold start from the bootstrap secret (AWS_SECRET_NAME), never in Terraform: they are secrets.
+FROM_BOOTSTRAP_SECRET = {"DATABASE_URL", "LEDGIX_ADMIN_API_KEY"}
+# Set by Lambda in every execution environment.
+FROM_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME"}
+
+EVERYWHERE = ("clearance-api", "jwks", "judge-worker", "anchor-export")
+NOT_HTTP = ("jwks", "judge-worker", "anchor-export")
+WITHOUT_STATE = ("jwks",)
+
+# variable -> (functions that leave it at its default, why)
+DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "VAULT_PRIVATE_KEY_FILE": (EVERYWHERE, "keys stay in KMS (VAULT_SIGNER_BACKEND=aws_kms)"),
+    "VAULT_PRIVATE_KEY_BASE64": (EVERYWHERE, "keys stay in KMS (VAULT_SIGNER_BACKEND=aws_kms)"),
+    "VAULT_TRANSPORT_KEY_BASE64": (EVERYWHERE, "payloads use KMS envelope encryption (VAULT_ENVELOPE_KMS_KEY_ID); "
+                                               "a static key would be a secret in the environment"),
+    "VAULT_DATA_DIR": (EVERYWHERE, "embedded backend only"),
+    "VAULT_JUDGE_URL": (EVERYWHERE, "no HTTP judge in this build: start-up refuses the variable"),
+    "VAULT_CLEARANCE_ASYNC_WORKERS": (EVERYWHERE, "the in-process queue; on Lambda judge work goes through SQS"),
+    "VAULT_CLEARANCE_ASYNC_QUEUE_SIZE": (EVERYWHERE, "the in-process queue; on Lambda judge work goes through SQS"),
+    "VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS": (EVERYWHERE, "ledgix dev's own SQS consumer; on Lambda the event "
+                                                          "source mapping receives"),
+    "VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS": (EVERYWHERE, "ledgix dev's own SQS consumer; the queue's "
+                                                                   "visibility timeout is set in Terraform"),
+    "VAULT_LEDGER_ANCHOR_BUCKET_TEMPLATE": (EVERYWHERE, "this Terraform creates one anchor bucket per deployment"),
+    "VAULT_POLICY_CACHE_TTL_SECONDS": (EVERYWHERE, "the seed's default (5 s) bounds staleness across instances"),
+    "VAULT_AUTH_CACHE_TTL_SECONDS": (EVERYWHERE, "the seed's default (5 s) bounds revocation delay across instances"),
+    "AWS_ENDPOINT_URL": (EVERYWHERE, "emulators in tests only; Lambda uses the real endpoints"),
+    "VAULT_ALLOW_STUB_JUDGE": (("jwks", "anchor-export"), "they judge nothing"),
+    "VAULT_RATE_LIMIT_RPS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
+    "VAULT_RATE_LIMIT_BURST": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
+    "VAULT_RATE_LIMIT_TTL_SECONDS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
+    "VAULT_CORS_ALLOWED_ORIGIN": (NOT_HTTP, "CORS headers belong to clearance-api's responses"),
+    "VAULT_METRICS": (NOT_HTTP, "request metrics are clearance-api's; the others run at EMF's Lambda default"),
+    "VAULT_CLEARANCE_SQS_QUEUE_URL": (NOT_HTTP, "only clearance-api enqueues judge work"),
+    "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": (NOT_HTTP, "only clearance-api enqueues judge work"),
+    "VAULT_JWT_TTL": (("jwks", "anchor-export"), "they mint no tokens"),
+    "VAULT_JWT_ISSUER": (("jwks", "anchor-export"), "they mint no tokens"),
+    "VAULT_JWT_AUDIENCE": (("jwks", "anchor-export"), "they mint no tokens"),
+    "VAULT_LEDGER_ANCHOR_BUCKET": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
+    "VAULT_LEDGER_ANCHOR_REGION": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
+    "VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
+    "VAULT_LEDGER_REQUIRE_OBJECT_LOCK": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
+}
+# jwks builds only the KMS signer from the configuration (functions/jwks/src/main.rs): no store, no ledger.
+for _name in ("TENANT_SECRET_PREFIX", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID", "VAULT_TENANT_DB_SSLMODE",
+              "VAULT_CONTROL_PLANE_DB_SSLMODE", "VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS",
+              "VAULT_TENANT_DB_MAX_OPEN_CONNS", "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS",
+              "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", "VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE",
+              "VAULT_LEDGER_ANCHOR_PREFIX", "VAULT_LEDGER_LOG_ORIGIN"):
+    DELIBERATE_DEFAULTS[_name] = (WITHOUT_STATE, "jwks builds only the signer")
+DELIBERATE_DEFAULTS["DATABASE_URL"] = (WITHOUT_STATE, "jwks builds only the signer")  # not even the bootstrap one
+
+
+def variables_the_code_reads() -> set[str]:
+    """Variable names in the library and function sources (the configuration is read by name, in one place per
+    crate: shared/api/src/config.rs, shared/aws/src/bootstrap.rs)."""
+    sources = [*ROOT.glob("shared/*/src/**/*.rs"), *ROOT.glob("functions/*/src/*.rs")]
+    names = set()
+    for path in sources:
+        names |= set(re.findall(r'"((?:VAULT|LEDGIX|AWS|TENANT|DATABASE)_[A-Z0-9_]+)"', path.read_text()))
+    names.discard("LEDGIX_DEV_API_KEY")  # ledgix dev only: shared/api reads it for the dev tenant
+    return names
+
+
+def test_every_variable_the_code_reads_is_set_or_deliberately_defaulted():
+    code = variables_the_code_reads()
+    environment = terraform.function_environment()
+    assert set(environment) == set(terraform.FUNCTIONS)
+    for function, names in environment.items():
+        defaulted = {v for v, (functions, _) in DELIBERATE_DEFAULTS.items() if function in functions}
+        unaccounted = code - names - FROM_BOOTSTRAP_SECRET - FROM_LAMBDA - defaulted
+        assert not unaccounted, f"{function} reads {sorted(unaccounted)}: set them in environment.tf or say why not"
+        both = names & defaulted
+        assert not both, f"{function}: {sorted(both)} are set in Terraform and also listed as defaulted"
+
+
+def test_terraform_sets_only_what_the_code_reads():
+    code = variables_the_code_reads() | {"RUST_LOG"}  # RUST_LOG: tracing's EnvFilter reads it by convention
+    for function, names in terraform.function_environment().items():
+        assert names <= code, f"{function}: Terraform sets {sorted(names - code)}, which nothing reads"
+
+
+def test_the_deliberate_defaults_are_real_variables():
+    stale = set(DELIBERATE_DEFAULTS) - variables_the_code_reads()
+    assert not stale, f"no longer read by the code: {sorted(stale)}"
+
+
+def test_every_variable_is_documented():
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    missing = {name for name in variables_the_code_reads() if f"`{name}`" not in documented}
+    assert not missing, f"docs/configuration.md does not list {sorted(missing)}"

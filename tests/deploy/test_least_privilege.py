@@ -1,0 +1,238 @@
+"""Least privilege, proven by running the code: each of the four function binaries runs under a local Lambda
+Runtime API (lambda_runtime.py) against the AWS emulator with its own access key, with exactly the environment
+variables its Terraform gives it, and handles the sample events of a full round (tenant created, policies,
+inline approval, queued judgement, token consumed, judge batch, anchor round, proofs). The emulator records the
+API operations per access key; the test checks that infra/terraform/iam.tf's function_permissions grants each
+function exactly the actions it called: nothing missing, nothing extra.
+
+Needs: the release build (target/release/<function>), the emulator (AWS_ENDPOINT_URL) with tests/aws/resources.py
+applied, and DATABASE_URL of a fresh control-plane database whose role may create databases and roles.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from botocore.session import get_session
+
+import terraform
+from lambda_runtime import FunctionProcess, lambda_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+RELEASE = ROOT / "target" / "release"
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "")
+ADMIN_KEY = json.loads((EVENTS / "apigw" / "expectations.json").read_text())["admin_api_key"]
+
+pytestmark = pytest.mark.skipif(not ENDPOINT or "DATABASE_URL" not in os.environ,
+                                reason="needs the AWS emulator (AWS_ENDPOINT_URL) and DATABASE_URL")
+
+# API operation names that differ from the IAM action authorising them.
+IAM_ACTION = {
+    ("s3", "GetObjectLockConfiguration"): "s3:GetBucketObjectLockConfiguration",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "HeadBucket"): "s3:ListBucket",
+}
+
+# SDK calls in the code that no function makes: the local SQS consumer of `ledgix dev --backend aws`.
+DEV_ONLY = {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+
+# Granted for a path the round below cannot reach from outside, each checked to be in the code
+# (sdk_operations_in_code) instead of observed.
+UNREACHED_PATHS = {
+    ("clearance-api", "secretsmanager:PutSecretValue"):
+        "tenant provisioning is idempotent: when the tenant's secret already exists (a retried provisioning) "
+        "CreateSecret fails with ResourceExistsException and the code overwrites it (shared/aws/src/tenants.rs)",
+}
+
+
+def boto(service: str):
+    # The harness's own key: its calls are not attributed to any function.
+    return boto3.client(service, endpoint_url=ENDPOINT, region_name="us-east-1",
+                        aws_access_key_id="HARNESS", aws_secret_access_key="test")
+
+
+def access_key(function: str) -> str:
+    return "FN" + function.upper().replace("-", "")
+
+
+def recorded_actions(function: str) -> set[str]:
+    calls = httpx.get(f"{ENDPOINT}/_ledgix/calls", params={"access_key": access_key(function)}).json()
+    return {IAM_ACTION.get((c["service"], c["operation"]), f"{c['service']}:{c['operation']}") for c in calls}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """A fresh deployment's worth of emulated resources, and the values Terraform would set."""
+    run = uuid.uuid4().hex[:8]
+    queue_name, bucket = f"ledgix-lp-{run}-judge.fifo", f"ledgix-lp-{run}-anchors"
+    sqs, s3, kms, sm = boto("sqs"), boto("s3"), boto("kms"), boto("secretsmanager")
+    queue_url = sqs.create_queue(QueueName=queue_name, Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "30"})["QueueUrl"]
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    signing = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    envelope = kms.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["Arn"]
+    bootstrap = f"ledgix-lp-{run}/bootstrap"
+    # What the operator puts in the bootstrap secret (docs/deploy.md): the only secrets, never in Terraform.
+    sm.create_secret(Name=bootstrap, SecretString=json.dumps(
+        {"DATABASE_URL": os.environ["DATABASE_URL"], "LEDGIX_ADMIN_API_KEY": ADMIN_KEY}))
+    # A value for every name infra/terraform/environment.tf may set, as a deployment would set it; PostgreSQL
+    # without TLS and the stub judge are the test's only departures from the defaults.
+    values = {
+        "VAULT_BACKEND": "aws", "VAULT_SIGNER_BACKEND": "aws_kms", "VAULT_KMS_KEY_ID": signing,
+        "VAULT_KEY_ID": f"lp-{run}", "AWS_SECRET_NAME": bootstrap, "RUST_LOG": "info",
+        "TENANT_SECRET_PREFIX": f"ledgix-lp-{run}/tenants", "VAULT_DYNAMODB_TABLE": os.environ.get("VAULT_DYNAMODB_TABLE", "ledgix-hot"),
+        "VAULT_ENVELOPE_KMS_KEY_ID": envelope, "VAULT_TENANT_DB_SSLMODE": "disable",
+        "VAULT_CONTROL_PLANE_DB_SSLMODE": "disable", "VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS": "5",
+        "VAULT_TENANT_DB_MAX_OPEN_CONNS": "5", "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS": "300",
+        "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS": "60", "VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE": "500",
+        "VAULT_LEDGER_ANCHOR_PREFIX": "ledgix", "VAULT_LEDGER_LOG_ORIGIN": "ledgix-vault",
+        "VAULT_JWT_TTL": "300", "VAULT_JWT_ISSUER": "alcv-vault", "VAULT_JWT_AUDIENCE": "ledgix-sdk",
+        "VAULT_ALLOW_STUB_JUDGE": "true", "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
+        "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": "32", "VAULT_RATE_LIMIT_RPS": "20", "VAULT_RATE_LIMIT_BURST": "40",
+        "VAULT_RATE_LIMIT_TTL_SECONDS": "180", "VAULT_METRICS": "emf", "VAULT_CORS_ALLOWED_ORIGIN": "https://console.example",
+        "VAULT_LEDGER_ANCHOR_BUCKET": bucket, "VAULT_LEDGER_ANCHOR_REGION": "us-east-1",
+        "VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING": "true", "VAULT_LEDGER_REQUIRE_OBJECT_LOCK": "true",
+    }
+    httpx.post(f"{ENDPOINT}/_ledgix/calls", json={"reset": True}).raise_for_status()
+    logs = tmp_path_factory.mktemp("function-logs")
+    started: dict[str, FunctionProcess] = {}
+
+    def start(function: str) -> FunctionProcess:
+        names = terraform.function_environment()[function]
+        missing = names - values.keys()
+        assert not missing, f"give the test a value for {sorted(missing)}"
+        env = {name: values[name] for name in names}
+        env.update(lambda_environment(), AWS_ENDPOINT_URL=ENDPOINT, AWS_REGION="us-east-1",
+                   AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID=access_key(function),
+                   AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test-session")
+        process = FunctionProcess(function, RELEASE / function, env, logs / f"{function}.log")
+        started[function] = process
+        process.init_seconds = process.wait_ready()
+        return process
+
+    yield {"start": start, "queue_url": queue_url, "bucket": bucket, "logs": logs, "started": started}
+    for process in started.values():
+        process.stop()
+
+
+def apigw(name: str, *, api_key: str | None = None, body: dict | None = None, path: str | None = None,
+          query: str | None = None) -> dict:
+    event = copy.deepcopy(json.loads((EVENTS / "apigw" / f"{name}.json").read_text()))
+    event["requestContext"]["requestId"] = str(uuid.uuid4())
+    event["headers"]["idempotency-key"] = str(uuid.uuid4())
+    if api_key is not None:
+        event["headers"]["x-vault-api-key"] = api_key
+    if body is not None:
+        event["body"] = json.dumps(body)
+    if path is not None:
+        event["rawPath"] = path
+        event["requestContext"]["http"]["path"] = path
+    if query is not None:
+        event["rawQueryString"] = query
+        event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
+    return event
+
+
+def answer(process: FunctionProcess, event: dict, status: int) -> dict:
+    response = process.invoke(event)
+    assert response["statusCode"] == status, response
+    return json.loads(response["body"]) if response.get("body") else {}
+
+
+def judge_batch(queue_url: str) -> dict:
+    """The judge jobs clearance-api queued, as the SQS event source mapping would deliver them."""
+    template = json.loads((EVENTS / "sqs" / "judge-batch.json").read_text())["Records"][0]
+    messages = boto("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                           AttributeNames=["All"])["Messages"]
+    records = []
+    for m in messages:
+        record = copy.deepcopy(template)
+        record.update(messageId=m["MessageId"], receiptHandle=m["ReceiptHandle"], body=m["Body"],
+                      md5OfBody=m["MD5OfBody"])
+        record["attributes"].update({k: v for k, v in m["Attributes"].items() if k in record["attributes"]})
+        records.append(record)
+    return {"Records": records}
+
+
+def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
+    start, queue_url = deployment["start"], deployment["queue_url"]
+
+    jwks = start("jwks")
+    assert jwks.invoke(json.loads((EVENTS / "apigw" / "jwks.json").read_text()))["statusCode"] == 200
+
+    api = start("clearance-api")
+    tenant = answer(api, apigw("admin-create-tenant", body={"name": "least-privilege"}), 201)
+    key = tenant["api_key"]
+    answer(api, apigw("register-policy", api_key=key), 201)
+    answer(api, apigw("register-policy", api_key=key, body={
+        "policy_id": "email", "description": "judged", "tools": ["send_email"], "rules": ["Only to customers"]}), 201)
+    approved = answer(api, apigw("request-clearance", api_key=key), 200)
+    assert approved["status"] == "approved" and approved["token"]
+    queued = answer(api, apigw("request-clearance", api_key=key, body={
+        "tool_name": "send_email", "tool_args": {"to": "a@example.com"}, "session_id": "s-1"}), 200)
+    answer(api, apigw("consume-token", api_key=key, body={"token": approved["token"]}), 200)
+
+    worker = start("judge-worker")
+    batch = judge_batch(queue_url)
+    assert [json.loads(r["body"])["request_id"] for r in batch["Records"]] == [queued["request_id"]]
+    assert worker.invoke(batch) == {"batchItemFailures": []}
+    status = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200)
+    assert status["status"] == "pending_review"
+
+    anchor = start("anchor-export")
+    anchor.invoke(json.loads((EVENTS / "scheduler" / "anchor-export.json").read_text()))
+    exported = boto("s3").list_objects_v2(Bucket=deployment["bucket"], Prefix=f"ledgix/{tenant['tenant_id']}/")
+    assert any(o["Key"].endswith("/checkpoint") for o in exported.get("Contents", [])), exported
+    answer(api, apigw("proof-bundle", api_key=key, query=f"request_id={approved['request_id']}"), 200)
+    answer(api, apigw("ledger", api_key=key), 200)
+    usage = answer(api, apigw("ledger", api_key=key, path="/usage"), 200)
+    assert usage, "the usage counters of the round"
+
+    granted = terraform.function_permissions()
+    observed = {name: recorded_actions(name) for name in terraform.FUNCTIONS}
+    code = sdk_operations_in_code()
+    for (name, action), reason in UNREACHED_PATHS.items():
+        assert action in code and action not in observed[name], f"{name} {action}: {reason}"
+        observed[name].add(action)
+    for name in terraform.FUNCTIONS:
+        missing, extra = observed[name] - granted[name], granted[name] - observed[name]
+        assert not missing and not extra, (
+            f"{name}: iam.tf must grant exactly what the code calls; missing {sorted(missing)}, "
+            f"never called {sorted(extra)}")
+
+    # Every SDK operation the AWS adapters contain was exercised by some function (or is dev-only), so the round
+    # above cannot have skipped a code path that would need a permission.
+    called_anywhere = set().union(*observed.values()) | DEV_ONLY
+    assert code <= called_anywhere, sorted(code - called_anywhere)
+
+    report = {name: round(process.init_seconds * 1000, 1) for name, process in deployment["started"].items()}
+    print(f"\ninit durations (ms, this machine): {json.dumps(report)}")
+
+
+def sdk_operations_in_code() -> set[str]:
+    """IAM actions of the SDK operations called in shared/aws/src and functions/*/src (method names matched
+    against the botocore service models: `.get_item()` is DynamoDB GetItem)."""
+    session = get_session()
+    sources = "\n".join(p.read_text() for p in [*(ROOT / "shared" / "aws" / "src").glob("*.rs"),
+                                                 *(ROOT / "functions").glob("*/src/*.rs")])
+    called = set(re.findall(r"\.([a-z][a-z0-9_]*)\(\)", sources))
+    actions = set()
+    for service in ("dynamodb", "kms", "secretsmanager", "sqs", "s3"):
+        for operation in session.get_service_model(service).operation_names:
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+            if snake in called:
+                actions.add(IAM_ACTION.get((service, operation), f"{service}:{operation}"))
+    return actions
