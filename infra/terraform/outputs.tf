@@ -63,6 +63,11 @@ output "database_endpoint" {
   value       = try(module.database[0].cluster_endpoint, null)
 }
 
+output "database_cluster_arn" {
+  description = "Aurora cluster ARN, for the bootstrap SQL through the Data API (null with an existing database)."
+  value       = try(module.database[0].cluster_arn, null)
+}
+
 output "database_master_secret_arn" {
   description = "RDS-managed secret of the Aurora master user (null with an existing database)."
   value       = try(module.database[0].master_user_secret_arn, null)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the four Lambda packages for infra/terraform: target/lambda/<function>/bootstrap.zip (arm64 Graviton,
+# provided.al2023), with cargo-lambda (pinned, from PyPI; it brings Zig as the cross linker).
+# Usage: scripts/package.sh            Then: cd infra/terraform && terraform apply   (docs/deploy.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$(pwd)/.venv-package"
+CARGO_LAMBDA_VERSION="1.9.2"
+FUNCTIONS=(clearance-api jwks judge-worker anchor-export)
+
+if [[ "$("$TOOLS/bin/cargo-lambda" lambda --version 2>/dev/null)" != *"$CARGO_LAMBDA_VERSION"* ]]; then
+  echo "==> installing cargo-lambda $CARGO_LAMBDA_VERSION into $TOOLS"
+  python3 -m venv "$TOOLS"
+  "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+fi
+if command -v rustup >/dev/null; then
+  rustup target add aarch64-unknown-linux-gnu >/dev/null
+fi
+
+echo "==> cargo lambda build --release --arm64 --output-format zip (${FUNCTIONS[*]})"
+packages=()
+for function in "${FUNCTIONS[@]}"; do packages+=(-p "$function"); done
+PATH="$TOOLS/bin:$PATH" cargo lambda build --release --arm64 --output-format zip --locked "${packages[@]}"
+
+echo "==> packages (bytes, base64 SHA-256 as Lambda reports CodeSha256)"
+for function in "${FUNCTIONS[@]}"; do
+  zip="target/lambda/$function/bootstrap.zip"
+  [[ -f "$zip" ]] || { echo "missing $zip" >&2; exit 1; }
+  printf '%-14s %9d  %s\n' "$function" "$(stat -c %s "$zip")" "$(openssl dgst -sha256 -binary "$zip" | base64)"
+done
