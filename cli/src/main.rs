@@ -92,18 +92,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Command::Verify { command } = cli.command {
-        return match runtime.block_on(verify::run(command)) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
-            Err(message) => {
-                eprintln!("ledgix verify: {message}");
-                ExitCode::from(2)
-            }
-        };
-    }
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("ledgix: {message}");
             ExitCode::FAILURE
@@ -111,11 +101,19 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Dev(args) => dev::run(args).await,
-        Command::Verify { .. } => Err("unreachable: verify is handled before".into()),
-        Command::Keygen { out, kid } => keygen(&out, &kid),
+        Command::Dev(args) => dev::run(args).await.map(|()| ExitCode::SUCCESS),
+        // Verify has three outcomes: verified (0), failed (1), inputs unreadable (2).
+        Command::Verify { command } => Ok(match verify::run(command).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(message) => {
+                eprintln!("ledgix verify: {message}");
+                ExitCode::from(2)
+            }
+        }),
+        Command::Keygen { out, kid } => keygen(&out, &kid).map(|()| ExitCode::SUCCESS),
         Command::Tenant {
             command: TenantCommand::Create { name, data_dir },
         } => {
@@ -134,7 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "tenant_id={}\nkey_id={}\napi_key={}",
                 created.tenant_id, created.key_id, created.api_key
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Apikey {
             command: ApiKeyCommand::Create { tenant, data_dir },
@@ -145,7 +143,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("key_id={}\napi_key={}", created.key_id, created.api_key);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Apikey {
             command: ApiKeyCommand::Revoke { key_id, data_dir },
@@ -156,7 +154,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("revoked {key_id}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -66,6 +66,19 @@ def access_key(function: str) -> str:
     return "FN" + function.upper().replace("-", "")
 
 
+def recorded_counts(function: str) -> dict[str, int]:
+    calls = httpx.get(f"{ENDPOINT}/_ledgix/calls", params={"access_key": access_key(function)}).json()
+    return {f"{c['service']}:{c['operation']}": c["count"] for c in calls}
+
+
+def calls_made(function: str, act) -> tuple[object, dict[str, int]]:
+    """Run `act()`; return its result and the API operations `function` called meanwhile (a warm instance)."""
+    before = recorded_counts(function)
+    result = act()
+    after = recorded_counts(function)
+    return result, {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)}
+
+
 def recorded_actions(function: str) -> set[str]:
     calls = httpx.get(f"{ENDPOINT}/_ledgix/calls", params={"access_key": access_key(function)}).json()
     return {IAM_ACTION.get((c["service"], c["operation"]), f"{c['service']}:{c['operation']}") for c in calls}
@@ -179,16 +192,24 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     answer(api, apigw("register-policy", api_key=key), 201)
     answer(api, apigw("register-policy", api_key=key, body={
         "policy_id": "email", "description": "judged", "tools": ["send_email"], "rules": ["Only to customers"]}), 201)
-    approved = answer(api, apigw("request-clearance", api_key=key), 200)
+    answer(api, apigw("request-clearance", api_key=key), 200)  # warms the tenant's pool and caches
+    approved, per_request = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key), 200))
     assert approved["status"] == "approved" and approved["token"]
-    queued = answer(api, apigw("request-clearance", api_key=key, body={
-        "tool_name": "send_email", "tool_args": {"to": "a@example.com"}, "session_id": "s-1"}), 200)
-    answer(api, apigw("consume-token", api_key=key, body={"token": approved["token"]}), 200)
+    queued, per_request_queued = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key, body={
+        "tool_name": "send_email", "tool_args": {"to": "a@example.com"}, "session_id": "s-1"}), 200))
+    _, per_consume = calls_made("clearance-api", lambda: answer(
+        api, apigw("consume-token", api_key=key, body={"token": approved["token"]}), 200))
+    # Measured AWS calls of a warm clearance-api per request (docs/benchmarks.md).
+    print(f"\nAWS calls, inline approval: {json.dumps(per_request, sort_keys=True)}"
+          f"\nAWS calls, queued judgement (request): {json.dumps(per_request_queued, sort_keys=True)}"
+          f"\nAWS calls, consume-token: {json.dumps(per_consume, sort_keys=True)}")
 
     worker = start("judge-worker")
     batch = judge_batch(queue_url)
     assert [json.loads(r["body"])["request_id"] for r in batch["Records"]] == [queued["request_id"]]
-    assert worker.invoke(batch) == {"batchItemFailures": []}
+    outcome, per_judgement = calls_made("judge-worker", lambda: worker.invoke(batch))
+    assert outcome == {"batchItemFailures": []}
+    print(f"AWS calls, queued judgement (worker, first batch of a cold instance): {json.dumps(per_judgement, sort_keys=True)}")
     status = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200)
     assert status["status"] == "pending_review"
 
