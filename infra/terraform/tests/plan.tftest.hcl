@@ -447,3 +447,17 @@ run "observability_module" {
     error_message = "a topic for the alarms when none is given"
   }
 }
+
+run "with_rds_proxy" {
+  command = plan
+
+  variables {
+    create_db_proxy          = true
+    db_proxy_auth_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ledgix/proxy-AbCdEf"
+  }
+
+  assert {
+    condition     = length(aws_iam_role.db_proxy) == 1 && length(aws_iam_role_policy.db_proxy) == 1
+    error_message = "the proxy gets a role that reads its auth secret"
+  }
+}
