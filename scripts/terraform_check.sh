@@ -64,12 +64,8 @@ step "test (mock provider, plan-level assertions)"
 terraform -chdir="$WORK/terraform" test -no-color
 
 step "checkov (pinned, tests/deploy/checkov-requirements.txt)"
-stamp="$CHECKOV_VENV/.requirements.sha256"
-want="$(sha256sum tests/deploy/checkov-requirements.txt | cut -d' ' -f1)"
-[[ -x "$CHECKOV_VENV/bin/python" ]] || python3 -m venv "$CHECKOV_VENV"
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/deploy/checkov-requirements.txt
-  echo "$want" >"$stamp"
-fi
+# shellcheck source=scripts/pinned_venv.sh
+source scripts/pinned_venv.sh
+pinned_venv "$CHECKOV_VENV" tests/deploy/checkov-requirements.txt
 # --skip-download: no call to the vendor's API; the checks are the ones shipped in the pinned package.
 "$CHECKOV_VENV/bin/checkov" -d "$SOURCE" --framework terraform --quiet --compact --skip-download

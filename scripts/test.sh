@@ -7,6 +7,8 @@ ROOT="$(pwd)"
 VENV="$ROOT/.venv"
 
 stage() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/pinned_venv.sh
+source scripts/pinned_venv.sh
 
 WORK="$(mktemp -d /tmp/ledgix-test.XXXXXX)"
 chmod 755 "$WORK"
@@ -41,18 +43,7 @@ python_env() {
   local requirements=(tests/e2e/requirements.txt)
   [[ -f tests/aws/requirements.txt ]] && requirements+=(tests/aws/requirements.txt)
   [[ -f tests/deploy/requirements.txt ]] && requirements+=(tests/deploy/requirements.txt)
-  local stamp="$VENV/.requirements.sha256"
-  local want
-  want="$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)"
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
-  fi
-  if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-    local args=()
-    for file in "${requirements[@]}"; do args+=(-r "$file"); done
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${args[@]}"
-    echo "$want" >"$stamp"
-  fi
+  pinned_venv "$VENV" "${requirements[@]}"
 }
 
 node_env() {

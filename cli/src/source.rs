@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+type HttpClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// One readable location. `read` answers `Ok(None)` when the object does not exist.
 pub enum Source {
@@ -12,6 +16,8 @@ pub enum Source {
     Http {
         base: String,
         api_key: Option<String>,
+        /// Built once: a log walk fetches thousands of tiles over one kept-alive connection.
+        client: HttpClient,
     },
     S3 {
         client: aws_sdk_s3::Client,
@@ -27,6 +33,7 @@ impl Source {
             return Ok(Source::Http {
                 base: location.to_string(),
                 api_key: api_key.map(str::to_string),
+                client: http_client()?,
             });
         }
         if let Some(rest) = location.strip_prefix("s3://") {
@@ -34,16 +41,9 @@ impl Source {
             if bucket.is_empty() {
                 return Err(format!("{location}: no bucket name"));
             }
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-            // A custom endpoint (an emulator, a VPC endpoint URL) needs path-style addressing.
-            if std::env::var("AWS_ENDPOINT_URL").is_ok() {
-                s3 = s3.force_path_style(true);
-            }
+            let sdk = ledgix_aws::bootstrap::sdk_config().await;
             return Ok(Source::S3 {
-                client: aws_sdk_s3::Client::from_conf(s3.build()),
+                client: ledgix_aws::s3::client(&sdk, None),
                 bucket: bucket.to_string(),
                 prefix: prefix.trim_matches('/').to_string(),
                 display: location.to_string(),
@@ -74,9 +74,13 @@ impl Source {
                     Err(e) => Err(format!("cannot read {}: {e}", path.display())),
                 }
             }
-            Source::Http { base, api_key } => {
+            Source::Http {
+                base,
+                api_key,
+                client,
+            } => {
                 let url = join(base, relative);
-                http_get(&url, api_key.as_deref()).await
+                http_get(client, &url, api_key.as_deref()).await
             }
             Source::S3 {
                 client,
@@ -121,8 +125,8 @@ fn join(base: &str, relative: &str) -> String {
     }
 }
 
-/// GET over http or https (rustls, the system's trust roots). 404 is "does not exist".
-async fn http_get(url: &str, api_key: Option<&str>) -> Result<Option<Vec<u8>>, String> {
+/// http or https (rustls, the system's trust roots, read once).
+fn http_client() -> Result<HttpClient, String> {
     // The AWS SDK also links aws-lc-rs, so rustls cannot pick a provider by itself: name ring.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
@@ -130,9 +134,18 @@ async fn http_get(url: &str, api_key: Option<&str>) -> Result<Option<Vec<u8>>, S
         .https_or_http()
         .enable_http1()
         .build();
-    let client: hyper_util::client::legacy::Client<_, Empty<Bytes>> =
+    Ok(
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https);
+            .build(https),
+    )
+}
+
+/// GET; 404 is "does not exist".
+async fn http_get(
+    client: &HttpClient,
+    url: &str,
+    api_key: Option<&str>,
+) -> Result<Option<Vec<u8>>, String> {
     let mut request = http::Request::get(url);
     if let Some(key) = api_key {
         request = request.header("x-vault-api-key", key);

@@ -16,6 +16,19 @@ locals {
   anchor_bucket_arn  = module.state.anchor_bucket_arn
   anchor_objects_arn = "${module.state.anchor_bucket_arn}/${var.anchor_prefix}/*"
 
+  # Trust policies: each role may be assumed only by its AWS service, on behalf of this account.
+  assume_role_policy = {
+    for service in ["lambda", "scheduler", "vpc-flow-logs", "rds"] : service => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Effect    = "Allow"
+        Principal = { Service = "${service}.amazonaws.com" }
+        Action    = "sts:AssumeRole"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      }]
+    })
+  }
+
   # What each function's code calls (shared/aws/src: bootstrap.rs, tenants.rs, kms.rs, dynamo.rs, sqs.rs, s3.rs).
   function_permissions = {
     "clearance-api" = [
@@ -129,27 +142,12 @@ locals {
   }
 }
 
-data "aws_iam_policy_document" "lambda_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "function" {
   for_each = local.function_names
 
   name               = "${each.value}-role"
   description        = "Ledgix Vault ${each.key}: only what its code calls"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  assume_role_policy = local.assume_role_policy["lambda"]
 }
 
 data "aws_iam_policy_document" "function" {
@@ -196,17 +194,9 @@ resource "aws_iam_role_policy" "function" {
 # ---------------------------------------------------------------------------------------------------------------
 
 resource "aws_iam_role" "anchor_scheduler" {
-  name        = "${var.name_prefix}-anchor-scheduler"
-  description = "EventBridge Scheduler invokes anchor-export"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "scheduler.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
-    }]
-  })
+  name               = "${var.name_prefix}-anchor-scheduler"
+  description        = "EventBridge Scheduler invokes anchor-export"
+  assume_role_policy = local.assume_role_policy["scheduler"]
 }
 
 resource "aws_iam_role_policy" "anchor_scheduler" {
@@ -224,17 +214,9 @@ resource "aws_iam_role_policy" "anchor_scheduler" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name        = "${var.name_prefix}-vpc-flow-logs"
-  description = "VPC flow logs deliver to their log group"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
-    }]
-  })
+  name               = "${var.name_prefix}-vpc-flow-logs"
+  description        = "VPC flow logs deliver to their log group"
+  assume_role_policy = local.assume_role_policy["vpc-flow-logs"]
 }
 
 resource "aws_iam_role_policy" "flow_logs" {
@@ -254,17 +236,9 @@ resource "aws_iam_role_policy" "flow_logs" {
 resource "aws_iam_role" "db_proxy" {
   count = var.create_database && var.create_db_proxy ? 1 : 0
 
-  name        = "${var.name_prefix}-db-proxy"
-  description = "RDS Proxy reads the control-plane role's credentials"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "rds.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
-    }]
-  })
+  name               = "${var.name_prefix}-db-proxy"
+  description        = "RDS Proxy reads the control-plane role's credentials"
+  assume_role_policy = local.assume_role_policy["rds"]
 }
 
 resource "aws_iam_role_policy" "db_proxy" {

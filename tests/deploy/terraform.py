@@ -13,7 +13,7 @@ FUNCTIONS = ("clearance-api", "jwks", "judge-worker", "anchor-export")
 _NAME = re.compile(r"\b([A-Z][A-Z0-9_]{2,})\s*=")
 
 
-def _unquote(value: str) -> str:
+def unquote(value: str) -> str:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
 
 
@@ -28,7 +28,7 @@ def _locals(path: Path) -> dict:
 def function_permissions() -> dict[str, set[str]]:
     """Function name -> the IAM actions local.function_permissions grants it."""
     permissions = _locals(TERRAFORM / "iam.tf")["function_permissions"]
-    return {_unquote(name): {_unquote(a) for statement in statements for a in statement["actions"]}
+    return {unquote(name): {unquote(a) for statement in statements for a in statement["actions"]}
             for name, statements in permissions.items()}
 
 

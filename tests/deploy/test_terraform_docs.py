@@ -13,7 +13,7 @@ README = (terraform.TERRAFORM / "README.md").read_text()
 
 def _blocks(file: str, kind: str) -> dict:
     with open(terraform.TERRAFORM / file) as f:
-        return {terraform._unquote(name): body for block in hcl2.load(f).get(kind, []) for name, body in block.items()}
+        return {terraform.unquote(name): body for block in hcl2.load(f).get(kind, []) for name, body in block.items()}
 
 
 def _shown(default) -> str:
@@ -23,7 +23,7 @@ def _shown(default) -> str:
         return str(default).lower()
     if isinstance(default, (dict, list)):
         return json.dumps(default) if default else ("{}" if isinstance(default, dict) else "[]")
-    return terraform._unquote(default) if isinstance(default, str) else str(default)
+    return terraform.unquote(default) if isinstance(default, str) else str(default)
 
 
 def test_every_input_is_documented_with_its_default():

@@ -332,6 +332,14 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     return error
 
 
+def aws_client(service: str):
+    """A boto3 client on the AWS emulator (AWS backend runs only)."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                        region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 

@@ -3,12 +3,10 @@ object lock when VAULT_LEDGER_REQUIRE_OBJECT_LOCK), and exports record S3 object
 
 from __future__ import annotations
 
-import os
 
-import boto3
 import pytest
 
-from conftest import BACKEND, Vault
+from conftest import BACKEND, Vault, aws_client
 
 pytestmark = pytest.mark.skipif(BACKEND != "aws", reason="AWS backend only")
 
@@ -42,7 +40,7 @@ def test_object_locked_bucket_is_accepted_and_versions_recorded():
             time.sleep(0.2)
         latest = checkpoints[-1]
         assert latest["export_uri"].startswith("s3://ledgix-anchors-locked/") and latest["export_version_id"]
-        s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+        s3 = aws_client("s3")
         key = latest["export_uri"].split("/", 3)[3]
         versions = s3.list_object_versions(Bucket="ledgix-anchors-locked", Prefix=key)["Versions"]
         assert latest["export_version_id"] in [ver["VersionId"] for ver in versions]

@@ -12,14 +12,9 @@ import httpx
 import pytest
 
 from conftest import APPROVE_SMALL, BACKEND, Vault, unique
+from conftest import aws_client as boto
 
 pytestmark = pytest.mark.skipif(BACKEND != "aws", reason="AWS backend only")
-
-
-def boto(service: str):
-    import boto3
-
-    return boto3.client(service, endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ.get("AWS_REGION", "us-east-1"))
 
 
 @pytest.fixture(scope="module")

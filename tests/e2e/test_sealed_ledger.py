@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ledgix_python import LedgixClient, VaultConfig
 from ledgix_python.models import ClearanceRequest
 
-from conftest import BACKEND, Vault
+from conftest import BACKEND, Vault, aws_client
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("LEDGIX_BIN", ROOT / "target" / "release" / "ledgix"))
@@ -261,8 +261,7 @@ def test_ledgix_verify_log_from_s3_and_its_url(sealed, tmp_path):
 
     # The same objects over plain HTTP(S) GETs (the emulator's path-style URLs). The bucket is private, so an
     # anonymous reader cannot fetch them: that is "unreadable" (exit 2), not a verdict on the log.
-    import boto3
-    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    s3 = aws_client("s3")
     url = f"{os.environ['AWS_ENDPOINT_URL']}/{bucket}/ledgix/{sealed['tenant_id']}"
     private = subprocess.run([str(BIN), "verify", "log", url, "--jwks", str(jwks)], capture_output=True, text=True)
     assert private.returncode == 2 and "403" in private.stderr and "VERIFIED" not in private.stdout, private.stderr

@@ -124,7 +124,11 @@ async fn build_aws(
 ) -> Result<EmbeddedVault, ConfigError> {
     let mut settings = AwsSettings::from_lookup(|name| config.overlay.get(name))
         .map_err(|e| ConfigError(e.to_string()))?;
-    settings.exports_anchors = config.exports_anchors;
+    if !config.exports_anchors {
+        // No bucket, no start-up bucket check, no S3 client: this process never exports.
+        settings.anchor_bucket = None;
+        settings.anchor_bucket_template = None;
+    }
     let (wait, visibility) = (
         settings.sqs_wait_time_seconds,
         settings.sqs_visibility_timeout_seconds,

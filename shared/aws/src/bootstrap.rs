@@ -51,9 +51,6 @@ pub struct AwsSettings {
     pub transport_key_base64: Option<String>,
     /// VAULT_ENVELOPE_KMS_KEY_ID: KMS key that wraps the data keys of payloads at rest (takes precedence).
     pub envelope_kms_key_id: Option<String>,
-    /// Whether this process exports anchors (checks the bucket at start). Only anchor-export and
-    /// `ledgix dev` do; the other functions never touch S3.
-    pub exports_anchors: bool,
 }
 
 impl AwsSettings {
@@ -126,7 +123,6 @@ impl AwsSettings {
             require_object_lock: flag("VAULT_LEDGER_REQUIRE_OBJECT_LOCK", false)?,
             transport_key_base64: get("VAULT_TRANSPORT_KEY_BASE64"),
             envelope_kms_key_id: get("VAULT_ENVELOPE_KMS_KEY_ID"),
-            exports_anchors: true,
         })
     }
 }
@@ -150,7 +146,7 @@ fn payload_cipher(
     Ok(PayloadCipher::new(codec, envelope))
 }
 
-async fn sdk_config() -> aws_config::SdkConfig {
+pub async fn sdk_config() -> aws_config::SdkConfig {
     // Region, credentials and AWS_ENDPOINT_URL come from the standard chain.
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
@@ -269,19 +265,10 @@ impl AwsBackend {
         });
         let anchor: Option<Arc<dyn AnchorSink>> =
             match (&settings.anchor_bucket, &settings.anchor_bucket_template) {
-                _ if !settings.exports_anchors => None,
                 (None, None) => None,
                 (bucket, template) => {
-                    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-                    if let Some(region) = &settings.anchor_region {
-                        s3 = s3.region(aws_sdk_s3::config::Region::new(region.clone()));
-                    }
-                    // Custom endpoints (the emulator, VPC endpoints by URL) need path-style addressing.
-                    if std::env::var("AWS_ENDPOINT_URL").is_ok() {
-                        s3 = s3.force_path_style(true);
-                    }
                     let anchor = S3Anchor::new(
-                        aws_sdk_s3::Client::from_conf(s3.build()),
+                        crate::s3::client(&sdk, settings.anchor_region.as_deref()),
                         bucket.as_deref().unwrap_or(""),
                         template.clone(),
                         &settings.anchor_prefix,

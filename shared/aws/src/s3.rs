@@ -8,6 +8,19 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use ledgix_core::ports::{AnchorError, AnchorSink, Exported};
 
+/// An S3 client on the shared SDK configuration, optionally in another region. Custom endpoints (the emulator,
+/// VPC endpoints by URL) need path-style addressing.
+pub fn client(sdk: &aws_config::SdkConfig, region: Option<&str>) -> Client {
+    let mut s3 = aws_sdk_s3::config::Builder::from(sdk);
+    if let Some(region) = region {
+        s3 = s3.region(aws_sdk_s3::config::Region::new(region.to_string()));
+    }
+    if std::env::var("AWS_ENDPOINT_URL").is_ok() {
+        s3 = s3.force_path_style(true);
+    }
+    Client::from_conf(s3.build())
+}
+
 pub struct S3Anchor {
     client: Client,
     bucket: String,
