@@ -1,6 +1,12 @@
-//! `TenantStore` on the tenant's own PostgreSQL database, with token burns (and their idempotent answers)
-//! in DynamoDB. Everything a decision writes — clearance, ledger event, idempotent response — commits in one
-//! PostgreSQL transaction, so a decision and its ledger entry exist together or not at all.
+//! `TenantStore` on the tenant's own PostgreSQL database, with hot copies in DynamoDB.
+//!
+//! Everything a decision writes — clearance, ledger event, idempotent answer — commits in one PostgreSQL
+//! transaction, so a decision and its ledger entry exist together or not at all, and a retry can never add a
+//! second one. DynamoDB holds what is read hot: token burns (and their idempotent answers), which live only
+//! there; and, copied after each commit, clearance statuses (what `GET /clearance-status` polls) and idempotent
+//! answers (what every keyed request looks up first). A copy is never newer than the database and never served
+//! while it may be older (see `dynamo.rs`); a lost copy only sends a read to the database, and a replay that
+//! finds no copy is refused by the transaction's unique key, which restores the copy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,13 +18,14 @@ use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::ledger::LedgerEvent;
 use ledgix_core::merkle::{Hash, Position};
 use ledgix_core::model::{
-    ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings,
+    ClearanceRecord, ClearanceStatus, ClearanceView, IdempotencyRecord, PolicyVersion,
+    ReviewSettings,
 };
 use ledgix_core::ports::{Seal, TenantStore, TreeState, Write};
 use ledgix_core::service::is_consume_scope;
 use tokio_postgres::Transaction;
 
-use crate::dynamo::HotTable;
+use crate::dynamo::{HotStatus, HotTable};
 use crate::pg::{corrupt, is_unique_violation, pg_error, unavailable};
 use crate::tenants::TenantDirectory;
 
@@ -299,6 +306,158 @@ async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError>
     Ok(())
 }
 
+/// The only order a clearance's status moves in; a copy never goes back down it.
+fn status_rank(status: ClearanceStatus) -> u8 {
+    match status {
+        ClearanceStatus::Processing => 0,
+        ClearanceStatus::PendingReview => 1,
+        ClearanceStatus::Approved | ClearanceStatus::Denied => 2,
+    }
+}
+
+/// AAD label of status copies: a sealed view cannot be swapped for another kind of record.
+const STATUS_LABEL: &str = "clearance_status";
+
+impl PgTenantStore {
+    async fn commit_database(
+        &self,
+        tenant_id: &str,
+        writes: &[Write],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut client = self.client(tenant_id).await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let mut seqs = Vec::new();
+        for write in writes {
+            if let Some(seq) = apply(&tx, &self.cipher, write).await? {
+                seqs.push(seq);
+            }
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(seqs)
+    }
+
+    async fn sealed_view(&self, record: &ClearanceRecord) -> Result<String, StoreError> {
+        self.cipher
+            .seal(STATUS_LABEL, json(&ClearanceView::from(record))?)
+            .await
+    }
+
+    /// Copy what a successful commit wrote. A failed copy is logged, not raised: the commit stands, and the
+    /// copy's absence (or the update's mark) sends readers to the database.
+    async fn copy_committed(&self, tenant_id: &str, writes: &[Write]) {
+        let statuses = async {
+            for write in writes {
+                let (record, settles_mark) = match write {
+                    Write::InsertClearance(record) => (record, false),
+                    Write::UpdateClearance { record, .. } => (record, true),
+                    _ => continue,
+                };
+                if let Err(e) = self.copy_status(tenant_id, record, settles_mark).await {
+                    tracing::warn!(request_id = %record.request_id, error = %e, "clearance status not copied to DynamoDB; reads go to the tenant database");
+                }
+            }
+        };
+        let answers = async {
+            for write in writes {
+                if let Write::PutIdempotency(record) = write {
+                    if let Err(e) = self.copy_answer(record).await {
+                        tracing::warn!(error = %e, "idempotent answer not copied to DynamoDB; a replay is refused by the tenant database instead");
+                    }
+                }
+            }
+        };
+        tokio::join!(statuses, answers);
+    }
+
+    async fn copy_status(
+        &self,
+        tenant_id: &str,
+        record: &ClearanceRecord,
+        settles_mark: bool,
+    ) -> Result<(), StoreError> {
+        let body = self.sealed_view(record).await?;
+        self.hot
+            .put_status(
+                tenant_id,
+                &record.request_id,
+                body,
+                status_rank(record.status),
+                settles_mark,
+            )
+            .await
+    }
+
+    async fn copy_answer(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        let body = self.cipher.seal("idempotency", json(record)?).await?;
+        self.hot
+            .put_idempotency(&record.scope, &record.key, body)
+            .await
+    }
+
+    /// After a refused (rolled-back) commit: take back this commit's marks with the database's status, and
+    /// copy the answer that holds the key, so the caller's next `idempotency` read finds it.
+    async fn restore_after_conflict(
+        &self,
+        tenant_id: &str,
+        writes: &[Write],
+        conflict: Conflict,
+    ) -> Result<(), StoreError> {
+        for write in writes {
+            let (request_id, marked) = match write {
+                Write::InsertClearance(record) => (&record.request_id, false),
+                Write::UpdateClearance { record, .. } => (&record.request_id, true),
+                _ => continue,
+            };
+            if let Err(e) = self.restore_status(tenant_id, request_id, marked).await {
+                tracing::warn!(request_id = %request_id, error = %e, "clearance status copy not restored; reads go to the tenant database");
+            }
+        }
+        if conflict == Conflict::IdempotencyKey {
+            for write in writes {
+                if let Write::PutIdempotency(record) = write {
+                    let row = self
+                        .client(tenant_id)
+                        .await?
+                        .query_opt(
+                            "SELECT body FROM idempotency WHERE key = $1",
+                            &[&record.key],
+                        )
+                        .await
+                        .map_err(pg_error)?;
+                    if let Some(row) = row {
+                        self.hot
+                            .put_idempotency(&record.scope, &record.key, row.get(0))
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy the database's status of a request: over the item and settling a mark, or only into a missing item.
+    async fn restore_status(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+        settles_mark: bool,
+    ) -> Result<Option<ClearanceRecord>, StoreError> {
+        let record = self.clearance(tenant_id, request_id).await?;
+        match &record {
+            Some(record) if settles_mark => self.copy_status(tenant_id, record, true).await?,
+            Some(record) => {
+                let body = self.sealed_view(record).await?;
+                self.hot
+                    .restore_status(tenant_id, request_id, body, status_rank(record.status))
+                    .await?
+            }
+            None if settles_mark => self.hot.settle_mark(tenant_id, request_id).await?,
+            None => {}
+        }
+        Ok(record)
+    }
+}
+
 #[async_trait]
 impl TenantStore for PgTenantStore {
     async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
@@ -314,21 +473,65 @@ impl TenantStore for PgTenantStore {
                     "a token burn commits only with its idempotent answer",
                 ));
             }
+            let answer = match idempotency {
+                Some(record) => Some((
+                    record,
+                    self.cipher.seal("idempotency", json(record)?).await?,
+                )),
+                None => None,
+            };
             self.hot
-                .burn_jti(tenant_id, jti, *expires_at, idempotency)
+                .burn_jti(tenant_id, jti, *expires_at, answer)
                 .await?;
             return Ok(vec![]);
         }
-        let mut client = self.client(tenant_id).await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let mut seqs = Vec::new();
+        // Mark before committing; if DynamoDB refuses, nothing is written (fail closed).
         for write in &writes {
-            if let Some(seq) = apply(&tx, &self.cipher, write).await? {
-                seqs.push(seq);
+            if let Write::UpdateClearance { record, .. } = write {
+                self.hot
+                    .mark_status_changing(tenant_id, &record.request_id)
+                    .await?;
             }
         }
-        tx.commit().await.map_err(pg_error)?;
-        Ok(seqs)
+        match self.commit_database(tenant_id, &writes).await {
+            Ok(seqs) => {
+                self.copy_committed(tenant_id, &writes).await;
+                Ok(seqs)
+            }
+            Err(StoreError::Conflict(conflict)) => {
+                self.restore_after_conflict(tenant_id, &writes, conflict)
+                    .await?;
+                Err(StoreError::Conflict(conflict))
+            }
+            // The commit's outcome is unknown: marks stay, so readers keep going to the database.
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn clearance_status(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<ClearanceView>, StoreError> {
+        let copy = match self.hot.status(tenant_id, request_id).await {
+            Ok(copy) => copy,
+            Err(e) => {
+                tracing::warn!(error = %e, "clearance status copy unreadable; reading the tenant database");
+                HotStatus::Changing
+            }
+        };
+        let record = match copy {
+            HotStatus::Current(body) => return Ok(Some(self.open(STATUS_LABEL, body).await?)),
+            HotStatus::Changing => self.clearance(tenant_id, request_id).await?,
+            HotStatus::Absent => match self.restore_status(tenant_id, request_id, false).await {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::warn!(error = %e, "clearance status copy not restored");
+                    self.clearance(tenant_id, request_id).await?
+                }
+            },
+        };
+        Ok(record.as_ref().map(ClearanceView::from))
     }
 
     async fn clearance(
@@ -410,8 +613,14 @@ impl TenantStore for PgTenantStore {
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        if is_consume_scope(scope) {
-            return self.hot.idempotency(scope, key).await;
+        match self.hot.idempotency_body(scope, key).await {
+            Ok(Some(body)) => return Ok(Some(self.open("idempotency", body).await?)),
+            // Consume answers live only in DynamoDB; other answers are refused by the database on replay.
+            Ok(None) => return Ok(None),
+            Err(e) if is_consume_scope(scope) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "idempotency copy unreadable; reading the tenant database")
+            }
         }
         self.one(
             scope,

@@ -146,6 +146,50 @@ mod envelope {
         assert!(body.starts_with("enc2:"), "stored as an envelope record");
         assert!(!body.contains("do-not-store-in-clear"));
 
+        // The DynamoDB copy of a status carries the token: sealed the same way.
+        let mut approved = ledgix_core::contract::clearance(
+            &tenant,
+            "r-token",
+            ledgix_core::model::ClearanceStatus::Approved,
+        );
+        approved.token = Some("token-not-in-clear".into());
+        ports
+            .store
+            .commit(&tenant, vec![Write::InsertClearance(approved)])
+            .await
+            .expect("commit");
+        let item = aws_sdk_dynamodb::Client::new(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await,
+        )
+        .get_item()
+        .table_name(env("VAULT_DYNAMODB_TABLE"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("status#{tenant}#r-token")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("status".into()),
+        )
+        .send()
+        .await
+        .expect("get item");
+        let copy = item
+            .item()
+            .and_then(|i| i.get("body"))
+            .and_then(|b| b.as_s().ok())
+            .expect("status copy");
+        assert!(copy.starts_with("enc2:") && !copy.contains("token-not-in-clear"));
+        let view = ports
+            .store
+            .clearance_status(&tenant, "r-token")
+            .await
+            .expect("read")
+            .expect("view");
+        assert_eq!(view.token.as_deref(), Some("token-not-in-clear"));
+
         // Another process (a fresh cipher, no cached data key) reads the plaintext back through KMS.
         let fresh = PgTenantStore::new(
             directory.clone(),
@@ -182,5 +226,286 @@ mod envelope {
             PayloadCipher::default(),
         );
         assert!(keyless.ledger_tail(&tenant, 1).await.is_err());
+    }
+}
+
+/// The DynamoDB copies of clearance statuses and idempotent answers (tenant_store.rs, dynamo.rs): served
+/// without the tenant database, never while possibly stale, restored when lost.
+mod hot_copies {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use ledgix_aws::dynamo::HotStatus;
+    use ledgix_core::contract::clearance;
+    use ledgix_core::error::{Conflict, StoreError};
+    use ledgix_core::model::{ClearanceStatus, IdempotencyRecord};
+    use ledgix_core::ports::{TenantStore, Write};
+
+    async fn sdk() -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await
+    }
+
+    async fn hot() -> HotTable {
+        HotTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk().await),
+            env("VAULT_DYNAMODB_TABLE"),
+            180,
+        )
+    }
+
+    /// Run SQL in the tenant's database behind the store's back.
+    async fn tenant_sql(directory: &TenantDirectory, tenant: &str, sql: &str) {
+        directory
+            .pool(tenant)
+            .await
+            .expect("pool")
+            .get()
+            .await
+            .expect("client")
+            .batch_execute(sql)
+            .await
+            .expect("sql");
+    }
+
+    async fn delete_item(pk: String, sk: &str) {
+        aws_sdk_dynamodb::Client::new(&sdk().await)
+            .delete_item()
+            .table_name(env("VAULT_DYNAMODB_TABLE"))
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.into()))
+            .send()
+            .await
+            .expect("delete item");
+    }
+
+    async fn status(store: &dyn TenantStore, tenant: &str, request_id: &str) -> String {
+        store
+            .clearance_status(tenant, request_id)
+            .await
+            .expect("status")
+            .expect("present")
+            .status
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
+    async fn status_is_served_from_the_copy_and_from_the_database_while_marked() {
+        let (ports, directory, _guard) = aws_with(PayloadCipher::default()).await;
+        let tenant = format!("hot{}", uuid_like());
+        let record = clearance(&tenant, "r1", ClearanceStatus::Processing);
+        ports
+            .store
+            .commit(&tenant, vec![Write::InsertClearance(record.clone())])
+            .await
+            .expect("insert");
+        // Change the record behind the store's back: the unmarked copy is what is served.
+        tenant_sql(
+            &directory,
+            &tenant,
+            "UPDATE clearances SET status = 'denied', body = replace(body, '\"status\":\"processing\"', '\"status\":\"denied\"')",
+        )
+        .await;
+        assert_eq!(
+            ports
+                .store
+                .clearance(&tenant, "r1")
+                .await
+                .expect("read")
+                .expect("row")
+                .status,
+            ClearanceStatus::Denied
+        );
+        assert_eq!(
+            status(&*ports.store, &tenant, "r1").await,
+            "processing",
+            "served from DynamoDB"
+        );
+
+        // A process that marked the copy and died after committing: readers go to the database.
+        let hot = hot().await;
+        hot.mark_status_changing(&tenant, "r1").await.expect("mark");
+        assert_eq!(
+            status(&*ports.store, &tenant, "r1").await,
+            "denied",
+            "a marked copy is not served"
+        );
+        hot.settle_mark(&tenant, "r1").await.expect("settle");
+        assert_eq!(status(&*ports.store, &tenant, "r1").await, "processing");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
+    async fn a_late_copy_never_replaces_a_newer_status() {
+        let hot = hot().await;
+        let tenant = format!("hot{}", uuid_like());
+        hot.put_status(&tenant, "r1", "decided".into(), 2, false)
+            .await
+            .expect("final");
+        hot.put_status(&tenant, "r1", "processing".into(), 0, false)
+            .await
+            .expect("late copy is skipped, not an error");
+        hot.restore_status(&tenant, "r1", "pending".into(), 1)
+            .await
+            .expect("restore is skipped");
+        assert_eq!(
+            hot.status(&tenant, "r1").await.expect("read"),
+            HotStatus::Current("decided".into())
+        );
+
+        // A mark is settled even when its copy is skipped.
+        hot.mark_status_changing(&tenant, "r1").await.expect("mark");
+        assert_eq!(
+            hot.status(&tenant, "r1").await.expect("read"),
+            HotStatus::Changing
+        );
+        hot.put_status(&tenant, "r1", "processing".into(), 0, true)
+            .await
+            .expect("settle");
+        assert_eq!(
+            hot.status(&tenant, "r1").await.expect("read"),
+            HotStatus::Current("decided".into())
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
+    async fn a_lost_status_copy_is_restored_from_the_database() {
+        let (ports, _directory, _guard) = aws_with(PayloadCipher::default()).await;
+        let tenant = format!("hot{}", uuid_like());
+        let record = clearance(&tenant, "r1", ClearanceStatus::PendingReview);
+        ports
+            .store
+            .commit(&tenant, vec![Write::InsertClearance(record)])
+            .await
+            .expect("insert");
+        delete_item(format!("status#{tenant}#r1"), "status").await;
+        let hot = hot().await;
+        assert_eq!(
+            hot.status(&tenant, "r1").await.expect("read"),
+            HotStatus::Absent
+        );
+        assert_eq!(status(&*ports.store, &tenant, "r1").await, "pending_review");
+        assert!(
+            matches!(
+                hot.status(&tenant, "r1").await.expect("read"),
+                HotStatus::Current(_)
+            ),
+            "the read copied it back"
+        );
+    }
+
+    fn answer(tenant: &str, key: &str) -> IdempotencyRecord {
+        IdempotencyRecord {
+            scope: tenant.into(),
+            key: key.into(),
+            request_hash: "h".into(),
+            status_code: 200,
+            response_body: "{\"ok\":true}".into(),
+            created_at: ledgix_core::model::now_rfc3339(),
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
+    async fn answers_replay_from_dynamodb_and_a_lost_copy_is_restored_by_the_refused_commit() {
+        let (ports, directory, _guard) = aws_with(PayloadCipher::default()).await;
+        let tenant = format!("hot{}", uuid_like());
+        ports
+            .store
+            .commit(&tenant, vec![Write::PutIdempotency(answer(&tenant, "k1"))])
+            .await
+            .expect("commit");
+        tenant_sql(&directory, &tenant, "DELETE FROM idempotency").await;
+        assert!(
+            ports
+                .store
+                .idempotency(&tenant, "k1")
+                .await
+                .expect("read")
+                .is_some(),
+            "served from DynamoDB"
+        );
+
+        ports
+            .store
+            .commit(&tenant, vec![Write::PutIdempotency(answer(&tenant, "k2"))])
+            .await
+            .expect("commit");
+        delete_item(format!("idem#{tenant}#k2"), "idem").await;
+        assert!(ports
+            .store
+            .idempotency(&tenant, "k2")
+            .await
+            .expect("read")
+            .is_none());
+        let again = ports
+            .store
+            .commit(&tenant, vec![Write::PutIdempotency(answer(&tenant, "k2"))])
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict(Conflict::IdempotencyKey))),
+            "the database still holds the key: {again:?}"
+        );
+        let restored = ports
+            .store
+            .idempotency(&tenant, "k2")
+            .await
+            .expect("read")
+            .expect("restored");
+        assert_eq!(restored.response_body, "{\"ok\":true}");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
+    async fn without_dynamodb_an_update_writes_nothing_and_reads_use_the_database() {
+        let (ports, directory, _guard) = aws_with(PayloadCipher::default()).await;
+        let tenant = format!("hot{}", uuid_like());
+        let blind = PgTenantStore::new(
+            directory,
+            HotTable::new(
+                aws_sdk_dynamodb::Client::new(&sdk().await),
+                "no-such-table",
+                180,
+            ),
+            PayloadCipher::default(),
+        );
+        let record = clearance(&tenant, "r1", ClearanceStatus::Processing);
+        blind
+            .commit(&tenant, vec![Write::InsertClearance(record.clone())])
+            .await
+            .expect("an insert commits; its copy is only logged as missing");
+        assert_eq!(
+            status(&blind, &tenant, "r1").await,
+            "processing",
+            "read from the database"
+        );
+
+        let mut decided = record;
+        decided.status = ClearanceStatus::Approved;
+        let update = blind
+            .commit(
+                &tenant,
+                vec![Write::UpdateClearance {
+                    record: decided,
+                    expected: ClearanceStatus::Processing,
+                }],
+            )
+            .await;
+        assert!(
+            matches!(update, Err(StoreError::Unavailable(_))),
+            "fail closed: {update:?}"
+        );
+        assert_eq!(
+            ports
+                .store
+                .clearance(&tenant, "r1")
+                .await
+                .expect("read")
+                .expect("row")
+                .status,
+            ClearanceStatus::Processing,
+            "nothing committed"
+        );
     }
 }

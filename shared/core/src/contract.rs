@@ -299,6 +299,20 @@ pub async fn clearance_updates_are_conditional_and_reads_isolated(p: Ports) {
         .commit(&tenant, vec![Write::InsertClearance(record.clone())])
         .await
         .expect("insert");
+    let status = |p: &Ports, tenant: String| {
+        let store = p.store.clone();
+        async move {
+            store
+                .clearance_status(&tenant, "r1")
+                .await
+                .expect("read status")
+                .map(|view| (view.status, view.token))
+        }
+    };
+    assert_eq!(
+        status(&p, tenant.clone()).await,
+        Some(("processing".into(), None))
+    );
     let dup = p
         .store
         .commit(&tenant, vec![Write::InsertClearance(record.clone())])
@@ -337,6 +351,11 @@ pub async fn clearance_updates_are_conditional_and_reads_isolated(p: Ports) {
         .expect("read")
         .expect("present");
     assert_eq!(read.status, ClearanceStatus::PendingReview);
+    assert_eq!(
+        status(&p, tenant.clone()).await,
+        Some(("pending_review".into(), None)),
+        "the status follows the last commit"
+    );
     let pending = p
         .store
         .clearances_with_status(&tenant, ClearanceStatus::PendingReview, 10)
@@ -357,6 +376,25 @@ pub async fn clearance_updates_are_conditional_and_reads_isolated(p: Ports) {
         .await
         .expect("read")
         .is_empty());
+    assert_eq!(status(&p, other.clone()).await, None, "nor its status");
+
+    let mut approved = read.clone();
+    approved.status = ClearanceStatus::Approved;
+    approved.token = Some("token-r1".into());
+    p.store
+        .commit(
+            &tenant,
+            vec![Write::UpdateClearance {
+                record: approved,
+                expected: ClearanceStatus::PendingReview,
+            }],
+        )
+        .await
+        .expect("approve");
+    assert_eq!(
+        status(&p, tenant.clone()).await,
+        Some(("approved".into(), Some("token-r1".into())))
+    );
 }
 
 pub async fn policies_and_settings_round_trip(p: Ports) {

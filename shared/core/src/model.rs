@@ -227,3 +227,42 @@ pub struct IdempotencyRecord {
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
+
+/// The `ClearanceResponse` wire shape of ledgix-python.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClearanceView {
+    pub status: String,
+    pub decision_status: String,
+    pub requires_manual_review: bool,
+    pub token: Option<String>,
+    pub reason: String,
+    pub request_id: String,
+    pub confidence_bucket: String,
+    pub minimum_confidence_bucket: String,
+    pub policy_version_id: Option<String>,
+    pub policy_content_hash: Option<String>,
+    pub reason_code: Option<String>,
+}
+
+impl From<&ClearanceRecord> for ClearanceView {
+    fn from(r: &ClearanceRecord) -> Self {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        ClearanceView {
+            status: r.status.as_str().into(),
+            decision_status: r.status.decision_status().into(),
+            requires_manual_review: r.status == ClearanceStatus::PendingReview,
+            token: if r.status == ClearanceStatus::Approved {
+                r.token.clone()
+            } else {
+                None
+            },
+            reason: r.reason.clone(),
+            request_id: r.request_id.clone(),
+            confidence_bucket: r.confidence_bucket.as_str().into(),
+            minimum_confidence_bucket: r.minimum_confidence_bucket.as_str().into(),
+            policy_version_id: non_empty(&r.policy_version_id),
+            policy_content_hash: non_empty(&r.policy_content_hash),
+            reason_code: r.reason_code.clone(),
+        }
+    }
+}

@@ -10,8 +10,8 @@ use crate::error::{SignerError, StoreError};
 use crate::ledger::LedgerEvent;
 use crate::merkle::{Hash, Position};
 use crate::model::{
-    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket,
-    IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
+    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ClearanceView,
+    ConfidenceBucket, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
 use crate::ratelimit::{RateDecision, RateLimit};
 use crate::token::PublicKey;
@@ -106,6 +106,19 @@ pub trait TenantStore: Send + Sync {
         tenant_id: &str,
         request_id: &str,
     ) -> Result<Option<ClearanceRecord>, StoreError>;
+    /// What `GET /clearance-status` answers: the view of the committed record. Adapters may serve it from a
+    /// hot copy, but never a state older than the last commit that returned.
+    async fn clearance_status(
+        &self,
+        tenant_id: &str,
+        request_id: &str,
+    ) -> Result<Option<ClearanceView>, StoreError> {
+        Ok(self
+            .clearance(tenant_id, request_id)
+            .await?
+            .as_ref()
+            .map(ClearanceView::from))
+    }
     async fn clearances_with_status(
         &self,
         tenant_id: &str,
@@ -126,6 +139,9 @@ pub trait TenantStore: Send + Sync {
         tenant_id: &str,
         limit: usize,
     ) -> Result<Vec<LedgerEvent>, StoreError>;
+    /// The stored answer for an idempotency key. An adapter may miss a record whose commit just raced this read
+    /// (or whose hot copy was lost); `commit` still refuses that key with `Conflict::IdempotencyKey`, and after
+    /// that refusal this returns the record.
     async fn idempotency(
         &self,
         tenant_id: &str,

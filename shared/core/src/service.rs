@@ -11,6 +11,7 @@ use crate::config::VaultSettings;
 use crate::error::{Conflict, StoreError, VaultError, VaultResult};
 use crate::hashing::{intent_hash, tool_args_hash};
 use crate::ledger::{EventDraft, LedgerEvent};
+pub use crate::model::ClearanceView;
 use crate::model::{
     now_rfc3339, ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus,
     ConfidenceBucket, DecisionSource, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
@@ -49,45 +50,6 @@ pub struct Idempotency {
     pub key: String,
     pub request_hash: String,
     pub success_status: u16,
-}
-
-/// The `ClearanceResponse` wire shape of ledgix-python.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ClearanceView {
-    pub status: String,
-    pub decision_status: String,
-    pub requires_manual_review: bool,
-    pub token: Option<String>,
-    pub reason: String,
-    pub request_id: String,
-    pub confidence_bucket: String,
-    pub minimum_confidence_bucket: String,
-    pub policy_version_id: Option<String>,
-    pub policy_content_hash: Option<String>,
-    pub reason_code: Option<String>,
-}
-
-impl From<&ClearanceRecord> for ClearanceView {
-    fn from(r: &ClearanceRecord) -> Self {
-        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        ClearanceView {
-            status: r.status.as_str().into(),
-            decision_status: r.status.decision_status().into(),
-            requires_manual_review: r.status == ClearanceStatus::PendingReview,
-            token: if r.status == ClearanceStatus::Approved {
-                r.token.clone()
-            } else {
-                None
-            },
-            reason: r.reason.clone(),
-            request_id: r.request_id.clone(),
-            confidence_bucket: r.confidence_bucket.as_str().into(),
-            minimum_confidence_bucket: r.minimum_confidence_bucket.as_str().into(),
-            policy_version_id: non_empty(&r.policy_version_id),
-            policy_content_hash: non_empty(&r.policy_content_hash),
-            reason_code: r.reason_code.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -742,13 +704,11 @@ impl Vault {
         request_id: &str,
     ) -> VaultResult<ClearanceView> {
         known_id(request_id, "clearance request")?;
-        let record = self
-            .ports
+        self.ports
             .store
-            .clearance(&principal.tenant_id, request_id)
+            .clearance_status(&principal.tenant_id, request_id)
             .await?
-            .ok_or(VaultError::NotFound("clearance request"))?;
-        Ok(ClearanceView::from(&record))
+            .ok_or(VaultError::NotFound("clearance request"))
     }
 
     /// Move a `processing` record to human review (judge or queue unavailable). Idempotent.
