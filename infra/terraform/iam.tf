@@ -41,7 +41,7 @@ locals {
       { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
       { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
       {
-        sid       = "HotState" # burned token ids with their consume answer (one transaction), rate-limit buckets, usage counters (GET /usage)
+        sid       = "HotState" # burned token ids with their consume answer (one transaction), clearance status and idempotent answer copies, rate-limit buckets, usage counters (GET /usage)
         actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem"]
         resources = [local.hot_table_arn]
       },
@@ -58,6 +58,7 @@ locals {
       { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
       { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
       { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
+      { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] }, # mark before a decision commits, copy it after
     ]
 
     "anchor-export" = [
@@ -93,7 +94,7 @@ locals {
           via       = "secretsmanager"
         },
       ],
-      contains(["clearance-api"], name) ? [
+      contains(["clearance-api", "judge-worker"], name) ? [
         {
           sid       = "HotTableKey"
           reason    = "The DynamoDB table is encrypted with the platform key; DynamoDB uses it as the caller"

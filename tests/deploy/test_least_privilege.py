@@ -208,7 +208,9 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     outcome, per_judgement = calls_made("judge-worker", lambda: worker.invoke(batch))
     assert outcome == {"batchItemFailures": []}
     print(f"AWS calls, queued judgement (worker, first batch of a cold instance): {json.dumps(per_judgement, sort_keys=True)}")
-    status = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200)
+    status, per_poll = calls_made("clearance-api", lambda: answer(
+        api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200))
+    print(f"AWS calls, clearance-status poll: {json.dumps(per_poll, sort_keys=True)}")
     assert status["status"] == "pending_review"
 
     anchor = start("anchor-export")
