@@ -1,5 +1,7 @@
 //! DynamoDB hot state, one on-demand table (`pk`, `sk`, TTL attribute `expires_at`):
-//! burned token ids (`jti#<jti>`), idempotent answers (`idem#<scope>#<key>`), clearance status copies
+//! burned token ids (`jti#<jti>`) with their consume answers (`idem#<tenant>#consume#<key>`), copies of other
+//! idempotent answers (`answer#<tenant>#<key>`; tenant ids hold no `#`, so a key can never reach into another
+//! tenant's or the consume answers), clearance status copies
 //! (`status#<tenant>#<request id>`), per-key rate-limit buckets (`rate#<key id>`, conditional writes on a
 //! version number) and usage counters (`usage#<tenant>`).
 
@@ -13,6 +15,7 @@ use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::model::IdempotencyRecord;
 use ledgix_core::ports::{RateLimiter, UsageMeter};
 use ledgix_core::ratelimit::{take, Bucket, RateDecision, RateLimit};
+use ledgix_core::service::CONSUME_SCOPE_SUFFIX;
 
 use crate::pg::unavailable;
 
@@ -113,12 +116,19 @@ impl HotTable {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    fn answer_key(scope: &str, key: &str) -> HashMap<String, AttributeValue> {
+        match scope.strip_suffix(CONSUME_SCOPE_SUFFIX) {
+            Some(tenant_id) => Self::key(format!("idem#{tenant_id}#consume#{key}"), "idem"),
+            None => Self::key(format!("answer#{scope}#{key}"), "answer"),
+        }
+    }
+
     fn idempotency_item(
         scope: &str,
         key: &str,
         sealed_body: String,
     ) -> HashMap<String, AttributeValue> {
-        let mut item = Self::key(format!("idem#{scope}#{key}"), "idem");
+        let mut item = Self::answer_key(scope, key);
         item.insert("body".into(), s(sealed_body));
         item.insert(
             "expires_at".into(),
@@ -150,9 +160,7 @@ impl HotTable {
         scope: &str,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let item = self
-            .get(Self::key(format!("idem#{scope}#{key}"), "idem"))
-            .await?;
+        let item = self.get(Self::answer_key(scope, key)).await?;
         Ok(item.and_then(|mut i| match i.remove("body") {
             Some(AttributeValue::S(body)) => Some(body),
             _ => None,

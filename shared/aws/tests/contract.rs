@@ -432,7 +432,7 @@ mod hot_copies {
             .commit(&tenant, vec![Write::PutIdempotency(answer(&tenant, "k2"))])
             .await
             .expect("commit");
-        delete_item(format!("idem#{tenant}#k2"), "idem").await;
+        delete_item(format!("answer#{tenant}#k2"), "answer").await;
         assert!(ports
             .store
             .idempotency(&tenant, "k2")
@@ -454,6 +454,23 @@ mod hot_copies {
             .expect("read")
             .expect("restored");
         assert_eq!(restored.response_body, "{\"ok\":true}");
+
+        // A key shaped like a consume answer's stays the tenant's own.
+        ports
+            .store
+            .commit(
+                &tenant,
+                vec![Write::PutIdempotency(answer(&tenant, "consume#k3"))],
+            )
+            .await
+            .expect("commit");
+        let consume = ledgix_core::service::consume_scope(&tenant);
+        assert!(ports
+            .store
+            .idempotency(&consume, "k3")
+            .await
+            .expect("read")
+            .is_none());
     }
 
     #[tokio::test]

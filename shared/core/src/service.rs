@@ -26,7 +26,7 @@ use crate::token::{self, ApprovalClaims, PublicKey};
 
 pub const MAX_TOOL_NAME: usize = 256;
 pub const ADMIN_SCOPE: &str = "admin";
-const CONSUME_SCOPE_SUFFIX: &str = "#consume";
+pub const CONSUME_SCOPE_SUFFIX: &str = "#consume";
 
 /// Idempotency scope of `/consume-token` answers: they are stored with the token burn, not the ledger.
 pub fn consume_scope(tenant_id: &str) -> String {
