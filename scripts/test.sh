@@ -88,6 +88,12 @@ rust_build() {
   cargo build --release --workspace "${CARGO_LOCKED[@]}"
 }
 
+rust_lint() {
+  stage "Rust lint: rustfmt and clippy (warnings are errors)"
+  cargo fmt --all -- --check
+  cargo clippy --release --workspace --all-targets "${CARGO_LOCKED[@]}" -- -D warnings
+}
+
 rust_tests() {
   stage "Rust tests: unit, port contract suite (embedded), router and sealing integration"
   cargo test --release --workspace "${CARGO_LOCKED[@]}"
@@ -132,6 +138,7 @@ node_env
 postgres_start
 aws_emulator_start
 rust_build
+rust_lint
 rust_tests
 e2e_tests
 deploy_tests

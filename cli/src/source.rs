@@ -17,7 +17,7 @@ pub enum Source {
         base: String,
         api_key: Option<String>,
         /// Built once: a log walk fetches thousands of tiles over one kept-alive connection.
-        client: HttpClient,
+        client: Box<HttpClient>,
     },
     S3 {
         client: aws_sdk_s3::Client,
@@ -33,7 +33,7 @@ impl Source {
             return Ok(Source::Http {
                 base: location.to_string(),
                 api_key: api_key.map(str::to_string),
-                client: http_client()?,
+                client: Box::new(http_client()?),
             });
         }
         if let Some(rest) = location.strip_prefix("s3://") {

@@ -365,7 +365,7 @@ async fn usage(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> ApiResult {
-    let day = query.day.unwrap_or_else(|| chrono_today());
+    let day = query.day.unwrap_or_else(chrono_today);
     let counters = state.vault.usage(&principal, &day).await?;
     let counters: serde_json::Map<String, serde_json::Value> =
         counters.into_iter().map(|(k, v)| (k, json!(v))).collect();

@@ -25,7 +25,7 @@ const MAX_MESSAGE: usize = 4096;
 
 pub struct KmsSigner {
     client: Client,
-    key_id: String,
+    kms_key_id: String,
     kid: String,
     public: [u8; 32],
     max_attempts: u32,
@@ -70,7 +70,7 @@ impl KmsSigner {
         let public = ed25519_from_spki(der.as_ref())?;
         Ok(KmsSigner {
             client,
-            key_id: key_id.to_string(),
+            kms_key_id: key_id.to_string(),
             kid: kid.to_string(),
             public,
             max_attempts: 4,
@@ -104,7 +104,7 @@ impl Signer for KmsSigner {
             let result = self
                 .client
                 .sign()
-                .key_id(&self.key_id)
+                .key_id(&self.kms_key_id)
                 .message(Blob::new(message))
                 .message_type(MessageType::Raw)
                 .signing_algorithm(SigningAlgorithmSpec::from("ED25519_SHA_512"))

@@ -315,6 +315,16 @@ fn status_rank(status: ClearanceStatus) -> u8 {
     }
 }
 
+/// The clearance a write commits, and whether it marked the status copy first (updates do; inserts need not,
+/// as there is no older copy to be mistaken for the new one).
+fn clearance_write(write: &Write) -> Option<(&ClearanceRecord, bool)> {
+    match write {
+        Write::InsertClearance(record) => Some((record, false)),
+        Write::UpdateClearance { record, .. } => Some((record, true)),
+        _ => None,
+    }
+}
+
 /// AAD label of status copies: a sealed view cannot be swapped for another kind of record.
 const STATUS_LABEL: &str = "clearance_status";
 
@@ -347,10 +357,8 @@ impl PgTenantStore {
     async fn copy_committed(&self, tenant_id: &str, writes: &[Write]) {
         let statuses = async {
             for write in writes {
-                let (record, settles_mark) = match write {
-                    Write::InsertClearance(record) => (record, false),
-                    Write::UpdateClearance { record, .. } => (record, true),
-                    _ => continue,
+                let Some((record, settles_mark)) = clearance_write(write) else {
+                    continue;
                 };
                 if let Err(e) = self.copy_status(tenant_id, record, settles_mark).await {
                     tracing::warn!(request_id = %record.request_id, error = %e, "clearance status not copied to DynamoDB; reads go to the tenant database");
@@ -403,13 +411,14 @@ impl PgTenantStore {
         conflict: Conflict,
     ) -> Result<(), StoreError> {
         for write in writes {
-            let (request_id, marked) = match write {
-                Write::InsertClearance(record) => (&record.request_id, false),
-                Write::UpdateClearance { record, .. } => (&record.request_id, true),
-                _ => continue,
+            let Some((record, marked)) = clearance_write(write) else {
+                continue;
             };
-            if let Err(e) = self.restore_status(tenant_id, request_id, marked).await {
-                tracing::warn!(request_id = %request_id, error = %e, "clearance status copy not restored; reads go to the tenant database");
+            if let Err(e) = self
+                .restore_status(tenant_id, &record.request_id, marked)
+                .await
+            {
+                tracing::warn!(request_id = %record.request_id, error = %e, "clearance status copy not restored; reads go to the tenant database");
             }
         }
         if conflict == Conflict::IdempotencyKey {
@@ -486,8 +495,8 @@ impl TenantStore for PgTenantStore {
             return Ok(vec![]);
         }
         // Mark before committing; if DynamoDB refuses, nothing is written (fail closed).
-        for write in &writes {
-            if let Write::UpdateClearance { record, .. } = write {
+        for (record, marks) in writes.iter().filter_map(clearance_write) {
+            if marks {
                 self.hot
                     .mark_status_changing(tenant_id, &record.request_id)
                     .await?;

@@ -44,25 +44,40 @@ fn sign(signing: &SigningKey, claims: &ApprovalClaims) -> String {
 fn tokens_verify_and_reject_tampering_expiry_and_wrong_audience() {
     let (signing, public) = key();
     let good = sign(&signing, &claims(300));
-    let verified =
-        token::verify(&good, &[public.clone()], "alcv-vault", "ledgix-sdk").expect("valid token");
+    let verified = token::verify(
+        &good,
+        std::slice::from_ref(&public),
+        "alcv-vault",
+        "ledgix-sdk",
+    )
+    .expect("valid token");
     assert_eq!(verified, claims(300).clone_with(verified.iat, verified.exp));
 
     let mut tampered = good.clone();
     let last = tampered.pop().expect("non-empty");
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     assert!(matches!(
-        token::verify(&tampered, &[public.clone()], "alcv-vault", "ledgix-sdk"),
+        token::verify(
+            &tampered,
+            std::slice::from_ref(&public),
+            "alcv-vault",
+            "ledgix-sdk"
+        ),
         Err(VaultError::InvalidToken)
     ));
 
     let expired = sign(&signing, &claims(-10));
     assert!(matches!(
-        token::verify(&expired, &[public.clone()], "alcv-vault", "ledgix-sdk"),
+        token::verify(
+            &expired,
+            std::slice::from_ref(&public),
+            "alcv-vault",
+            "ledgix-sdk"
+        ),
         Err(VaultError::InvalidToken)
     ));
     assert!(matches!(
-        token::verify(&good, &[public.clone()], "alcv-vault", "other"),
+        token::verify(&good, std::slice::from_ref(&public), "alcv-vault", "other"),
         Err(VaultError::InvalidToken)
     ));
 
