@@ -306,15 +306,6 @@ async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError>
     Ok(())
 }
 
-/// The only order a clearance's status moves in; a copy never goes back down it.
-fn status_rank(status: ClearanceStatus) -> u8 {
-    match status {
-        ClearanceStatus::Processing => 0,
-        ClearanceStatus::PendingReview => 1,
-        ClearanceStatus::Approved | ClearanceStatus::Denied => 2,
-    }
-}
-
 /// The clearance a write commits, and whether it marked the status copy first (updates do; inserts need not,
 /// as there is no older copy to be mistaken for the new one).
 fn clearance_write(write: &Write) -> Option<(&ClearanceRecord, bool)> {
@@ -389,7 +380,7 @@ impl PgTenantStore {
                 tenant_id,
                 &record.request_id,
                 body,
-                status_rank(record.status),
+                record.status.rank(),
                 settles_mark,
             )
             .await
@@ -415,7 +406,7 @@ impl PgTenantStore {
                 continue;
             };
             if let Err(e) = self
-                .restore_status(tenant_id, &record.request_id, marked)
+                .copy_status_from_database(tenant_id, &record.request_id, marked)
                 .await
             {
                 tracing::warn!(request_id = %record.request_id, error = %e, "clearance status copy not restored; reads go to the tenant database");
@@ -445,7 +436,7 @@ impl PgTenantStore {
     }
 
     /// Copy the database's status of a request: over the item and settling a mark, or only into a missing item.
-    async fn restore_status(
+    async fn copy_status_from_database(
         &self,
         tenant_id: &str,
         request_id: &str,
@@ -457,7 +448,7 @@ impl PgTenantStore {
             Some(record) => {
                 let body = self.sealed_view(record).await?;
                 self.hot
-                    .restore_status(tenant_id, request_id, body, status_rank(record.status))
+                    .restore_status(tenant_id, request_id, body, record.status.rank())
                     .await?
             }
             None if settles_mark => self.hot.settle_mark(tenant_id, request_id).await?,
@@ -532,7 +523,10 @@ impl TenantStore for PgTenantStore {
         let record = match copy {
             HotStatus::Current(body) => return Ok(Some(self.open(STATUS_LABEL, body).await?)),
             HotStatus::Changing => self.clearance(tenant_id, request_id).await?,
-            HotStatus::Absent => match self.restore_status(tenant_id, request_id, false).await {
+            HotStatus::Absent => match self
+                .copy_status_from_database(tenant_id, request_id, false)
+                .await
+            {
                 Ok(record) => record,
                 Err(e) => {
                     tracing::warn!(error = %e, "clearance status copy not restored");

@@ -22,6 +22,32 @@ fn env(name: &str) -> String {
 /// Drops the per-test control-plane database name with the test (the cluster is discarded by test.sh).
 struct Guard;
 
+async fn sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A client of the hot table, as another process would build it.
+fn hot(sdk: &aws_config::SdkConfig) -> HotTable {
+    HotTable::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        env("VAULT_DYNAMODB_TABLE"),
+        180,
+    )
+}
+
+/// A connection to the tenant's database, behind the store's back.
+async fn tenant_client(directory: &TenantDirectory, tenant: &str) -> deadpool_postgres::Object {
+    directory
+        .pool(tenant)
+        .await
+        .expect("pool")
+        .get()
+        .await
+        .expect("client")
+}
+
 async fn aws() -> (Ports, Guard) {
     let (ports, _, guard) = aws_with(PayloadCipher::default()).await;
     (ports, guard)
@@ -43,9 +69,7 @@ async fn aws_with(cipher: PayloadCipher) -> (Ports, Arc<TenantDirectory>, Guard)
     driver.abort();
     let mut control_config = admin.clone();
     control_config.dbname(&name);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk = sdk().await;
     let prefix = format!("ledgix/tenants/contract-{}", uuid_like());
     let directory = Arc::new(
         TenantDirectory::new(
@@ -64,11 +88,7 @@ async fn aws_with(cipher: PayloadCipher) -> (Ports, Arc<TenantDirectory>, Guard)
             .await
             .expect("control plane"),
     );
-    let hot = HotTable::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        env("VAULT_DYNAMODB_TABLE"),
-        180,
-    );
+    let hot = hot(&sdk);
     let store = Arc::new(PgTenantStore::new(directory.clone(), hot.clone(), cipher));
     (
         Ports {
@@ -98,11 +118,8 @@ mod envelope {
     use ledgix_core::ports::Write;
 
     async fn cipher() -> PayloadCipher {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
         let keys = KmsDataKeys::new(
-            aws_sdk_kms::Client::new(&sdk),
+            aws_sdk_kms::Client::new(&sdk().await),
             &env("VAULT_ENVELOPE_KMS_KEY_ID"),
         );
         PayloadCipher::new(Codec::plaintext(), Some(Envelope::new(Arc::new(keys))))
@@ -128,14 +145,8 @@ mod envelope {
             .await
             .expect("commit");
 
-        let client = directory
-            .pool(&tenant)
+        let body: String = tenant_client(&directory, &tenant)
             .await
-            .expect("pool")
-            .get()
-            .await
-            .expect("client");
-        let body: String = client
             .query_one(
                 "SELECT body FROM ledger WHERE request_id = 'r-envelope'",
                 &[],
@@ -158,29 +169,13 @@ mod envelope {
             .commit(&tenant, vec![Write::InsertClearance(approved)])
             .await
             .expect("commit");
-        let item = aws_sdk_dynamodb::Client::new(
-            &aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await,
-        )
-        .get_item()
-        .table_name(env("VAULT_DYNAMODB_TABLE"))
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("status#{tenant}#r-token")),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("status".into()),
-        )
-        .send()
-        .await
-        .expect("get item");
-        let copy = item
-            .item()
-            .and_then(|i| i.get("body"))
-            .and_then(|b| b.as_s().ok())
-            .expect("status copy");
+        let ledgix_aws::dynamo::HotStatus::Current(copy) = hot(&sdk().await)
+            .status(&tenant, "r-token")
+            .await
+            .expect("read copy")
+        else {
+            panic!("no status copy");
+        };
         assert!(copy.starts_with("enc2:") && !copy.contains("token-not-in-clear"));
         let view = ports
             .store
@@ -191,19 +186,7 @@ mod envelope {
         assert_eq!(view.token.as_deref(), Some("token-not-in-clear"));
 
         // Another process (a fresh cipher, no cached data key) reads the plaintext back through KMS.
-        let fresh = PgTenantStore::new(
-            directory.clone(),
-            HotTable::new(
-                aws_sdk_dynamodb::Client::new(
-                    &aws_config::defaults(aws_config::BehaviorVersion::latest())
-                        .load()
-                        .await,
-                ),
-                env("VAULT_DYNAMODB_TABLE"),
-                180,
-            ),
-            cipher().await,
-        );
+        let fresh = PgTenantStore::new(directory.clone(), hot(&sdk().await), cipher().await);
         use ledgix_core::ports::TenantStore;
         let events = fresh.ledger_tail(&tenant, 1).await.expect("read");
         assert_eq!(
@@ -212,19 +195,7 @@ mod envelope {
         );
 
         // Without the envelope key the row is refused, not returned as ciphertext.
-        let keyless = PgTenantStore::new(
-            directory,
-            HotTable::new(
-                aws_sdk_dynamodb::Client::new(
-                    &aws_config::defaults(aws_config::BehaviorVersion::latest())
-                        .load()
-                        .await,
-                ),
-                env("VAULT_DYNAMODB_TABLE"),
-                180,
-            ),
-            PayloadCipher::default(),
-        );
+        let keyless = PgTenantStore::new(directory, hot(&sdk().await), PayloadCipher::default());
         assert!(keyless.ledger_tail(&tenant, 1).await.is_err());
     }
 }
@@ -237,35 +208,26 @@ mod hot_copies {
     use ledgix_aws::dynamo::HotStatus;
     use ledgix_core::contract::clearance;
     use ledgix_core::error::{Conflict, StoreError};
-    use ledgix_core::model::{ClearanceStatus, IdempotencyRecord};
+    use ledgix_core::model::{ClearanceRecord, ClearanceStatus, IdempotencyRecord};
     use ledgix_core::ports::{TenantStore, Write};
 
-    async fn sdk() -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await
-    }
-
-    async fn hot() -> HotTable {
-        HotTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk().await),
-            env("VAULT_DYNAMODB_TABLE"),
-            180,
-        )
-    }
-
-    /// Run SQL in the tenant's database behind the store's back.
     async fn tenant_sql(directory: &TenantDirectory, tenant: &str, sql: &str) {
-        directory
-            .pool(tenant)
+        tenant_client(directory, tenant)
             .await
-            .expect("pool")
-            .get()
-            .await
-            .expect("client")
             .batch_execute(sql)
             .await
             .expect("sql");
+    }
+
+    /// Commit a new clearance through the store (which copies its status).
+    async fn insert(ports: &Ports, tenant: &str, status: ClearanceStatus) -> ClearanceRecord {
+        let record = clearance(tenant, "r1", status);
+        ports
+            .store
+            .commit(tenant, vec![Write::InsertClearance(record.clone())])
+            .await
+            .expect("insert");
+        record
     }
 
     async fn delete_item(pk: String, sk: &str) {
@@ -293,12 +255,7 @@ mod hot_copies {
     async fn status_is_served_from_the_copy_and_from_the_database_while_marked() {
         let (ports, directory, _guard) = aws_with(PayloadCipher::default()).await;
         let tenant = format!("hot{}", uuid_like());
-        let record = clearance(&tenant, "r1", ClearanceStatus::Processing);
-        ports
-            .store
-            .commit(&tenant, vec![Write::InsertClearance(record.clone())])
-            .await
-            .expect("insert");
+        insert(&ports, &tenant, ClearanceStatus::Processing).await;
         // Change the record behind the store's back: the unmarked copy is what is served.
         tenant_sql(
             &directory,
@@ -323,7 +280,7 @@ mod hot_copies {
         );
 
         // A process that marked the copy and died after committing: readers go to the database.
-        let hot = hot().await;
+        let hot = hot(&sdk().await);
         hot.mark_status_changing(&tenant, "r1").await.expect("mark");
         assert_eq!(
             status(&*ports.store, &tenant, "r1").await,
@@ -337,7 +294,7 @@ mod hot_copies {
     #[tokio::test]
     #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
     async fn a_late_copy_never_replaces_a_newer_status() {
-        let hot = hot().await;
+        let hot = hot(&sdk().await);
         let tenant = format!("hot{}", uuid_like());
         hot.put_status(&tenant, "r1", "decided".into(), 2, false)
             .await
@@ -373,14 +330,9 @@ mod hot_copies {
     async fn a_lost_status_copy_is_restored_from_the_database() {
         let (ports, _directory, _guard) = aws_with(PayloadCipher::default()).await;
         let tenant = format!("hot{}", uuid_like());
-        let record = clearance(&tenant, "r1", ClearanceStatus::PendingReview);
-        ports
-            .store
-            .commit(&tenant, vec![Write::InsertClearance(record)])
-            .await
-            .expect("insert");
+        insert(&ports, &tenant, ClearanceStatus::PendingReview).await;
         delete_item(format!("status#{tenant}#r1"), "status").await;
-        let hot = hot().await;
+        let hot = hot(&sdk().await);
         assert_eq!(
             hot.status(&tenant, "r1").await.expect("read"),
             HotStatus::Absent

@@ -84,6 +84,15 @@ impl ClearanceStatus {
     pub fn is_final(self) -> bool {
         matches!(self, ClearanceStatus::Approved | ClearanceStatus::Denied)
     }
+
+    /// Position in the only order a clearance moves in: processing → pending review → approved/denied.
+    pub fn rank(self) -> u8 {
+        match self {
+            ClearanceStatus::Processing => 0,
+            ClearanceStatus::PendingReview => 1,
+            ClearanceStatus::Approved | ClearanceStatus::Denied => 2,
+        }
+    }
 }
 
 /// What the agent asked for, as `ledgix-python`'s `ClearanceRequest` sends it. Unknown fields are ignored.

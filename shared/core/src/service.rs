@@ -11,9 +11,8 @@ use crate::config::VaultSettings;
 use crate::error::{Conflict, StoreError, VaultError, VaultResult};
 use crate::hashing::{intent_hash, tool_args_hash};
 use crate::ledger::{EventDraft, LedgerEvent};
-pub use crate::model::ClearanceView;
 use crate::model::{
-    now_rfc3339, ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus,
+    now_rfc3339, ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ClearanceView,
     ConfidenceBucket, DecisionSource, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
 use crate::policy::{self, CompiledPolicy, PolicyRegistration, RegoDecision};
