@@ -2,7 +2,8 @@
 # Load test of the inline approval path against `ledgix dev` on loopback.
 # Usage: scripts/load.sh [seconds]   (defaults: 15 s per run)
 # Runs a closed-loop throughput test and an open-loop 1,000 req/s latency test; prints one JSON line each.
-# Rate limiting is off for the run (VAULT_RATE_LIMIT_RPS=0); every approval is committed (fsync) before
+# Rate limiting is off for the run (per key, VAULT_RATE_LIMIT_RPS=0, and per client address — all of the load
+# comes from 127.0.0.1 — VAULT_CLIENT_RATE_LIMIT_RPS=0); every approval is committed (fsync) before
 # its response, exactly as in normal operation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +15,19 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 key="lvk_load_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 url="http://127.0.0.1:${port}"
 
-LEDGIX_DEV_API_KEY="$key" VAULT_RATE_LIMIT_RPS=0 RUST_LOG=warn \
+LEDGIX_DEV_API_KEY="$key" VAULT_RATE_LIMIT_RPS=0 VAULT_CLIENT_RATE_LIMIT_RPS=0 RUST_LOG=warn \
   target/release/ledgix dev --addr "127.0.0.1:${port}" --data-dir "$data_dir" >"$data_dir/stdout" 2>"$data_dir/stderr" &
 server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$data_dir"; }
+# The largest vault.db-wal seen, sampled every 0.2 s (the WAL's bound: docs/configuration.md, "Embedded storage").
+( largest=0; while kill -0 "$server" 2>/dev/null; do
+    size="$(stat -c %s "$data_dir/vault.db-wal" 2>/dev/null || echo 0)"
+    (( size > largest )) && largest="$size" && echo "$largest" >"$data_dir/wal-max"
+    sleep 0.2
+  done ) &
+sampler=$!
+cleanup() {
+  kill "$server" "$sampler" 2>/dev/null || true; wait "$server" "$sampler" 2>/dev/null || true; rm -rf "$data_dir"
+}
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do
@@ -37,3 +47,4 @@ import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("select count(*) from ledger").fetchone()[0])
 PY
 )"
+echo "# largest vault.db-wal seen: $(cat "$data_dir/wal-max" 2>/dev/null || echo 0) bytes (bound: 67108864)"

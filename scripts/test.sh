@@ -60,7 +60,9 @@ postgres_start() {
   PG_PORT="$(free_port)"
   mkdir -p "$WORK/pg"
   chown postgres:postgres "$WORK/pg"
-  pg_createcluster "$version" "$PG_CLUSTER" -p "$PG_PORT" -d "$WORK/pg/data" >/dev/null
+  # Every e2e vault process keeps pools to the control plane and to each tenant it served: the default 100
+  # connections run out on the AWS-backend run.
+  pg_createcluster "$version" "$PG_CLUSTER" -p "$PG_PORT" -d "$WORK/pg/data" --pgoption max_connections=500 >/dev/null
   cleanup_actions+=("pg_dropcluster --stop $version $PG_CLUSTER")
   pg_ctlcluster "$version" "$PG_CLUSTER" start
   su postgres -c "psql -q -p $PG_PORT -c \"CREATE ROLE ledgix LOGIN SUPERUSER PASSWORD 'ledgix'\""
@@ -119,6 +121,14 @@ e2e_tests() {
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
 }
 
+contract_tests() {
+  stage "Contract fuzzing: schemathesis against docs/openapi.yaml on ledgix dev, once per key role (scripts/contract_fuzz.sh)"
+  LEDGIX_BIN="$ROOT/target/release/ledgix" scripts/contract_fuzz.sh &
+  local pid=$!
+  cleanup_actions+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null")
+  wait "$pid"
+}
+
 deploy_tests() {
   stage "Deployment: the four function binaries under a local Lambda Runtime API; IAM grants exactly what each calls; every variable set or deliberately defaulted"
   su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_deploy_control'"
@@ -141,6 +151,7 @@ rust_build
 rust_lint
 rust_tests
 e2e_tests
+contract_tests
 deploy_tests
 aws_harness_tests
 stage "All tests passed"

@@ -5,10 +5,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ledgix_api::{build, load_config, router, telemetry, AppState, Backend};
+use ledgix_api::{router, AppState};
 use ledgix_core::apikey;
 use ledgix_core::model::{now_rfc3339, Tenant};
+use ledgix_core::roles::Role;
+use ledgix_core::service::ApiKeyRequest;
 use ledgix_core::Vault;
+use ledgix_wiring::{build, load_config, telemetry, Backend};
 use serde_json::json;
 
 #[derive(Args)]
@@ -26,13 +29,37 @@ pub struct DevArgs {
     backend: Option<String>,
 }
 
-/// The dev tenant and admin key, kept in the data directory (mode 0600) so a restart prints the same
-/// lines. A development convenience only: production keys exist only as hashes.
+/// The dev tenant, its keys and the admin key, kept in the data directory (mode 0600) so a restart prints the
+/// same lines. A development convenience only: production keys exist only as hashes.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct DevCredentials {
     tenant_id: String,
+    /// The agent's key (roles agent and consumer, so one key can request and consume in a demo).
     api_key: String,
+    #[serde(default)]
+    reviewer_api_key: String,
+    #[serde(default)]
+    tenant_admin_api_key: String,
     admin_api_key: String,
+}
+
+impl DevCredentials {
+    /// Each tenant key with the roles it is created with.
+    fn tenant_keys(&self) -> [(&str, Vec<Role>, &'static str); 3] {
+        [
+            (
+                &self.api_key,
+                vec![Role::Agent, Role::Consumer],
+                "dev agent",
+            ),
+            (&self.reviewer_api_key, vec![Role::Reviewer], "dev reviewer"),
+            (
+                &self.tenant_admin_api_key,
+                vec![Role::TenantAdmin],
+                "dev tenant admin",
+            ),
+        ]
+    }
 }
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
@@ -51,44 +78,53 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         )
     })?;
     let credentials = load_credentials(&config.data_dir, config.admin_api_key.clone())?;
-    let mut embedded = build(&config, Some(apikey::hash(&credentials.admin_api_key)))
+    let mut wired = build(&config, Some(apikey::hash(&credentials.admin_api_key)))
         .await
         .map_err(|e| e.to_string())?;
-    let credentials = ensure_dev_tenant(&embedded.vault, credentials, &config.data_dir).await?;
-    let requeued = embedded
+    let credentials = ensure_dev_tenant(&wired.vault, credentials, &config.data_dir).await?;
+    let requeued = wired
         .start_judge_workers()
         .await
         .map_err(|e| e.to_string())?;
-    embedded.start_anchor_timer();
+    wired.start_anchor_timer();
     if config.allow_stub_judge {
         tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review");
     }
 
-    let cors = config
-        .cors_allowed_origin
-        .as_deref()
-        .and_then(|o| o.parse().ok());
-    let (app, _) = router(AppState {
-        vault: embedded.vault.clone(),
-        cors_allowed_origin: cors,
-        emf_metrics: config.emf_metrics,
-    });
+    let (app, _) = router(AppState::new(wired.vault.clone(), &config));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %local, data_dir = %config.data_dir.display(), backend = ?config.backend, requeued, "ledgix dev vault serving");
     print_credentials(local, &credentials);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    if config.admin_auth == ledgix_wiring::config::AdminAuth::Iam {
+        tracing::warn!("VAULT_ADMIN_AUTH=iam: only API Gateway can vouch for IAM callers, so ledgix dev refuses every /admin request");
+    }
+    // With the peer address, so the per-client-address limit (VAULT_CLIENT_RATE_LIMIT_*) applies.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())
 }
 
 fn print_credentials(addr: SocketAddr, credentials: &DevCredentials) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "LEDGIX_VAULT_URL=http://{addr}");
     let _ = writeln!(out, "LEDGIX_VAULT_API_KEY={}", credentials.api_key);
+    let _ = writeln!(
+        out,
+        "LEDGIX_REVIEWER_API_KEY={}",
+        credentials.reviewer_api_key
+    );
+    let _ = writeln!(
+        out,
+        "LEDGIX_TENANT_ADMIN_API_KEY={}",
+        credentials.tenant_admin_api_key
+    );
     let _ = writeln!(out, "LEDGIX_ADMIN_API_KEY={}", credentials.admin_api_key);
     let _ = writeln!(out, "LEDGIX_DEV_TENANT_ID={}", credentials.tenant_id);
     let _ = out.flush();
@@ -98,7 +134,8 @@ fn credentials_path(data_dir: &Path) -> PathBuf {
     data_dir.join("dev-credentials.json")
 }
 
-/// Stored dev credentials, overridden by LEDGIX_DEV_API_KEY / LEDGIX_ADMIN_API_KEY, else fresh ones.
+/// Stored dev credentials, each overridden by its variable (LEDGIX_DEV_API_KEY, LEDGIX_DEV_REVIEWER_API_KEY,
+/// LEDGIX_DEV_TENANT_ADMIN_API_KEY, LEDGIX_ADMIN_API_KEY), else fresh ones.
 fn load_credentials(
     data_dir: &Path,
     admin_override: Option<String>,
@@ -112,57 +149,91 @@ fn load_credentials(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let dev_override = std::env::var("LEDGIX_DEV_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
+    let pick = |variable: &str, stored_key: Option<&String>, prefix: &str| {
+        std::env::var(variable)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .or_else(|| stored_key.filter(|k| !k.is_empty()).cloned())
+            .unwrap_or_else(|| apikey::generate(prefix))
+    };
+    let tenant_key = apikey::TENANT_KEY_PREFIX;
     Ok(DevCredentials {
         tenant_id: stored
             .as_ref()
             .map(|c| c.tenant_id.clone())
             .unwrap_or_default(),
-        api_key: dev_override
-            .or_else(|| stored.as_ref().map(|c| c.api_key.clone()))
-            .unwrap_or_else(|| apikey::generate(apikey::TENANT_KEY_PREFIX)),
+        api_key: pick(
+            "LEDGIX_DEV_API_KEY",
+            stored.as_ref().map(|c| &c.api_key),
+            tenant_key,
+        ),
+        reviewer_api_key: pick(
+            "LEDGIX_DEV_REVIEWER_API_KEY",
+            stored.as_ref().map(|c| &c.reviewer_api_key),
+            tenant_key,
+        ),
+        tenant_admin_api_key: pick(
+            "LEDGIX_DEV_TENANT_ADMIN_API_KEY",
+            stored.as_ref().map(|c| &c.tenant_admin_api_key),
+            tenant_key,
+        ),
         admin_api_key: admin_override
             .or_else(|| stored.as_ref().map(|c| c.admin_api_key.clone()))
             .unwrap_or_else(|| apikey::generate(apikey::ADMIN_KEY_PREFIX)),
     })
 }
 
-/// Make sure the dev tenant exists and accepts the dev key; persist the credentials.
+/// Make sure the dev tenant exists and accepts each dev key with its roles; persist the credentials.
 async fn ensure_dev_tenant(
     vault: &Vault,
     mut credentials: DevCredentials,
     data_dir: &Path,
 ) -> Result<DevCredentials, String> {
-    let known_key = vault.authenticate(&credentials.api_key).await.ok();
-    match known_key {
-        Some(principal) => credentials.tenant_id = principal.tenant_id,
-        None => {
-            let tenant_exists = !credentials.tenant_id.is_empty()
-                && vault
-                    .tenant(&credentials.tenant_id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_some();
-            if tenant_exists {
-                vault
-                    .create_api_key(&credentials.tenant_id, Some(&credentials.api_key), None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            } else {
-                let tenant = Tenant {
-                    tenant_id: apikey::new_id("tn_"),
-                    name: "dev".into(),
-                    created_at: now_rfc3339(),
-                };
-                let created = vault
-                    .create_tenant_with_key(tenant, &credentials.api_key, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                credentials.tenant_id = created.tenant_id;
-            }
+    // The tenant is the one a known dev key belongs to, else the stored one, else a new one.
+    let mut known_tenant = None;
+    for (key, _, _) in credentials.tenant_keys() {
+        if let Ok(principal) = vault.authenticate(key).await {
+            known_tenant = Some(principal.tenant_id);
+            break;
         }
+    }
+    if let Some(tenant_id) = known_tenant {
+        credentials.tenant_id = tenant_id;
+    }
+    let tenant_exists = !credentials.tenant_id.is_empty()
+        && vault
+            .tenant(&credentials.tenant_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+    if !tenant_exists {
+        let tenant = Tenant {
+            tenant_id: apikey::new_id("tn_"),
+            name: "dev".into(),
+            created_at: now_rfc3339(),
+        };
+        let created = vault
+            .create_tenant_with_key(
+                tenant,
+                &credentials.api_key,
+                vec![Role::Agent, Role::Consumer],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        credentials.tenant_id = created.tenant_id;
+    }
+    for (key, roles, name) in credentials.tenant_keys() {
+        if vault.authenticate(key).await.is_ok() {
+            continue;
+        }
+        let request = ApiKeyRequest {
+            roles: Some(roles.iter().map(|r| r.as_str().to_string()).collect()),
+            name: name.into(),
+        };
+        vault
+            .create_api_key(&credentials.tenant_id, Some(key), &request, None)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let path = credentials_path(data_dir);
     let text = serde_json::to_string_pretty(&json!(credentials)).map_err(|e| e.to_string())?;

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ledgix_api::{build_embedded, Config};
 use ledgix_core::model::{now_rfc3339, Tenant};
+use ledgix_core::roles::Role;
+use ledgix_core::service::ApiKeyRequest;
+use ledgix_wiring::{build_embedded, Config};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +34,7 @@ enum Command {
         #[arg(long, default_value = "vault-signing-key.pem")]
         out: PathBuf,
         /// Key id published in the JWKS and token headers.
-        #[arg(long, env = "VAULT_KEY_ID", default_value = "vault-key-001")]
+        #[arg(long, env = "VAULT_KEY_ID", default_value = ledgix_core::config::DEFAULT_KEY_ID)]
         kid: String,
     },
     /// Tenant administration on a local data directory.
@@ -54,7 +56,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    /// Create a tenant and its first API key (shown once).
+    /// Create a tenant and its first API key, with role tenant_admin (shown once).
     Create {
         #[arg(long)]
         name: String,
@@ -69,6 +71,12 @@ enum ApiKeyCommand {
     Create {
         #[arg(long)]
         tenant: String,
+        /// A role the key holds (repeat for several): agent, consumer, reviewer, tenant_admin, auditor.
+        #[arg(long = "role", default_value = "agent")]
+        roles: Vec<String>,
+        /// A label for the key.
+        #[arg(long, default_value = "")]
+        name: String,
         #[arg(long, default_value = ".ledgix")]
         data_dir: PathBuf,
     },
@@ -125,24 +133,39 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             let key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
             let created = vault
-                .create_tenant_with_key(tenant, &key, None)
+                .create_tenant_with_key(tenant, &key, vec![Role::TenantAdmin])
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
-                "tenant_id={}\nkey_id={}\napi_key={}",
-                created.tenant_id, created.key_id, created.api_key
+                "tenant_id={}\nkey_id={}\napi_key={key}\nroles=tenant_admin",
+                created.tenant_id, created.key_id
             );
             Ok(ExitCode::SUCCESS)
         }
         Command::Apikey {
-            command: ApiKeyCommand::Create { tenant, data_dir },
+            command:
+                ApiKeyCommand::Create {
+                    tenant,
+                    roles,
+                    name,
+                    data_dir,
+                },
         } => {
             let vault = local_vault(data_dir)?;
+            let request = ApiKeyRequest {
+                roles: Some(roles),
+                name,
+            };
             let created = vault
-                .create_api_key(&tenant, None, None)
+                .create_api_key(&tenant, None, &request, None)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("key_id={}\napi_key={}", created.key_id, created.api_key);
+            println!(
+                "key_id={}\napi_key={}\nroles={}",
+                created.key_id,
+                created.api_key.unwrap_or_default(),
+                Role::to_stored(&created.roles)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Apikey {

@@ -51,14 +51,17 @@ locals {
       local.token_environment,
       local.stub_judge_environment,
       {
+        VAULT_ADMIN_AUTH                      = var.admin_auth
         VAULT_CLEARANCE_SQS_QUEUE_URL         = module.state.judge_queue_url
         VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS = tostring(var.judge_queue_fifo_group_shards)
         VAULT_RATE_LIMIT_RPS                  = tostring(var.rate_limit_rps)
         VAULT_RATE_LIMIT_BURST                = tostring(var.rate_limit_burst)
         VAULT_RATE_LIMIT_TTL_SECONDS          = tostring(var.rate_limit_ttl_seconds)
         VAULT_METRICS                         = "emf"
+        VAULT_MINT_MAX_AGE_SECONDS            = tostring(var.mint_max_age_seconds)
       },
       var.cors_allowed_origin == null ? {} : { VAULT_CORS_ALLOWED_ORIGIN = var.cors_allowed_origin },
+      var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 
     "jwks" = local.signer_environment
@@ -69,6 +72,7 @@ locals {
       local.ledger_environment,
       local.token_environment,
       local.stub_judge_environment,
+      var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 
     "anchor-export" = merge(
@@ -81,6 +85,7 @@ locals {
         VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING = "true"
         VAULT_LEDGER_REQUIRE_OBJECT_LOCK       = tostring(var.anchor_object_lock_enabled)
       },
+      var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
   }
 }

@@ -266,3 +266,21 @@ resource "aws_iam_role_policy" "db_proxy" {
     ]
   })
 }
+
+# Operators (admin_auth = "iam"): attach this policy to the IAM roles or users that may call /admin/*. API
+# Gateway admits a SigV4-signed request to the AWS_IAM route only if the caller holds execute-api:Invoke on it,
+# and the vault then trusts API Gateway's verdict. Nothing is attached here: who operates is the account's choice.
+resource "aws_iam_policy" "admin_invoke" {
+  count       = var.admin_auth == "iam" ? 1 : 0
+  name        = "${var.name_prefix}-admin-invoke"
+  description = "Call the Ledgix Vault administration routes (/admin/*) with SigV4."
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "InvokeAdminRoutes"
+      Effect   = "Allow"
+      Action   = "execute-api:Invoke"
+      Resource = module.api.admin_execute_arn
+    }]
+  })
+}

@@ -158,6 +158,7 @@ module "api" {
   integration_timeout_ms  = 30000
   throttling_rate_limit   = var.api_throttling_rate_limit
   throttling_burst_limit  = var.api_throttling_burst_limit
+  admin_iam_auth          = var.admin_auth == "iam"
   log_retention_days      = var.log_retention_days
   logs_kms_key_arn        = module.state.platform_key_arn
 }

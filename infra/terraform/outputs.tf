@@ -82,3 +82,13 @@ output "alarm_topic_arn" {
   description = "SNS topic the alarms notify."
   value       = module.observability.alarm_topic_arn
 }
+
+output "admin_execute_arn" {
+  description = "execute-api ARN of the administration routes (/admin/*) when admin_auth is iam, else null."
+  value       = module.api.admin_execute_arn
+}
+
+output "admin_invoke_policy_arn" {
+  description = "IAM policy granting execute-api:Invoke on the administration routes: attach it to the operators' roles or users (admin_auth = iam; else null)."
+  value       = try(aws_iam_policy.admin_invoke[0].arn, null)
+}

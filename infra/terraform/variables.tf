@@ -166,6 +166,17 @@ variable "jwt_ttl_seconds" {
   }
 }
 
+variable "mint_max_age_seconds" {
+  description = "VAULT_MINT_MAX_AGE_SECONDS: /mint-token re-mints a rules approval for at most this long after the root approval."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.mint_max_age_seconds >= 1 && var.mint_max_age_seconds <= 31536000
+    error_message = "mint_max_age_seconds must be between 1 and 31536000."
+  }
+}
+
 variable "jwt_issuer" {
   description = "VAULT_JWT_ISSUER: the iss claim."
   type        = string
@@ -279,7 +290,7 @@ variable "ledger_log_origin" {
 }
 
 variable "tenant_db_sslmode" {
-  description = "VAULT_TENANT_DB_SSLMODE for tenant databases. verify-ca/verify-full check against web PKI roots, which RDS certificates do not chain to; use require on RDS."
+  description = "VAULT_TENANT_DB_SSLMODE for tenant databases. verify-full (verify-ca is held to it) checks the chain and host name against db_ca_bundle_path (on RDS: the RDS global bundle packaged with the functions), else the web PKI roots, which RDS certificates do not chain to."
   type        = string
   default     = "require"
 
@@ -290,13 +301,24 @@ variable "tenant_db_sslmode" {
 }
 
 variable "control_plane_db_sslmode" {
-  description = "VAULT_CONTROL_PLANE_DB_SSLMODE for the control-plane database (see tenant_db_sslmode)."
+  description = "VAULT_CONTROL_PLANE_DB_SSLMODE for the control-plane database and tenant provisioning (see tenant_db_sslmode)."
   type        = string
   default     = "require"
 
   validation {
     condition     = contains(["disable", "prefer", "require", "verify-ca", "verify-full"], var.control_plane_db_sslmode)
     error_message = "control_plane_db_sslmode must be disable, prefer, require, verify-ca or verify-full."
+  }
+}
+
+variable "db_ca_bundle_path" {
+  description = "VAULT_DB_CA_BUNDLE: path inside the function package of the PEM CA bundle verify-full trusts, e.g. /var/task/rds-ca-bundle.pem when scripts/package.sh ran with LEDGIX_DB_CA_BUNDLE=global-bundle.pem (docs/deploy.md). Null: the web PKI roots."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_ca_bundle_path == null || can(regex("^/", var.db_ca_bundle_path))
+    error_message = "db_ca_bundle_path must be an absolute path (the package is at /var/task)."
   }
 }
 
@@ -338,13 +360,24 @@ variable "tenant_secret_cache_ttl_seconds" {
 # ---------------------------------------------------------------------------------------------------------------
 
 variable "api_throttling_rate_limit" {
-  description = "HTTP API stage default steady-state requests per second (a backstop in front of the vault's per-key rate limit)."
+  description = "HTTP API stage default steady-state requests per second, for the whole stage: it bounds what reaches clearance-api (and its key lookups) from unauthenticated callers, where ledgix dev limits per client address. The vault's per-key limit applies after it."
   type        = number
   default     = 500
 
   validation {
     condition     = var.api_throttling_rate_limit > 0
     error_message = "api_throttling_rate_limit must be > 0."
+  }
+}
+
+variable "admin_auth" {
+  description = "VAULT_ADMIN_AUTH on clearance-api. iam: /admin/* is an AWS_IAM (SigV4) route and the vault admits only IAM-authorised calls (grant execute-api:Invoke with the admin_invoke_policy_arn output); header: the X-Admin-API-Key header on the public route; off: no admin routes (manage tenants elsewhere)."
+  type        = string
+  default     = "iam"
+
+  validation {
+    condition     = contains(["iam", "header", "off"], var.admin_auth)
+    error_message = "admin_auth must be iam, header or off."
   }
 }
 
@@ -627,9 +660,9 @@ variable "aurora_backup_retention_days" {
 }
 
 variable "aurora_require_tls" {
-  description = "Set rds.force_ssl = 1. Off by default because tenant provisioning (shared/aws/src/tenants.rs) opens its admin connection without TLS today; the functions' own pools use TLS (VAULT_*_SSLMODE = require) either way."
+  description = "Set rds.force_ssl = 1: the server refuses connections without TLS. Every connection the vault makes (control plane, tenant provisioning, tenant pools) uses TLS unless an sslmode is disable."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "enable_data_api" {

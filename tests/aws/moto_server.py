@@ -40,6 +40,14 @@ Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SI
    protocols: DynamoDB, KMS, Secrets Manager, SQS) or, for S3's REST protocol, from the method, key and
    subresource. A request the recorder cannot name is recorded as "unrecognised <METHOD> <path>?<query>", so a
    test comparing operations fails rather than miss it.
+
+5. DynamoDB requests are applied one at a time. In DynamoDB a write to an item is atomic: a condition
+   expression is evaluated and the write applied as one step, so of concurrent conditional writes each sees
+   the item as the previous one left it ("Condition expressions", DynamoDB Developer Guide). moto's server
+   runs requests on threads and checks the condition, then writes, with no lock, so two threads could both
+   pass a condition only one should (two `SET n = n + 1` if `n < 1` both applied). Serialising DynamoDB's
+   operations (X-Amz-Target DynamoDB_20120810.*) gives each request the atomicity AWS promises per item, and
+   more; other services are untouched.
 """
 
 from __future__ import annotations
@@ -348,7 +356,9 @@ def _rewrite_s3(body: bytes, subresource: str) -> bytes:
 
 
 def ledgix_middleware(app, faults: Faults, calls: Calls):
-    """WSGI middleware: the fault and call-record endpoints, the throttling fault, and the S3 response fixes."""
+    """WSGI middleware: the fault and call-record endpoints, the throttling fault, the S3 response fixes and
+    one-at-a-time DynamoDB requests."""
+    dynamodb = threading.Lock()
 
     def wrapped(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -382,6 +392,10 @@ def ledgix_middleware(app, faults: Faults, calls: Calls):
             body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
             return _respond(start_response, "400 Bad Request", body, "application/x-amz-json-1.1",
                             [("x-amzn-RequestId", str(uuid.uuid4()))])
+
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_20120810."):
+            with dynamodb:  # moto answers with a complete body, so the whole request is inside the lock
+                return list(app(environ, start_response))
 
         subresource = next((s for s in ("versioning", "object-lock") if _is_s3_get(environ, s)), None)
         if subresource is None:

@@ -385,3 +385,66 @@ def test_resources_secret(endpoint, resources):
     sm = client("secretsmanager", endpoint)
     value = sm.get_secret_value(SecretId="ledgix/vault/bootstrap")["SecretString"]
     assert json.loads(value) == {"VAULT_JWT_ISSUER": "alcv-vault"}
+
+
+# --- DynamoDB: conditional updates are atomic, and a failed one can return the item (moto_server.py, 5) --------------
+
+@pytest.fixture(scope="module")
+def counter_table(endpoint):
+    ddb = client("dynamodb", endpoint, NO_RETRIES)
+    ddb.create_table(TableName="atomic-test", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    return ddb
+
+
+def test_concurrent_conditional_updates_apply_one_at_a_time(endpoint, counter_table):
+    """Without the lock, moto lets racing threads pass the same condition: with the server's thread switch
+    interval at 1 µs (sys.setswitchinterval) a round applied 23 of these 20-capped increments and lost 3."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    counter_table.put_item(TableName="atomic-test", Item={"pk": {"S": "c"}, "n": {"N": "0"}})
+
+    def increment(_):
+        ddb = client("dynamodb", endpoint, NO_RETRIES)  # one connection per thread
+        try:
+            ddb.update_item(TableName="atomic-test", Key={"pk": {"S": "c"}}, UpdateExpression="SET n = n + :one",
+                            ConditionExpression="n < :cap",
+                            ExpressionAttributeValues={":one": {"N": "1"}, ":cap": {"N": "20"}})
+            return True
+        except ClientError as e:
+            assert code_of(e) == "ConditionalCheckFailedException"
+            return False
+
+    for _ in range(5):  # each round: 48 racing updates, exactly the 20 the condition allows
+        counter_table.put_item(TableName="atomic-test", Item={"pk": {"S": "c"}, "n": {"N": "0"}})
+        with ThreadPoolExecutor(48) as pool:
+            applied = sum(pool.map(increment, range(48)))
+        item = counter_table.get_item(TableName="atomic-test", Key={"pk": {"S": "c"}}, ConsistentRead=True)["Item"]
+        assert (applied, item["n"]["N"]) == (20, "20")
+
+
+def code_of(error: ClientError) -> str:
+    return error.response["Error"]["Code"]
+
+
+def test_failed_condition_returns_the_old_item_when_asked(counter_table):
+    counter_table.put_item(TableName="atomic-test", Item={"pk": {"S": "old"}, "tat": {"N": "1700000000000000"}})
+    with pytest.raises(ClientError) as failed:
+        counter_table.update_item(TableName="atomic-test", Key={"pk": {"S": "old"}},
+                                  UpdateExpression="SET tat = tat + :t", ConditionExpression="tat BETWEEN :lo AND :hi",
+                                  ExpressionAttributeValues={":t": {"N": "5"}, ":lo": {"N": "1"}, ":hi": {"N": "2"}},
+                                  ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert code_of(failed.value) == "ConditionalCheckFailedException"
+    assert failed.value.response["Item"] == {"pk": {"S": "old"}, "tat": {"N": "1700000000000000"}}
+    with pytest.raises(ClientError) as missing:
+        counter_table.update_item(TableName="atomic-test", Key={"pk": {"S": "absent"}},
+                                  UpdateExpression="SET tat = tat + :t", ConditionExpression="attribute_exists(tat)",
+                                  ExpressionAttributeValues={":t": {"N": "5"}},
+                                  ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert "Item" not in missing.value.response, "no item, nothing returned (as AWS)"
+    done = counter_table.update_item(TableName="atomic-test", Key={"pk": {"S": "old"}},
+                                     UpdateExpression="SET tat = tat + :t", ConditionExpression="tat >= :lo",
+                                     ExpressionAttributeValues={":t": {"N": "5"}, ":lo": {"N": "1"}},
+                                     ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert done["Attributes"] == {"tat": {"N": "1700000000000005"}}

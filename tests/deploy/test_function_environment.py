@@ -37,16 +37,25 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_LEDGER_ANCHOR_BUCKET_TEMPLATE": (EVERYWHERE, "this Terraform creates one anchor bucket per deployment"),
     "VAULT_POLICY_CACHE_TTL_SECONDS": (EVERYWHERE, "the seed's default (5 s) bounds staleness across instances"),
     "VAULT_AUTH_CACHE_TTL_SECONDS": (EVERYWHERE, "the seed's default (5 s) bounds revocation delay across instances"),
+    "VAULT_REGO_TIME_LIMIT_MS": (EVERYWHERE, "the built-in budget (100 ms) is the product's limit for tenant Rego"),
+    "VAULT_REGO_MEMORY_LIMIT_BYTES": (EVERYWHERE, "the built-in budget (32 MiB) is the product's limit for tenant Rego"),
+    "VAULT_MAX_POLICIES_PER_TENANT": (EVERYWHERE, "the built-in cap (200) is the product's limit per tenant"),
     "AWS_ENDPOINT_URL": (EVERYWHERE, "emulators in tests only; Lambda uses the real endpoints"),
     "VAULT_ALLOW_STUB_JUDGE": (("jwks", "anchor-export"), "they judge nothing"),
     "VAULT_RATE_LIMIT_RPS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_RATE_LIMIT_BURST": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_RATE_LIMIT_TTL_SECONDS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_CORS_ALLOWED_ORIGIN": (NOT_HTTP, "CORS headers belong to clearance-api's responses"),
+    "VAULT_ADMIN_AUTH": (NOT_HTTP, "only clearance-api serves /admin/*"),
+    "VAULT_CLIENT_RATE_LIMIT_RPS": (EVERYWHERE, "the per-client-address limit needs a socket peer, which Lambda does "
+                                                "not have; API Gateway's stage throttling limits clearance-api"),
+    "VAULT_CLIENT_RATE_LIMIT_BURST": (EVERYWHERE, "the per-client-address limit needs a socket peer, which Lambda "
+                                                  "does not have; API Gateway's stage throttling limits clearance-api"),
     "VAULT_METRICS": (NOT_HTTP, "request metrics are clearance-api's; the others run at EMF's Lambda default"),
     "VAULT_CLEARANCE_SQS_QUEUE_URL": (NOT_HTTP, "only clearance-api enqueues judge work"),
     "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": (NOT_HTTP, "only clearance-api enqueues judge work"),
     "VAULT_JWT_TTL": (("jwks", "anchor-export"), "they mint no tokens"),
+    "VAULT_MINT_MAX_AGE_SECONDS": (NOT_HTTP, "only clearance-api serves /mint-token"),
     "VAULT_JWT_ISSUER": (("jwks", "anchor-export"), "they mint no tokens"),
     "VAULT_JWT_AUDIENCE": (("jwks", "anchor-export"), "they mint no tokens"),
     "VAULT_LEDGER_ANCHOR_BUCKET": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
@@ -59,19 +68,19 @@ for _name in ("TENANT_SECRET_PREFIX", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KM
               "VAULT_CONTROL_PLANE_DB_SSLMODE", "VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS",
               "VAULT_TENANT_DB_MAX_OPEN_CONNS", "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS",
               "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", "VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE",
-              "VAULT_LEDGER_ANCHOR_PREFIX", "VAULT_LEDGER_LOG_ORIGIN"):
+              "VAULT_LEDGER_ANCHOR_PREFIX", "VAULT_LEDGER_LOG_ORIGIN", "VAULT_DB_CA_BUNDLE"):
     DELIBERATE_DEFAULTS[_name] = (WITHOUT_STATE, "jwks builds only the signer")
 DELIBERATE_DEFAULTS["DATABASE_URL"] = (WITHOUT_STATE, "jwks builds only the signer")  # not even the bootstrap one
 
 
 def variables_the_code_reads() -> set[str]:
     """Variable names in the library and function sources (the configuration is read by name, in one place per
-    crate: shared/api/src/config.rs, shared/aws/src/bootstrap.rs)."""
+    crate: shared/wiring/src/config.rs, shared/aws/src/bootstrap.rs)."""
     sources = [*ROOT.glob("shared/*/src/**/*.rs"), *ROOT.glob("functions/*/src/*.rs")]
     names = set()
     for path in sources:
         names |= set(re.findall(r'"((?:VAULT|LEDGIX|AWS|TENANT|DATABASE)_[A-Z0-9_]+)"', path.read_text()))
-    names.discard("LEDGIX_DEV_API_KEY")  # ledgix dev only: shared/api reads it for the dev tenant
+    names.discard("LEDGIX_DEV_API_KEY")  # ledgix dev only: the cli reads it for the dev tenant
     return names
 
 

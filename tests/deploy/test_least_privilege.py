@@ -116,6 +116,10 @@ def deployment(tmp_path_factory):
         "VAULT_RATE_LIMIT_TTL_SECONDS": "180", "VAULT_METRICS": "emf", "VAULT_CORS_ALLOWED_ORIGIN": "https://console.example",
         "VAULT_LEDGER_ANCHOR_BUCKET": bucket, "VAULT_LEDGER_ANCHOR_REGION": "us-east-1",
         "VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING": "true", "VAULT_LEDGER_REQUIRE_OBJECT_LOCK": "true",
+        # Terraform's default: /admin/* only through API Gateway's AWS_IAM route.
+        "VAULT_ADMIN_AUTH": "iam", "VAULT_MINT_MAX_AGE_SECONDS": "3600",
+        # db_ca_bundle_path left null (PostgreSQL here has no verify-full); an empty value is unset to the code.
+        "VAULT_DB_CA_BUNDLE": "",
     }
     httpx.post(f"{ENDPOINT}/_ledgix/calls", json={"reset": True}).raise_for_status()
     logs = tmp_path_factory.mktemp("function-logs")
@@ -185,8 +189,14 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     assert jwks.invoke(json.loads((EVENTS / "apigw" / "jwks.json").read_text()))["statusCode"] == 200
 
     api = start("clearance-api")
-    tenant = answer(api, apigw("admin-create-tenant", body={"name": "least-privilege"}), 201)
-    key = tenant["api_key"]
+    # As Terraform deploys it (VAULT_ADMIN_AUTH=iam): the operator's key alone is refused; a request API Gateway
+    # authorised with IAM (the sample's requestContext.authorizer.iam) creates the tenant.
+    answer(api, apigw("admin-create-tenant", body={"name": "least-privilege"}), 403)
+    tenant = answer(api, apigw("admin-create-tenant-iam", body={"name": "least-privilege"}), 201)
+    assert tenant["roles"] == ["tenant_admin"], tenant
+    # One key for the whole round: the tenant admin issues it the duties the round exercises.
+    key = answer(api, apigw("register-policy", api_key=tenant["api_key"], path="/api-keys", body={
+        "roles": ["agent", "consumer", "tenant_admin"], "name": "least-privilege round"}), 201)["api_key"]
     answer(api, apigw("register-policy", api_key=key), 201)
     answer(api, apigw("register-policy", api_key=key, body={
         "policy_id": "email", "description": "judged", "tools": ["send_email"], "rules": ["Only to customers"]}), 201)
@@ -196,7 +206,8 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     queued, per_request_queued = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key, body={
         "tool_name": "send_email", "tool_args": {"to": "a@example.com"}, "session_id": "s-1"}), 200))
     _, per_consume = calls_made("clearance-api", lambda: answer(
-        api, apigw("consume-token", api_key=key, body={"token": approved["token"]}), 200))
+        api, apigw("consume-token", api_key=key, body={
+            "token": approved["token"], "tool_name": "stripe_refund", "tool_args": {"amount": 45, "currency": "usd"}}), 200))
     # Measured AWS calls of a warm clearance-api per request (docs/benchmarks.md).
     print(f"\nAWS calls, inline approval: {json.dumps(per_request, sort_keys=True)}"
           f"\nAWS calls, queued judgement (request): {json.dumps(per_request_queued, sort_keys=True)}"

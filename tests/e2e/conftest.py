@@ -47,8 +47,11 @@ class Vault:
         self.data_dir = Path(tempfile.mkdtemp(prefix="ledgix-e2e-"))
         # Logs live outside the data directory so a restart on the same data sees only the vault's own files.
         self.log_dir = Path(tempfile.mkdtemp(prefix="ledgix-e2e-log-"))
+        # The dev tenant's keys, one per duty: the agent's (roles agent + consumer), a reviewer's, a tenant admin's.
         self.api_key = "lvk_e2e_" + secrets.token_urlsafe(18)
-        self.admin_key = "lva_e2e_" + secrets.token_urlsafe(18)
+        self.reviewer_key = "lvk_e2e_rev_" + secrets.token_urlsafe(18)
+        self.tenant_admin_key = "lvk_e2e_adm_" + secrets.token_urlsafe(18)
+        self.admin_key = "lva_e2e_" + secrets.token_urlsafe(24)
         self.env = {"VAULT_RATE_LIMIT_RPS": "0", "RUST_LOG": "warn", **SHARED_KEY, **env}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -80,7 +83,9 @@ class Vault:
         """Start `ledgix dev`; return once it has printed its LEDGIX_* lines and /healthz answers 200.
         Raises RuntimeError carrying the tail of the vault's stderr when it does not."""
         self.starts += 1
-        env = dict(os.environ, LEDGIX_DEV_API_KEY=self.api_key, LEDGIX_ADMIN_API_KEY=self.admin_key, **self.env)
+        env = dict(os.environ, LEDGIX_DEV_API_KEY=self.api_key, LEDGIX_DEV_REVIEWER_API_KEY=self.reviewer_key,
+                   LEDGIX_DEV_TENANT_ADMIN_API_KEY=self.tenant_admin_key, LEDGIX_ADMIN_API_KEY=self.admin_key,
+                   **self.env)
         with open(self.log_path, "wb") as stderr:
             self.proc = subprocess.Popen(
                 [str(BIN), "dev", "--backend", BACKEND, "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
@@ -165,22 +170,50 @@ class Vault:
     def http(self, api_key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-Vault-API-Key": api_key or self.api_key}, timeout=30)
 
+    def reviewer(self) -> httpx.Client:
+        return self.http(self.reviewer_key)
+
+    def tenant_admin(self) -> httpx.Client:
+        return self.http(self.tenant_admin_key)
+
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-Admin-API-Key": self.admin_key}, timeout=30)
 
-    def new_tenant(self) -> tuple[str, str]:
+    def new_tenant_keys(self) -> dict[str, str]:
+        """A new tenant through POST /admin/tenants: `{"tenant_id", "tenant_admin" (its first key), "agent" (roles
+        agent + consumer), "reviewer", "auditor"}`, the role keys issued by the tenant admin through POST /api-keys."""
         with self.admin() as admin:
             r = admin.post("/admin/tenants", json={"name": "tenant-" + uuid.uuid4().hex[:8]})
         assert r.status_code == 201, r.text
         body = r.json()
-        return body["tenant_id"], body["api_key"]
+        assert body["roles"] == ["tenant_admin"], body
+        keys = {"tenant_id": body["tenant_id"], "tenant_admin": body["api_key"]}
+        with self.http(body["api_key"]) as http:
+            for name, roles in (("agent", ["agent", "consumer"]), ("reviewer", ["reviewer"]), ("auditor", ["auditor"])):
+                r = http.post("/api-keys", json={"roles": roles, "name": name})
+                assert r.status_code == 201, r.text
+                keys[name] = r.json()["api_key"]
+        return keys
+
+    def new_tenant(self) -> tuple[str, str]:
+        """A new tenant and one key holding every role (as keys made before roles existed do), for tests about
+        isolation rather than duties."""
+        with self.admin() as admin:
+            r = admin.post("/admin/tenants", json={"name": "tenant-" + uuid.uuid4().hex[:8]})
+            assert r.status_code == 201, r.text
+            tenant_id = r.json()["tenant_id"]
+            r = admin.post(f"/admin/tenants/{tenant_id}/api-keys",
+                           json={"roles": ["agent", "consumer", "reviewer", "tenant_admin", "auditor"]})
+        assert r.status_code == 201, r.text
+        return tenant_id, r.json()["api_key"]
 
     def register(self, policy_id: str, tools: list[str], rego: str | None = None, rules: list[str] | None = None,
                  api_key: str | None = None) -> dict:
+        """Register a policy with the tenant admin's key (or `api_key`)."""
         body = {"policy_id": policy_id, "tools": tools, "rules": rules or [], "description": "e2e"}
         if rego is not None:
             body["rego"] = rego
-        with self.http(api_key) as http:
+        with self.http(api_key or self.tenant_admin_key) as http:
             r = http.post("/register-policy", json=body)
         assert r.status_code in (200, 201), r.text
         return r.json()
@@ -274,6 +307,20 @@ def http(vault):
     yield make
     for c in made:
         c.close()
+
+
+@pytest.fixture()
+def reviewer_http(vault):
+    """httpx.Client with the dev tenant's reviewer key."""
+    with vault.reviewer() as c:
+        yield c
+
+
+@pytest.fixture()
+def tenant_admin_http(vault):
+    """httpx.Client with the dev tenant's tenant_admin key."""
+    with vault.tenant_admin() as c:
+        yield c
 
 
 @pytest.fixture()

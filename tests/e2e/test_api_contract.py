@@ -29,8 +29,9 @@ def test_tenants_are_isolated(vault):
     assert pending["request_id"] not in [x["request_id"] for x in b.get("/reviews").json()["reviews"]]
     assert b.get("/policies").json()["policies"] == []
     assert b.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()["reason_code"] == "no_policy_for_tool"
-    assert b.post("/consume-token", json={"token": approved["token"]}).status_code == 401
-    assert a.post("/consume-token", json={"token": approved["token"]}).status_code == 200
+    call = {"token": approved["token"], "tool_name": tool, "tool_args": {"amount": 1}}
+    assert b.post("/consume-token", json=call).status_code == 401
+    assert a.post("/consume-token", json=call).status_code == 200
     assert a.get(f"/clearance-status/{pending['request_id']}").json()["status"] == "pending_review"
 
 
@@ -92,16 +93,18 @@ def test_idempotent_retries(vault):
 
     policy = {"policy_id": unique("p"), "tools": [unique("t")], "rules": ["be nice"]}
     pkey = str(uuid.uuid4())
-    p1 = http.post("/register-policy", json=policy, headers={"Idempotency-Key": pkey})
-    p2 = http.post("/register-policy", json=policy, headers={"Idempotency-Key": pkey})
+    with vault.tenant_admin() as tenant_admin:
+        p1 = tenant_admin.post("/register-policy", json=policy, headers={"Idempotency-Key": pkey})
+        p2 = tenant_admin.post("/register-policy", json=policy, headers={"Idempotency-Key": pkey})
     assert p1.status_code == p2.status_code == 201 and p1.json() == p2.json()
 
     token = first.json()["token"]
     ckey = str(uuid.uuid4())
-    c1 = http.post("/consume-token", json={"token": token}, headers={"Idempotency-Key": ckey})
-    c2 = http.post("/consume-token", json={"token": token}, headers={"Idempotency-Key": ckey})
+    call = {"token": token, **body}
+    c1 = http.post("/consume-token", json=call, headers={"Idempotency-Key": ckey})
+    c2 = http.post("/consume-token", json=call, headers={"Idempotency-Key": ckey})
     assert c1.status_code == c2.status_code == 200 and c1.json() == c2.json()
-    assert http.post("/consume-token", json={"token": token}).status_code == 409
+    assert http.post("/consume-token", json=call).status_code == 409
 
 
 @pytest.mark.parametrize("case", ["malformed", "wrong_types", "args_not_object", "oversize", "content_type",
@@ -157,7 +160,7 @@ def test_state_survives_a_restart(fresh_vault):
         return [(e["seq"], e["event_uuid"], e["event_hash"], e["receipt_signature"]) for e in entries]
 
     assert identity(v.http().get("/ledger").json()["entries"])[: len(entries_before)] == identity(entries_before)
-    assert [p["policy_id"] for p in v.http().get("/policies").json()["policies"]] == ["persisted"]
+    assert [p["policy_id"] for p in v.tenant_admin().get("/policies").json()["policies"]] == ["persisted"]
     assert v.http(tenant_key).get("/ledger").status_code == 200
     assert v.http().get(f"/clearance-status/{resp.request_id}").json()["status"] == "approved"
     token = v.http().post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 3}}).json()["token"]
@@ -171,7 +174,7 @@ def test_usage_is_metered_per_tenant(vault):
     http = vault.http(key)
     token = http.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()["token"]
     http.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 5000}})
-    assert http.post("/consume-token", json={"token": token}).status_code == 200
+    assert http.post("/consume-token", json={"token": token, "tool_name": tool, "tool_args": {"amount": 1}}).status_code == 200
     usage = http.get("/usage").json()
     assert usage["tenant_id"] == tenant_id
     assert usage["counters"] == {"clearance.approved": 1, "clearance.denied": 1, "token.consumed": 1}

@@ -30,7 +30,7 @@ CASES = [
     ("truncated", "POST", "/request-clearance", b'{"tool_name": "x", ', JSON, 400, "invalid_json"),
     ("trailing_garbage", "POST", "/request-clearance", b'{"tool_name": "x", "tool_args": {}} x', JSON, 400, "invalid_json"),
     ("nan_literal", "POST", "/request-clearance", b'{"tool_name": "x", "tool_args": {"a": NaN}}', JSON, 400, "invalid_json"),
-    ("number_overflow", "POST", "/request-clearance", b'{"tool_name": "x", "tool_args": {"a": 1e400}}', JSON, 400, "invalid_json"),
+    ("number_overflow", "POST", "/request-clearance", b'{"tool_name": "x", "tool_args": {"a": 1e400}}', JSON, 422, "invalid_request"),
     ("invalid_utf8", "POST", "/request-clearance", b'{"tool_name": "\xff\xfe", "tool_args": {}}', JSON, 400, "invalid_json"),
     ("lone_surrogate", "POST", "/request-clearance", b'{"tool_name": "x", "tool_args": {"s": "\\ud800"}}', JSON, 400, "invalid_json"),
     ("deeply_nested", "POST", "/request-clearance", b'{"tool_name": "x", "tool_args": ' + deep(5000) + b"}", JSON, 400, "invalid_json"),
@@ -64,8 +64,18 @@ CASES = [
     ("review_approved_string", "POST", "/reviews/whatever/decision", b'{"approved": "yes"}', JSON, 422, "invalid_request"),
     ("settings_unknown_bucket", "PUT", "/review-settings", b'{"minimum_confidence_bucket": "very"}', JSON, 422, "invalid_request"),
     ("settings_int_bucket", "PUT", "/review-settings", b'{"minimum_confidence_bucket": 5}', JSON, 422, "invalid_request"),
+    # every body is a JSON object: serde would read an array as a struct's fields in order
+    ("settings_array", "PUT", "/review-settings", b'["low"]', JSON, 422, "invalid_request"),
+    ("admin_tenant_array", "POST", "/admin/tenants", b'["acme"]', JSON, 422, "invalid_request"),
     ("ledger_limit_text", "GET", "/ledger?limit=abc", None, {}, 422, "invalid_request"),
     ("ledger_limit_negative", "GET", "/ledger?limit=-1", None, {}, 422, "invalid_request"),
+    # a limit outside the documented 1..maximum is refused, never clamped
+    ("ledger_limit_zero", "GET", "/ledger?limit=0", None, {}, 422, "invalid_request"),
+    ("ledger_limit_above_max", "GET", "/ledger?limit=501", None, {}, 422, "invalid_request"),
+    ("checkpoints_limit_zero", "GET", "/ledger/checkpoints?limit=0", None, {}, 422, "invalid_request"),
+    ("checkpoints_limit_above_max", "GET", "/ledger/checkpoints?limit=10001", None, {}, 422, "invalid_request"),
+    ("reviews_limit_zero", "GET", "/reviews?limit=0", None, {}, 422, "invalid_request"),
+    ("reviews_limit_above_max", "GET", "/reviews?limit=501", None, {}, 422, "invalid_request"),
     ("reviews_bad_status", "GET", "/reviews?status=weird", None, {}, 422, "invalid_request"),
     ("inclusion_no_request_id", "GET", "/ledger/proof/inclusion", None, {}, 422, "invalid_request"),
     ("consistency_text", "GET", "/ledger/proof/consistency?from=a&to=b", None, {}, 422, "invalid_request"),
@@ -92,9 +102,18 @@ CASES = [
 ]
 
 
+def key_for(vault, path: str) -> str:
+    """A key whose roles the route accepts, so a case tests the input rather than the roles."""
+    if path.startswith(("/register-policy", "/policies", "/review-settings")):
+        return vault.tenant_admin_key
+    if path.startswith("/reviews?"):
+        return vault.reviewer_key
+    return vault.api_key
+
+
 @pytest.mark.parametrize("name,method,path,body,headers,status,code", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_the_uniform_4xx(vault, name, method, path, body, headers, status, code):
-    auth = {"X-Vault-API-Key": vault.api_key, "X-Admin-API-Key": vault.admin_key}
+    auth = {"X-Vault-API-Key": key_for(vault, path), "X-Admin-API-Key": vault.admin_key}
     r = httpx.request(method, f"{vault.url}{path}", content=body, headers={**auth, **headers}, timeout=30)
     assert_error(r, status, code)
 
@@ -141,11 +160,12 @@ def test_unknown_fields_are_ignored_everywhere(vault, tool):
         r = http.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}, **extra})
         assert r.status_code == 200 and r.json()["status"] == "approved"
         token = r.json()["token"]
-        r = http.post("/register-policy", json={"policy_id": unique("p"), "tools": [unique("t")], "rules": ["x"], **extra})
-        assert r.status_code == 201, r.text
-        r = http.put("/review-settings", json={"minimum_confidence_bucket": "high", **extra})
-        assert r.status_code == 200, r.text
-        r = http.post("/consume-token", json={"token": token, **extra})
+        with vault.tenant_admin() as tenant_admin:
+            r = tenant_admin.post("/register-policy", json={"policy_id": unique("p"), "tools": [unique("t")], "rules": ["x"], **extra})
+            assert r.status_code == 201, r.text
+            r = tenant_admin.put("/review-settings", json={"minimum_confidence_bucket": "high", **extra})
+            assert r.status_code == 200, r.text
+        r = http.post("/consume-token", json={"token": token, "tool_name": tool, "tool_args": {"amount": 1}, **extra})
         assert r.status_code == 200, r.text
     with vault.admin() as admin:
         assert admin.post("/admin/tenants", json={"name": "x", **extra}).status_code == 201
@@ -184,7 +204,7 @@ def test_a_chunked_oversize_body_is_413(vault):
     ("GET", "/ledger/checkpoints", "tenant"),
 ])
 def test_successes_carry_a_request_id_too(vault, method, path, auth):
-    headers = {"X-Vault-API-Key": vault.api_key} if auth == "tenant" else {}
+    headers = {"X-Vault-API-Key": key_for(vault, path)} if auth == "tenant" else {}
     r = httpx.request(method, f"{vault.url}{path}", headers=headers)
     assert r.status_code == 200 and r.headers.get("X-Request-ID"), (r.status_code, dict(r.headers))
 
@@ -227,13 +247,16 @@ def test_nul_characters_are_never_a_server_error(vault, tool, case):
             body[case] = NUL
         r = h.post("/request-clearance", json=body)
     elif case == "policy_id":
-        r = h.post("/register-policy", json={"policy_id": NUL, "tools": [unique("t")], "rules": ["x"]})
+        with vault.tenant_admin() as tenant_admin:
+            r = tenant_admin.post("/register-policy", json={"policy_id": NUL, "tools": [unique("t")], "rules": ["x"]})
     elif case == "policy_rule":
-        r = h.post("/register-policy", json={"policy_id": unique("p"), "tools": [unique("t")], "rules": [NUL]})
+        with vault.tenant_admin() as tenant_admin:
+            r = tenant_admin.post("/register-policy", json={"policy_id": unique("p"), "tools": [unique("t")], "rules": [NUL]})
     elif case == "review_reason":
         vault.register(unique("p"), [t := unique("t")], rego=APPROVE_SMALL)
         pending = h.post("/request-clearance", json={"tool_name": t, "tool_args": {"amount": 300}}).json()
-        r = h.post(f"/reviews/{pending['request_id']}/decision", json={"approved": False, "review_reason": NUL})
+        with vault.reviewer() as reviewer:
+            r = reviewer.post(f"/reviews/{pending['request_id']}/decision", json={"approved": False, "review_reason": NUL})
     elif case == "tenant_name":
         with vault.admin() as admin:
             r = admin.post("/admin/tenants", json={"name": NUL})

@@ -78,7 +78,7 @@ def test_unknown_tool_is_denied_fail_closed(vault):
 def _pending(vault, tool, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        reviews = vault.http().get("/reviews", params={"status": "pending"}).json()["reviews"]
+        reviews = vault.reviewer().get("/reviews", params={"status": "pending"}).json()["reviews"]
         mine = [r for r in reviews if r["tool_name"] == tool]
         if mine:
             return mine[0]
@@ -95,8 +95,8 @@ def test_pending_review_waits_for_a_reviewer(vault, approve):
         future = pool.submit(client.request_clearance, ClearanceRequest(tool_name=tool, tool_args={"amount": 500}))
         review = _pending(vault, tool)
         assert review["status"] == "pending_review" and review["tool_args"] == {"amount": 500}
-        decision = vault.http().post(f"/reviews/{review['request_id']}/decision",
-                                     json={"approved": approve, "review_reason": "checked with finance"})
+        decision = vault.reviewer().post(f"/reviews/{review['request_id']}/decision",
+                                         json={"approved": approve, "review_reason": "checked with finance"})
         assert decision.status_code == 200, decision.text
         if approve:
             resp = future.result(timeout=30)
@@ -104,13 +104,13 @@ def test_pending_review_waits_for_a_reviewer(vault, approve):
         else:
             with pytest.raises(ClearanceDeniedError):
                 future.result(timeout=30)
-    again = vault.http().post(f"/reviews/{review['request_id']}/decision", json={"approved": True})
+    again = vault.reviewer().post(f"/reviews/{review['request_id']}/decision", json={"approved": True})
     assert again.status_code == 409 and again.json()["error"]["code"] == "not_pending"
 
 
 def test_plain_english_policy_goes_to_the_judge_queue(vault):
     tool = unique("email")
-    vault.client().register_policy(PolicyRegistration(policy_id=unique("p"), rules=["No bulk email"], tools=[tool]))
+    vault.client(vault.tenant_admin_key).register_policy(PolicyRegistration(policy_id=unique("p"), rules=["No bulk email"], tools=[tool]))
     first = vault.http().post("/request-clearance", json={"tool_name": tool, "tool_args": {"to": "a@b.c"}}).json()
     assert first["status"] in ("processing", "pending_review")
     deadline = time.monotonic() + 20
@@ -159,17 +159,18 @@ def test_consume_token_burns_exactly_once(vault):
     assert wrong_tool.status_code == 422
     ok = http.post("/consume-token", json={"token": token, "tool_name": tool, "tool_args": args})
     assert ok.status_code == 200 and ok.json()["consumed"] is True and ok.json()["claims"]["tool"] == tool
-    replay = http.post("/consume-token", json={"token": token})
+    replay = http.post("/consume-token", json={"token": token, "tool_name": tool, "tool_args": args})
     assert replay.status_code == 409 and replay.json()["error"]["code"] == "token_replayed"
 
     head, payload, sig = _token(vault, tool, args).split(".")
     flipped = sig[:-2] + ("AA" if sig[-2:] != "AA" else "BB")
-    assert http.post("/consume-token", json={"token": f"{head}.{payload}.{flipped}"}).status_code == 401
+    call = {"tool_name": tool, "tool_args": args}
+    assert http.post("/consume-token", json={"token": f"{head}.{payload}.{flipped}", **call}).status_code == 401
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["tool_args_hash"] = "sha256:" + "0" * 64
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-    assert http.post("/consume-token", json={"token": f"{head}.{forged_payload}.{sig}"}).status_code == 401
-    assert http.post("/consume-token", json={"token": "not-a-token"}).status_code == 401
+    assert http.post("/consume-token", json={"token": f"{head}.{forged_payload}.{sig}", **call}).status_code == 401
+    assert http.post("/consume-token", json={"token": "not-a-token", **call}).status_code == 401
 
 
 def test_concurrent_replays_let_exactly_one_through(vault):
@@ -179,7 +180,8 @@ def test_concurrent_replays_let_exactly_one_through(vault):
 
     def consume(_):
         with vault.http() as http:
-            return http.post("/consume-token", json={"token": token}).status_code
+            return http.post("/consume-token", json={"token": token, "tool_name": tool,
+                                                     "tool_args": {"amount": 3}}).status_code
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(consume, range(20)))

@@ -14,13 +14,16 @@ from conftest import APPROVE_SMALL, ledger, pending_review_for, unique, wait_for
 @pytest.fixture(scope="module")
 def history(vault):
     """A fresh tenant with one decision of every kind, and its ledger."""
-    tenant_id, key = vault.new_tenant()
+    keys = vault.new_tenant_keys()
+    tenant_id, key = keys["tenant_id"], keys["agent"]
     tool, judged_tool = unique("refund"), unique("email")
     policy_id = unique("p")
-    vault.register(policy_id, [tool], rego=APPROVE_SMALL, api_key=key)
+    vault.register(policy_id, [tool], rego=APPROVE_SMALL, api_key=keys["tenant_admin"])
     sdk = vault.client(key)
     cached = vault.client(key, decision_cache_enabled=True)
+    tenant_admin = vault.client(keys["tenant_admin"])
     h = vault.http(key)
+    reviewer = vault.http(keys["reviewer"])
     ids: dict[str, str] = {}
 
     approved = cached.request_clearance(ClearanceRequest(tool_name=tool, tool_args={"amount": 1, "ratio": 0.25},
@@ -36,20 +39,21 @@ def history(vault):
         pending = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 500, "o": outcome}}).json()
         assert pending["status"] == "pending_review"
         ids[outcome] = pending["request_id"]
-        r = h.post(f"/reviews/{pending['request_id']}/decision",
+        r = reviewer.post(f"/reviews/{pending['request_id']}/decision",
                    json={"approved": outcome == "review_approved", "review_reason": "e2e"})
         assert r.status_code == 200, r.text
-    sdk.register_policy(PolicyRegistration(policy_id=unique("pj"), rules=["Only to customers"], tools=[judged_tool]))
+    tenant_admin.register_policy(PolicyRegistration(policy_id=unique("pj"), rules=["Only to customers"], tools=[judged_tool]))
     judged = h.post("/request-clearance", json={"tool_name": judged_tool, "tool_args": {"to": "x"}}).json()
     ids["judged"] = judged["request_id"]
-    pending_review_for(h, judged_tool)
+    pending_review_for(reviewer, judged_tool)
     wait_for(lambda: any(e["request_id"] == ids["judged"] for e in ledger(h)), what="the judge's ledger event")
     entries = ledger(h)
     yield {"ids": ids, "entries": entries, "client": sdk, "http": h, "tool": tool, "policy_id": policy_id,
            "tenant_id": tenant_id}
-    for c in (sdk, cached):
+    for c in (sdk, cached, tenant_admin):
         c.close()
     h.close()
+    reviewer.close()
 
 
 def _by_request(entries, request_id):

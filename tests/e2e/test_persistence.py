@@ -17,30 +17,32 @@ def test_security_state_survives_a_restart(restartable_vault):
         assert admin.delete(f"/admin/api-keys/{extra['key_id']}").status_code == 204
     with v.http() as h:
         burned = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()["token"]
-        assert h.post("/consume-token", json={"token": burned}).status_code == 200
+        assert h.post("/consume-token", json={"token": burned, "tool_name": tool, "tool_args": {"amount": 1}}).status_code == 200
         unused = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 2}}).json()["token"]
         pending = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 300}}).json()
         key = str(uuid.uuid4())
         first = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 3}},
                        headers={"Idempotency-Key": key})
-        settings = h.put("/review-settings", json={"minimum_confidence_bucket": "medium"})
+    with v.tenant_admin() as tenant_admin:
+        settings = tenant_admin.put("/review-settings", json={"minimum_confidence_bucket": "medium"})
         assert settings.status_code == 200
 
     v.restart()
 
-    with v.http() as h:
-        r = h.post("/consume-token", json={"token": burned})
+    with v.http() as h, v.reviewer() as reviewer:
+        r = h.post("/consume-token", json={"token": burned, "tool_name": tool, "tool_args": {"amount": 1}})
         assert r.status_code == 409 and r.json()["error"]["code"] == "token_replayed", "burned jtis stay burned"
-        assert h.post("/consume-token", json={"token": unused}).status_code == 200, "issued tokens stay valid"
+        assert h.post("/consume-token", json={"token": unused, "tool_name": tool, "tool_args": {"amount": 2}}).status_code == 200, \
+            "issued tokens stay valid"
         assert h.get(f"/clearance-status/{pending['request_id']}").json()["status"] == "pending_review"
-        assert pending["request_id"] in [r["request_id"] for r in h.get("/reviews").json()["reviews"]]
-        decided = h.post(f"/reviews/{pending['request_id']}/decision", json={"approved": True, "review_reason": "after"})
+        assert pending["request_id"] in [r["request_id"] for r in reviewer.get("/reviews").json()["reviews"]]
+        decided = reviewer.post(f"/reviews/{pending['request_id']}/decision", json={"approved": True, "review_reason": "after"})
         assert decided.status_code == 200 and decided.json()["token"]
         again = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 3}},
                        headers={"Idempotency-Key": key})
         assert again.status_code == 200 and again.json() == first.json(), "an idempotent retry spans a restart"
         assert sum(e["request_id"] == first.json()["request_id"] for e in ledger(h)) == 1
-        assert h.get("/review-settings").json() == {"minimum_confidence_bucket": "medium"}
+        assert reviewer.get("/review-settings").json() == {"minimum_confidence_bucket": "medium"}
     with v.http(tenant["api_key"]) as t:
         assert t.get("/policies").status_code == 200
     with v.http(extra["api_key"]) as revoked:

@@ -15,27 +15,27 @@ from conftest import APPROVE_SMALL, assert_error, ledger, unique
 
 # --- policies ---------------------------------------------------------------------------------------------
 
-def test_policy_versions(vault, http):
+def test_policy_versions(vault, http, tenant_admin_http):
     h = http()
     policy_id, tool = unique("p"), unique("t")
     body = {"policy_id": policy_id, "tools": [tool], "rego": APPROVE_SMALL, "description": "v1"}
-    first = h.post("/register-policy", json=body)
+    first = tenant_admin_http.post("/register-policy", json=body)
     assert first.status_code == 201 and first.json()["status"] == "registered" and first.json()["version"] == 1
-    same = h.post("/register-policy", json=body)
+    same = tenant_admin_http.post("/register-policy", json=body)
     assert same.status_code == 200 and same.json()["status"] == "unchanged"
     assert same.json()["policy_version_id"] == first.json()["policy_version_id"]
     assert same.json()["policy_content_hash"] == first.json()["policy_content_hash"]
     before = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()
     assert before["policy_version_id"] == first.json()["policy_version_id"]
 
-    changed = h.post("/register-policy", json={**body, "rego": APPROVE_SMALL.replace("amount <= 100 }", "amount <= 10 }")})
+    changed = tenant_admin_http.post("/register-policy", json={**body, "rego": APPROVE_SMALL.replace("amount <= 100 }", "amount <= 10 }")})
     assert changed.status_code == 201 and changed.json()["version"] == 2
     assert changed.json()["policy_version_id"] != first.json()["policy_version_id"]
     assert changed.json()["policy_content_hash"] != first.json()["policy_content_hash"]
     after = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 50}}).json()
     assert after["status"] == "denied", "the new version decides from now on (50 was approved under v1)"
     assert after["policy_version_id"] == changed.json()["policy_version_id"]
-    listed = [p for p in h.get("/policies").json()["policies"] if p["policy_id"] == policy_id]
+    listed = [p for p in tenant_admin_http.get("/policies").json()["policies"] if p["policy_id"] == policy_id]
     assert len(listed) == 1 and listed[0]["version"] == 2, "GET /policies lists latest versions only"
     old = h.get(f"/clearance-status/{before['request_id']}").json()
     assert old["policy_version_id"] == first.json()["policy_version_id"], "past decisions keep their version"
@@ -48,9 +48,9 @@ def test_policy_versions(vault, http):
     ('package x\ndecision := input.tool_args.d', {"d": "maybe"}, "decision not one of the four"),
     ('package x\ndecision := input.tool_args.d', {"d": ["approve"]}, "decision not a string"),
 ])
-def test_policy_that_cannot_decide_fails_closed(vault, http, rego, args, why):
+def test_policy_that_cannot_decide_fails_closed(vault, http, tenant_admin_http, rego, args, why):
     tool = unique("t")
-    r = http().post("/register-policy", json={"policy_id": unique("p"), "tools": [tool], "rego": rego})
+    r = tenant_admin_http.post("/register-policy", json={"policy_id": unique("p"), "tools": [tool], "rego": rego})
     assert r.status_code == 201, r.text
     resp = http().post("/request-clearance", json={"tool_name": tool, "tool_args": args})
     assert resp.status_code == 200, resp.text
@@ -169,18 +169,20 @@ def test_mint_refuses_anything_but_the_exact_approved_call(vault, http, approved
     assert len(ledger(h)) == before, "a refused mint writes nothing"
 
 
-def test_sdk_decision_cache_mints_after_a_review_approval(vault, client, http):
-    """A reviewer-approved decision becomes a cacheable approval (the SDK caches status=approved with a token)."""
+def test_a_review_approval_is_not_mintable(vault, client, http, reviewer_http):
+    """A reviewer approves one call: its answers carry no policy_version_id (so the SDK's decision cache, which
+    needs one, never caches it) and /mint-token refuses it (tests/e2e/test_separation_policies.py drives the SDK)."""
     tool = unique("wire")
     vault.register(unique("p"), [tool], rego=APPROVE_SMALL)
     h = http()
     pending = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 300}}).json()
-    h.post(f"/reviews/{pending['request_id']}/decision", json={"approved": True, "review_reason": "ok"})
+    decided = reviewer_http.post(f"/reviews/{pending['request_id']}/decision", json={"approved": True, "review_reason": "ok"})
+    assert decided.status_code == 200 and not decided.json()["policy_version_id"], decided.text
     status = h.get(f"/clearance-status/{pending['request_id']}").json()
-    assert status["status"] == "approved" and status["token"]
+    assert status["status"] == "approved" and status["token"] and not status["policy_version_id"]
     r = h.post("/mint-token", json={"tool_name": tool, "tool_args": {"amount": 300},
                                     "original_request_id": pending["request_id"]})
-    assert r.status_code == 200, r.text
+    assert_error(r, 409, "conflict")
 
 
 # --- reviews ------------------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def test_concurrent_reviewers_decide_once(vault):
     rid = pending["request_id"]
 
     def decide(i):
-        with vault.http() as c:
+        with vault.reviewer() as c:
             r = c.post(f"/reviews/{rid}/decision", json={"approved": i % 2 == 0, "review_reason": f"reviewer {i}"})
             return r.status_code, r.json()
 
@@ -211,36 +213,36 @@ def test_concurrent_reviewers_decide_once(vault):
     assert (final["token"] is not None) == (winner["status"] == "approved")
 
 
-def test_review_decisions_on_decided_or_unknown_requests(vault, http):
+def test_review_decisions_on_decided_or_unknown_requests(vault, http, reviewer_http):
     tool = unique("refund")
     vault.register(unique("p"), [tool], rego=APPROVE_SMALL)
-    h = http()
+    h, reviewer = http(), reviewer_http
     approved = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()
-    assert_error(h.post(f"/reviews/{approved['request_id']}/decision", json={"approved": False}), 409, "not_pending")
+    assert_error(reviewer.post(f"/reviews/{approved['request_id']}/decision", json={"approved": False}), 409, "not_pending")
     denied = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 9999}}).json()
-    assert_error(h.post(f"/reviews/{denied['request_id']}/decision", json={"approved": True}), 409, "not_pending")
+    assert_error(reviewer.post(f"/reviews/{denied['request_id']}/decision", json={"approved": True}), 409, "not_pending")
     assert h.get(f"/clearance-status/{denied['request_id']}").json()["token"] is None, "a denial stays denied"
-    assert_error(h.post(f"/reviews/{uuid.uuid4()}/decision", json={"approved": True}), 404, "not_found")
+    assert_error(reviewer.post(f"/reviews/{uuid.uuid4()}/decision", json={"approved": True}), 404, "not_found")
 
 
-def test_pending_list_only_holds_pending(vault, http):
+def test_pending_list_only_holds_pending(vault, http, reviewer_http):
     tool = unique("wire")
     vault.register(unique("p"), [tool], rego=APPROVE_SMALL)
-    h = http()
+    h, reviewer = http(), reviewer_http
     a = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 200}}).json()
     b = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 201}}).json()
-    listed = {r["request_id"]: r for r in h.get("/reviews", params={"status": "pending"}).json()["reviews"]}
+    listed = {r["request_id"]: r for r in reviewer.get("/reviews", params={"status": "pending"}).json()["reviews"]}
     assert a["request_id"] in listed and b["request_id"] in listed
     assert listed[a["request_id"]]["tool_args"] == {"amount": 200}
-    h.post(f"/reviews/{a['request_id']}/decision", json={"approved": True})
-    listed = {r["request_id"] for r in h.get("/reviews", params={"status": "pending"}).json()["reviews"]}
+    reviewer.post(f"/reviews/{a['request_id']}/decision", json={"approved": True})
+    listed = {r["request_id"] for r in reviewer.get("/reviews", params={"status": "pending"}).json()["reviews"]}
     assert a["request_id"] not in listed and b["request_id"] in listed
 
 
 # --- Idempotency-Key ------------------------------------------------------------------------------------------
 
-def test_register_policy_key_reused_with_another_body(vault, http):
-    h = http()
+def test_register_policy_key_reused_with_another_body(vault, tenant_admin_http):
+    h = tenant_admin_http
     key = str(uuid.uuid4())
     policy = {"policy_id": unique("p"), "tools": [unique("t")], "rules": ["be nice"]}
     first = h.post("/register-policy", json=policy, headers={"Idempotency-Key": key})
@@ -287,15 +289,15 @@ def test_idempotency_keys_are_scoped_per_tenant(vault):
         assert rb.headers.get("Idempotent-Replayed") != "true"
 
 
-def test_review_decision_retry_is_replayed_not_conflicting(vault, http):
+def test_review_decision_retry_is_replayed_not_conflicting(vault, http, reviewer_http):
     tool = unique("wire")
     vault.register(unique("p"), [tool], rego=APPROVE_SMALL)
     h = http()
     pending = h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 700}}).json()
     key = str(uuid.uuid4())
     decision = {"approved": True, "review_reason": "ok"}
-    first = h.post(f"/reviews/{pending['request_id']}/decision", json=decision, headers={"Idempotency-Key": key})
-    retry = h.post(f"/reviews/{pending['request_id']}/decision", json=decision, headers={"Idempotency-Key": key})
+    first = reviewer_http.post(f"/reviews/{pending['request_id']}/decision", json=decision, headers={"Idempotency-Key": key})
+    retry = reviewer_http.post(f"/reviews/{pending['request_id']}/decision", json=decision, headers={"Idempotency-Key": key})
     assert first.status_code == retry.status_code == 200 and first.json() == retry.json()
     assert sum(e["request_id"] == pending["request_id"] for e in ledger(h)) == 2
 

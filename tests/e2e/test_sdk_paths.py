@@ -12,7 +12,7 @@ from ledgix_python.models import ClearanceRequest, PolicyRegistration
 from conftest import APPROVE_SMALL, ledger, pending_review_for, unique, wait_for
 
 
-def test_detached_review_resolves_when_the_reviewer_approves(vault, client, http):
+def test_detached_review_resolves_when_the_reviewer_approves(vault, client, http, reviewer_http):
     tool = unique("wire")
     vault.register(unique("p"), [tool], rego=APPROVE_SMALL)
     sdk = client(review_mode="detach")
@@ -24,7 +24,7 @@ def test_detached_review_resolves_when_the_reviewer_approves(vault, client, http
     assert status["status"] == "pending_review" and status["requires_manual_review"] is True
     assert status["decision_status"] == "approved_pending_review" and status["token"] is None
 
-    decided = http().post(f"/reviews/{pending.request_id}/decision", json={"approved": True, "review_reason": "ok"})
+    decided = reviewer_http.post(f"/reviews/{pending.request_id}/decision", json={"approved": True, "review_reason": "ok"})
     assert decided.status_code == 200, decided.text
     resolved = pending.wait(timeout=30)
     assert resolved.status == "approved" and resolved.token and resolved.request_id == pending.request_id
@@ -48,18 +48,18 @@ def test_detached_review_cancelled_by_the_agent_is_denied(vault, client, http):
     assert [e["decision_status"] for e in outcome] == ["approved_pending_review", "denied"]
 
 
-def test_judge_queue_then_reviewer_through_the_blocking_sdk(vault, client, http):
+def test_judge_queue_then_reviewer_through_the_blocking_sdk(vault, client, reviewer_http):
     """A plain-English policy: processing (queued) -> stub judge -> pending_review -> reviewer approves; the
     blocking SDK call rides through all of it and returns the approved response with a token."""
     tool = unique("email")
-    registered = client().register_policy(PolicyRegistration(policy_id=unique("p"), rules=["No bulk email"], tools=[tool]))
+    registered = client(vault.tenant_admin_key).register_policy(PolicyRegistration(policy_id=unique("p"), rules=["No bulk email"], tools=[tool]))
     assert registered.status == "registered"
     sdk = client()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(sdk.request_clearance, ClearanceRequest(tool_name=tool, tool_args={"to": "a@example.com"}))
-        review = pending_review_for(http(), tool)
+        review = pending_review_for(reviewer_http, tool)
         assert review["confidence_bucket"] == "none"
-        r = http().post(f"/reviews/{review['request_id']}/decision", json={"approved": True, "review_reason": "fine"})
+        r = reviewer_http.post(f"/reviews/{review['request_id']}/decision", json={"approved": True, "review_reason": "fine"})
         assert r.status_code == 200, r.text
         resp = future.result(timeout=60)
     assert resp.status == "approved" and resp.decision_status == "approved" and resp.token
@@ -91,8 +91,8 @@ def test_async_client(vault, client):
     assert any(e.request_id == approved.request_id for e in entries)
 
 
-def test_sdk_policy_registration_is_versioned(client, http):
-    sdk = client()
+def test_sdk_policy_registration_is_versioned(vault, client, tenant_admin_http):
+    sdk = client(vault.tenant_admin_key)
     policy_id, tool = unique("p"), unique("t")
     first = sdk.register_policy(PolicyRegistration(policy_id=policy_id, rules=["Be kind"], tools=[tool]))
     again = sdk.register_policy(PolicyRegistration(policy_id=policy_id, rules=["Be kind"], tools=[tool]))
@@ -100,7 +100,7 @@ def test_sdk_policy_registration_is_versioned(client, http):
     assert (first.policy_id, first.status) == (policy_id, "registered")
     assert again.status == "unchanged"
     assert changed.status == "registered"
-    mine = [p for p in http().get("/policies").json()["policies"] if p["policy_id"] == policy_id]
+    mine = [p for p in tenant_admin_http.get("/policies").json()["policies"] if p["policy_id"] == policy_id]
     assert len(mine) == 1 and mine[0]["version"] == 2 and mine[0]["rules"] == ["Be kinder"]
     with pytest.raises(PolicyRegistrationError):
         sdk.register_policy(PolicyRegistration(policy_id="", rules=["x"]))

@@ -28,7 +28,8 @@ BIN = Path(os.environ.get("LEDGIX_BIN", ROOT / "target" / "release" / "ledgix"))
 @pytest.fixture(scope="module")
 def sealing_vault():
     v = Vault(VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS="1").start()
-    yield {"url": v.url, "key": v.api_key, "data_dir": v.data_dir, "tenant_id": v.printed("LEDGIX_DEV_TENANT_ID")}
+    yield {"url": v.url, "key": v.api_key, "tenant_admin_key": v.tenant_admin_key, "data_dir": v.data_dir,
+           "tenant_id": v.printed("LEDGIX_DEV_TENANT_ID")}
     v.cleanup()
 
 
@@ -37,7 +38,7 @@ def sealed(sealing_vault):
     """Three rounds of decisions, each sealed into its own checkpoint."""
     url, key = sealing_vault["url"], sealing_vault["key"]
     rego = 'package seal\ndefault decision := "deny"\ndecision := "approve" if { input.tool_args.amount < 100 }'
-    httpx.post(f"{url}/register-policy", headers={"X-Vault-API-Key": key},
+    httpx.post(f"{url}/register-policy", headers={"X-Vault-API-Key": sealing_vault["tenant_admin_key"]},
                json={"policy_id": "seal", "tools": ["seal_refund"], "rego": rego}).raise_for_status()
     client = LedgixClient(VaultConfig(vault_url=url, vault_api_key=key, max_retries=0))
     request_ids = []
@@ -355,3 +356,29 @@ def test_ledgix_verify_log_and_bundle_over_https(sealed, tmp_path):
         assert untrusted.returncode == 2 and "VERIFIED" not in untrusted.stdout, untrusted.stdout + untrusted.stderr
     finally:
         server.shutdown()
+
+
+def test_exported_checkpoint_objects_carry_their_final_export_fields(sealed):
+    """Each exported checkpoints/<id>.json says what the vault recorded for its export — exported, where, when —
+    and not the `pending` copy taken before it (docs/ledger.md, "Export"); only the S3 object version, which the
+    write itself assigns, is left out of the object."""
+    _wait_exported(sealed)
+    recorded = httpx.get(f"{sealed['url']}/ledger/checkpoints",
+                         headers={"X-Vault-API-Key": sealed["key"]}).json()["checkpoints"]
+    assert len(recorded) >= 3
+    for checkpoint in recorded:
+        uri = checkpoint["export_uri"]
+        if BACKEND == "embedded":
+            assert uri.startswith("file://"), uri
+            body = Path(uri.removeprefix("file://")).read_bytes()
+        else:
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            assert checkpoint["export_version_id"], checkpoint
+            body = aws_client("s3").get_object(Bucket=bucket, Key=key,
+                                               VersionId=checkpoint["export_version_id"])["Body"].read()
+        assert uri.endswith(f"/checkpoints/{checkpoint['checkpoint_id']}.json"), uri
+        exported = json.loads(body)
+        assert exported["export_status"] == "exported" and exported["export_uri"] == uri, exported
+        assert exported["exported_at"] == checkpoint["exported_at"], (exported, checkpoint)
+        assert "export_version_id" not in exported
+        assert {k: v for k, v in exported.items()} == {k: v for k, v in checkpoint.items() if k != "export_version_id"}

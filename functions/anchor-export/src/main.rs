@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use ledgix_api::{build, lambda, load_config, telemetry};
+use ledgix_wiring::{build, lambda, load_config, telemetry};
 use serde_json::Value;
 
 #[tokio::main]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use ledgix_api::{build, lambda, load_config, telemetry};
+use ledgix_wiring::{build, lambda, load_config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

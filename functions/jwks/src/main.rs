@@ -2,7 +2,7 @@
 //! once per cold start). Needs no state store.
 
 use lambda_http::{service_fn, Body, Error, Request, Response};
-use ledgix_api::{jwks_document, load_config, signer_from_config, telemetry};
+use ledgix_wiring::{jwks_document, load_config, signer_from_config, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -408,6 +408,64 @@ run "api_module" {
     condition     = aws_apigatewayv2_integration.clearance.payload_format_version == "2.0" && aws_apigatewayv2_integration.jwks.payload_format_version == "2.0"
     error_message = "payload format 2.0, the events the functions parse"
   }
+  assert {
+    condition     = aws_apigatewayv2_route.admin[0].route_key == "ANY /admin/{proxy+}" && aws_apigatewayv2_route.admin[0].authorization_type == "AWS_IAM"
+    error_message = "administration routes are AWS_IAM (SigV4) by default"
+  }
+  assert {
+    condition     = aws_apigatewayv2_stage.default.default_route_settings[0].throttling_rate_limit == 100 && aws_apigatewayv2_stage.default.default_route_settings[0].throttling_burst_limit == 200
+    error_message = "the stage throttles every route (the AWS stand-in for the per-client-address limit)"
+  }
+}
+
+run "admin_routes_by_iam" {
+  command = plan
+
+  assert {
+    condition     = local.function_environment["clearance-api"]["VAULT_ADMIN_AUTH"] == "iam"
+    error_message = "clearance-api trusts API Gateway's IAM authorisation for /admin/* by default"
+  }
+  assert {
+    condition     = length(aws_iam_policy.admin_invoke) == 1
+    error_message = "an execute-api:Invoke policy for the operators to attach"
+  }
+  assert {
+    condition     = !contains(keys(local.function_environment["clearance-api"]), "VAULT_DB_CA_BUNDLE")
+    error_message = "no CA bundle unless db_ca_bundle_path is set"
+  }
+}
+
+run "admin_routes_by_header" {
+  command = plan
+
+  variables {
+    admin_auth        = "header"
+    db_ca_bundle_path = "/var/task/rds-ca-bundle.pem"
+  }
+
+  assert {
+    condition     = local.function_environment["clearance-api"]["VAULT_ADMIN_AUTH"] == "header" && length(aws_iam_policy.admin_invoke) == 0 && output.admin_invoke_policy_arn == null
+    error_message = "with admin_auth = header there is no IAM route policy"
+  }
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker", "anchor-export"] :
+    local.function_environment[name]["VAULT_DB_CA_BUNDLE"] == "/var/task/rds-ca-bundle.pem"])
+    error_message = "every function that opens PostgreSQL connections gets the CA bundle"
+  }
+  assert {
+    condition     = !contains(keys(local.function_environment["jwks"]), "VAULT_DB_CA_BUNDLE")
+    error_message = "jwks opens no database connection"
+  }
+}
+
+run "admin_auth_is_checked" {
+  command = plan
+
+  variables {
+    admin_auth = "sigv4"
+  }
+
+  expect_failures = [var.admin_auth]
 }
 
 run "observability_module" {

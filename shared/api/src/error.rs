@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use ledgix_core::VaultError;
 use serde_json::json;
 
-use crate::middleware::current_request_id;
+use crate::request_id::current_request_id;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -65,11 +65,16 @@ impl ApiError {
                     m.clone(),
                 ),
                 V::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+                V::ForbiddenRole(_) => (StatusCode::FORBIDDEN, "forbidden_role", e.to_string()),
+                V::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
                 V::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
                 V::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", e.to_string()),
                 V::TokenReplayed => (StatusCode::CONFLICT, "token_replayed", e.to_string()),
                 V::NotPending(_) => (StatusCode::CONFLICT, "not_pending", e.to_string()),
                 V::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
+                V::PolicyLimitReached(_) => {
+                    (StatusCode::CONFLICT, "policy_limit_reached", e.to_string())
+                }
                 V::ToolArgsMismatch(m) => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "tool_args_mismatch",

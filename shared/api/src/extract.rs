@@ -13,26 +13,10 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// A parsed JSON body plus the request's idempotency key, if it sent one.
+/// A parsed JSON body plus the request's `Idempotency-Key` (bound to a hash of the exact request), if it sent one.
 pub struct JsonBody<T> {
     pub value: T,
-    pub idempotency: Option<IdempotencyKey>,
-}
-
-/// `Idempotency-Key` and the hash of the request it came with; the handler adds the success status.
-pub struct IdempotencyKey {
-    pub key: String,
-    pub request_hash: String,
-}
-
-impl IdempotencyKey {
-    pub fn with_status(&self, success_status: u16) -> Idempotency {
-        Idempotency {
-            key: self.key.clone(),
-            request_hash: self.request_hash.clone(),
-            success_status,
-        }
-    }
+    pub idempotency: Option<Idempotency>,
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -106,8 +90,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             serde_json::error::Category::Data => ApiError::Vault(
                 ledgix_core::VaultError::InvalidRequest(format!("invalid request body: {e}")),
             ),
+            // Well-formed JSON whose number has no finite double (`1e400`): a value the vault refuses, not
+            // a syntax error.
+            serde_json::error::Category::Syntax if is_number_out_of_range(&e) => {
+                ApiError::Vault(ledgix_core::VaultError::InvalidRequest(format!(
+                    "invalid request body: numbers must be finite: {e}"
+                )))
+            }
             _ => ApiError::InvalidJson(format!("malformed JSON: {e}")),
         })?;
+        // serde also reads a struct from a JSON array (`[]` fills every defaulted field, `["acme"]` the first
+        // one): every body this API takes is an object, so anything else is refused.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Vault(ledgix_core::VaultError::InvalidRequest(
+                "invalid request body: expected a JSON object".into(),
+            )));
+        }
         let idempotency = key.map(|key| {
             let mut hash = Sha256::new();
             hash.update(parts.method.as_str().as_bytes());
@@ -115,13 +113,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             hash.update(parts.uri.path().as_bytes());
             hash.update(b"\n");
             hash.update(&bytes);
-            IdempotencyKey {
+            Idempotency {
                 key,
                 request_hash: hex::encode(hash.finalize()),
             }
         });
         Ok(JsonBody { value, idempotency })
     }
+}
+
+/// serde_json's error for a number literal beyond the range of a double (it has no error code to match).
+fn is_number_out_of_range(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("number out of range")
 }
 
 /// Query parameters whose parse errors use the brief's error shape.
@@ -167,5 +170,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             .await
             .map(|axum::extract::Path(value)| ApiPath(value))
             .map_err(|e| ApiError::InvalidPath(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_number_out_of_range;
+
+    #[test]
+    fn only_an_overflowing_number_is_out_of_range() {
+        let overflow = serde_json::from_str::<serde_json::Value>(r#"{"a": 1e400}"#).unwrap_err();
+        assert!(is_number_out_of_range(&overflow), "{overflow}");
+        let negative = serde_json::from_str::<serde_json::Value>("[-1e400]").unwrap_err();
+        assert!(is_number_out_of_range(&negative), "{negative}");
+        for text in [r#"{"a": NaN}"#, r#"{"a": 1e}"#, r#"{"a": "#] {
+            let e = serde_json::from_str::<serde_json::Value>(text).unwrap_err();
+            assert!(!is_number_out_of_range(&e), "{text}: {e}");
+        }
     }
 }

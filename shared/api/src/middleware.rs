@@ -1,40 +1,24 @@
-//! Request id, tenant and admin authentication, rate limiting.
+//! Request id, tenant authentication and roles, per-key rate limiting (admin routes: crate::admin; the
+//! per-client-address limit: crate::client_limit).
 
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::header::CONNECTION;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
 use ledgix_core::ratelimit::RateDecision;
+use ledgix_core::roles::Role;
+use ledgix_core::service::Principal;
 use ledgix_core::VaultError;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::routes::AppState;
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served (empty outside a request).
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
-}
-
-/// Accept a caller's `X-Request-ID` when it is short and plain, else mint one.
-fn request_id_from(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .filter(|v| {
-            v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
+use crate::extract::MAX_BODY_BYTES;
+use crate::request_id::{request_id_from, REQUEST_ID};
+use crate::state::AppState;
 
 pub async fn request_context(
     State(state): State<AppState>,
@@ -90,7 +74,7 @@ pub async fn request_context(
 }
 
 /// The key from `X-Vault-API-Key` (or `header`), else from `Authorization: Bearer`.
-fn presented_key<'a>(headers: &'a HeaderMap, header: &str) -> Option<&'a str> {
+pub(crate) fn presented_key<'a>(headers: &'a HeaderMap, header: &str) -> Option<&'a str> {
     if let Some(key) = headers.get(header).and_then(|v| v.to_str().ok()) {
         return Some(key.trim());
     }
@@ -106,15 +90,15 @@ pub async fn tenant_auth(
     next: Next,
 ) -> Response {
     let Some(key) = presented_key(request.headers(), "x-vault-api-key") else {
-        return ApiError::Vault(VaultError::Unauthorized).into_response();
+        return refuse(request, ApiError::Vault(VaultError::Unauthorized)).await;
     };
     let principal = match state.vault.authenticate(key).await {
         Ok(p) => p,
-        Err(e) => return ApiError::Vault(e).into_response(),
+        Err(e) => return refuse(request, ApiError::Vault(e)).await,
     };
     let decision = match state.vault.rate_limit(&principal).await {
         Ok(d) => d,
-        Err(e) => return ApiError::Vault(e).into_response(),
+        Err(e) => return refuse(request, ApiError::Vault(e)).await,
     };
     if !decision.allowed {
         let mut response = ApiError::Vault(VaultError::RateLimited {
@@ -122,7 +106,7 @@ pub async fn tenant_auth(
         })
         .into_response();
         rate_headers(response.headers_mut(), &decision);
-        return response;
+        return refuse(request, response).await;
     }
     tracing::Span::current().record("tenant_id", principal.tenant_id.as_str());
     request.extensions_mut().insert(principal);
@@ -131,7 +115,7 @@ pub async fn tenant_auth(
     response
 }
 
-fn rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+pub(crate) fn rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
     if decision.limit == 0 {
         return;
     }
@@ -146,15 +130,36 @@ fn rate_headers(headers: &mut HeaderMap, decision: &RateDecision) {
     );
 }
 
-/// Administration routes: the admin key, compared in constant time against its stored hash.
-pub async fn admin_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(key) = presented_key(request.headers(), "x-admin-api-key") else {
-        return ApiError::Vault(VaultError::Unauthorized).into_response();
+/// Tenant routes: refuse a key holding none of the route's roles (403 `forbidden_role`, naming them).
+pub async fn require_roles(
+    State(roles): State<&'static [Role]>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let allowed = match request.extensions().get::<Principal>() {
+        Some(principal) => principal.require_any(roles),
+        None => Err(VaultError::Unauthorized),
     };
-    if let Err(e) = state.vault.authenticate_admin(key) {
-        return ApiError::Vault(e).into_response();
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(e) => refuse(request, ApiError::Vault(e)).await,
     }
-    next.run(request).await
+}
+
+/// Answer a request its handler will never see. Its body is read and dropped first (up to what a handler would
+/// accept): hyper closes a connection whose request body was left unread, and a client that sends its next request
+/// on it would find it gone. A body past that size closes the connection, saying so.
+pub(crate) async fn refuse(request: Request, response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    let drained = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await;
+    if drained.is_err() {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn chrono_now_ms() -> i64 {

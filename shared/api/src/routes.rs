@@ -1,6 +1,5 @@
-//! Routes and their handlers. Each handler: parse, call one `Vault` method, map the result.
-
-use std::sync::Arc;
+//! Routes and their handlers. Each handler: parse, call one `Vault` method, map the result. Every tenant route
+//! states the key roles it accepts; a key with none of them gets 403 `forbidden_role` before the handler runs.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -8,30 +7,40 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Extension, Json, Router};
-use ledgix_core::model::{ClearanceRequest, ConfidenceBucket, ReviewSettings};
+use ledgix_core::model::ClearanceRequest;
 use ledgix_core::policy::PolicyRegistration;
+use ledgix_core::roles::Role::{self, Agent, Auditor, Consumer, Reviewer, TenantAdmin};
 use ledgix_core::service::{
-    consume_scope, ConsumeRequest, MintRequest, Principal, ReviewDecisionRequest, ADMIN_SCOPE,
+    ApiKeyRequest, ConsumeRequest, MintRequest, Principal, ReviewDecisionRequest,
+    ReviewSettingsUpdate,
 };
-use ledgix_core::{Vault, VaultError};
+use ledgix_core::VaultError;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::admin::admin_auth;
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery, IdempotencyKey, JsonBody};
-use crate::middleware::{admin_auth, request_context, tenant_auth};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
+use crate::middleware::{request_context, require_roles, tenant_auth};
+use crate::state::AppState;
 
-#[derive(Clone)]
-pub struct AppState {
-    pub vault: Arc<Vault>,
-    pub cors_allowed_origin: Option<HeaderValue>,
-    /// Emit a CloudWatch EMF line per request (VAULT_METRICS=emf).
-    pub emf_metrics: bool,
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// The operator's administration key.
+    Admin,
+    /// A tenant API key holding one of these roles.
+    Tenant(&'static [Role]),
 }
 
-/// Every (method, path) the router serves; the OpenAPI test compares it with docs/openapi.yaml.
+/// Every (method, path) the router serves and who may call it; the OpenAPI test compares it with
+/// docs/openapi.yaml.
 #[derive(Debug, Default, Clone)]
-pub struct RouteTable(pub Vec<(Method, &'static str)>);
+pub struct RouteTable(pub Vec<(Method, &'static str, Access)>);
+
+/// Ledger reads: auditors, and the roles whose tools verify the ledger (the SDK verifies with the agent's key).
+const LEDGER_READERS: &[Role] = &[Auditor, Agent, Reviewer, TenantAdmin];
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -49,15 +58,34 @@ impl Routes {
         }
     }
 
-    fn add<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
     where
         H: axum::handler::Handler<T, AppState>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
-        self.router = self.router.route(path, on(filter, handler));
-        self.table.0.push((method, path));
+        let route = match access {
+            Access::Tenant(roles) => on(filter, handler)
+                .route_layer(axum::middleware::from_fn_with_state(roles, require_roles)),
+            Access::Public | Access::Admin => on(filter, handler),
+        };
+        self.router = self.router.route(path, route);
+        self.table.0.push((method, path, access));
         self
+    }
+
+    fn tenant<H, T>(
+        self,
+        method: Method,
+        path: &'static str,
+        roles: &'static [Role],
+        handler: H,
+    ) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        self.add(method, path, Access::Tenant(roles), handler)
     }
 
     fn merge(
@@ -72,44 +100,81 @@ impl Routes {
 }
 
 pub fn router(state: AppState) -> (Router, RouteTable) {
-    let public = Routes::new().add(Method::GET, "/healthz", healthz).add(
-        Method::GET,
-        "/.well-known/jwks.json",
-        jwks,
-    );
+    use Method as M;
+    let public = Routes::new()
+        .add(M::GET, "/healthz", Access::Public, healthz)
+        .add(M::GET, "/.well-known/jwks.json", Access::Public, jwks);
     let tenant = Routes::new()
-        .add(Method::POST, "/register-policy", register_policy)
-        .add(Method::GET, "/policies", list_policies)
-        .add(Method::POST, "/request-clearance", request_clearance)
-        .add(
-            Method::GET,
+        .tenant(M::POST, "/register-policy", &[TenantAdmin], register_policy)
+        .tenant(M::GET, "/policies", &[TenantAdmin], list_policies)
+        .tenant(M::POST, "/request-clearance", &[Agent], request_clearance)
+        // An agent sees only the requests it made (checked by the use case).
+        .tenant(
+            M::GET,
             "/clearance-status/{request_id}",
+            &[Agent, Reviewer, TenantAdmin, Auditor],
             clearance_status,
         )
-        .add(Method::POST, "/mint-token", mint_token)
-        .add(Method::GET, "/review-settings", get_review_settings)
-        .add(Method::PUT, "/review-settings", put_review_settings)
-        .add(Method::GET, "/reviews", list_reviews)
-        .add(
-            Method::POST,
+        .tenant(M::POST, "/mint-token", &[Agent], mint_token)
+        .tenant(
+            M::GET,
+            "/review-settings",
+            &[TenantAdmin, Reviewer],
+            get_review_settings,
+        )
+        .tenant(
+            M::PUT,
+            "/review-settings",
+            &[TenantAdmin],
+            put_review_settings,
+        )
+        .tenant(M::GET, "/reviews", &[Reviewer], list_reviews)
+        // A reviewer decides; the requesting agent may only withdraw its own request (checked by the use case).
+        .tenant(
+            M::POST,
             "/reviews/{request_id}/decision",
+            &[Reviewer, Agent],
             review_decision,
         )
-        .add(Method::POST, "/consume-token", consume_token)
-        .add(Method::GET, "/usage", usage)
-        .add(Method::GET, "/ledger", ledger)
-        .add(Method::GET, "/ledger/checkpoints", checkpoints)
-        .add(Method::GET, "/ledger/proof/inclusion", inclusion_proof)
-        .add(Method::GET, "/ledger/proof/consistency", consistency_proof)
-        .add(Method::GET, "/ledger/proof/bundle", proof_bundle);
+        .tenant(M::POST, "/consume-token", &[Consumer], consume_token)
+        .tenant(M::GET, "/usage", &[TenantAdmin], usage)
+        .tenant(M::POST, "/api-keys", &[TenantAdmin], create_tenant_key)
+        .tenant(M::GET, "/api-keys", &[TenantAdmin], list_tenant_keys)
+        .tenant(
+            M::DELETE,
+            "/api-keys/{key_id}",
+            &[TenantAdmin],
+            revoke_tenant_key,
+        )
+        .tenant(M::GET, "/ledger", LEDGER_READERS, ledger)
+        .tenant(M::GET, "/ledger/checkpoints", LEDGER_READERS, checkpoints)
+        .tenant(
+            M::GET,
+            "/ledger/proof/inclusion",
+            LEDGER_READERS,
+            inclusion_proof,
+        )
+        .tenant(
+            M::GET,
+            "/ledger/proof/consistency",
+            LEDGER_READERS,
+            consistency_proof,
+        )
+        .tenant(M::GET, "/ledger/proof/bundle", LEDGER_READERS, proof_bundle);
     let admin = Routes::new()
-        .add(Method::POST, "/admin/tenants", create_tenant)
+        .add(M::POST, "/admin/tenants", Access::Admin, create_tenant)
         .add(
-            Method::POST,
+            M::POST,
             "/admin/tenants/{tenant_id}/api-keys",
+            Access::Admin,
             create_api_key,
         )
-        .add(Method::DELETE, "/admin/api-keys/{key_id}", revoke_api_key);
+        .add(
+            M::DELETE,
+            "/admin/api-keys/{key_id}",
+            Access::Admin,
+            revoke_api_key,
+        );
 
     let tenant_layer = from_fn_with_state(state.clone(), tenant_auth);
     let admin_layer = from_fn_with_state(state.clone(), admin_auth);
@@ -121,28 +186,14 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
         .router
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Before any key is hashed or looked up; inside request_context, so a 429 carries X-Request-ID.
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::client_limit::client_limit,
+        ))
         .layer(from_fn_with_state(state.clone(), request_context))
         .with_state(state);
     (router, table)
-}
-
-fn idem(
-    key: &Option<IdempotencyKey>,
-    status: StatusCode,
-) -> Option<ledgix_core::service::Idempotency> {
-    key.as_ref().map(|k| k.with_status(status.as_u16()))
-}
-
-/// Replay a stored answer, or refuse a reused key, before doing any work.
-async fn check_replay(
-    vault: &Vault,
-    scope: &str,
-    key: &Option<IdempotencyKey>,
-) -> Result<(), ApiError> {
-    if let Some(idem) = idem(key, StatusCode::OK) {
-        vault.check_idempotency(scope, &idem).await?;
-    }
-    Ok(())
 }
 
 fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
@@ -171,14 +222,9 @@ async fn register_policy(
     Extension(principal): Extension<Principal>,
     body: JsonBody<PolicyRegistration>,
 ) -> ApiResult {
-    check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let (created, view) = state
         .vault
-        .register_policy(
-            &principal,
-            body.value,
-            idem(&body.idempotency, StatusCode::CREATED).as_ref(),
-        )
+        .register_policy(&principal, body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(
         if created {
@@ -190,15 +236,22 @@ async fn register_policy(
     ))
 }
 
+#[derive(Deserialize)]
+struct PolicyListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
 async fn list_policies(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<PolicyListQuery>,
 ) -> ApiResult {
-    let policies = state.vault.list_policies(&principal).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"policies": policies}),
-    ))
+    let page = state
+        .vault
+        .list_policies(&principal, query.limit, query.cursor.as_deref())
+        .await?;
+    Ok(json_response(StatusCode::OK, &page))
 }
 
 async fn request_clearance(
@@ -206,14 +259,9 @@ async fn request_clearance(
     Extension(principal): Extension<Principal>,
     body: JsonBody<ClearanceRequest>,
 ) -> ApiResult {
-    check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let view = state
         .vault
-        .request_clearance(
-            &principal,
-            body.value,
-            idem(&body.idempotency, StatusCode::OK).as_ref(),
-        )
+        .request_clearance(&principal, body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -237,14 +285,9 @@ async fn mint_token(
     Extension(principal): Extension<Principal>,
     body: JsonBody<MintRequest>,
 ) -> ApiResult {
-    check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let view = state
         .vault
-        .mint_token(
-            &principal,
-            body.value,
-            idem(&body.idempotency, StatusCode::OK).as_ref(),
-        )
+        .mint_token(&principal, body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -259,33 +302,14 @@ async fn get_review_settings(
     ))
 }
 
-#[derive(Deserialize)]
-struct ReviewSettingsBody {
-    minimum_confidence_bucket: String,
-}
-
 async fn put_review_settings(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    body: JsonBody<ReviewSettingsBody>,
+    body: JsonBody<ReviewSettingsUpdate>,
 ) -> ApiResult {
-    check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
-    let bucket =
-        ConfidenceBucket::parse(&body.value.minimum_confidence_bucket).ok_or_else(|| {
-            VaultError::InvalidRequest(
-                "minimum_confidence_bucket must be extra_high, high, medium, low or none".into(),
-            )
-        })?;
-    let settings = ReviewSettings {
-        minimum_confidence_bucket: bucket,
-    };
     let saved = state
         .vault
-        .put_review_settings(
-            &principal,
-            settings,
-            idem(&body.idempotency, StatusCode::OK).as_ref(),
-        )
+        .put_review_settings(&principal, body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::OK, &saved))
 }
@@ -309,7 +333,7 @@ async fn list_reviews(
     }
     let reviews = state
         .vault
-        .pending_reviews(&principal, query.limit.unwrap_or(100).clamp(1, 500))
+        .pending_reviews(&principal, query.limit.unwrap_or(100))
         .await?;
     Ok(json_response(StatusCode::OK, &json!({"reviews": reviews})))
 }
@@ -320,14 +344,13 @@ async fn review_decision(
     ApiPath(request_id): ApiPath<String>,
     body: JsonBody<ReviewDecisionRequest>,
 ) -> ApiResult {
-    check_replay(&state.vault, &principal.tenant_id, &body.idempotency).await?;
     let view = state
         .vault
         .review_decision(
             &principal,
             &request_id,
             body.value,
-            idem(&body.idempotency, StatusCode::OK).as_ref(),
+            body.idempotency.as_ref(),
         )
         .await?;
     Ok(json_response(StatusCode::OK, &view))
@@ -338,19 +361,9 @@ async fn consume_token(
     Extension(principal): Extension<Principal>,
     body: JsonBody<ConsumeRequest>,
 ) -> ApiResult {
-    check_replay(
-        &state.vault,
-        &consume_scope(&principal.tenant_id),
-        &body.idempotency,
-    )
-    .await?;
     let view = state
         .vault
-        .consume_token(
-            &principal,
-            body.value,
-            idem(&body.idempotency, StatusCode::OK).as_ref(),
-        )
+        .consume_token(&principal, body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::OK, &view))
 }
@@ -473,35 +486,52 @@ async fn create_tenant(
     State(state): State<AppState>,
     body: JsonBody<CreateTenantBody>,
 ) -> ApiResult {
-    check_replay(&state.vault, ADMIN_SCOPE, &body.idempotency).await?;
     let created = state
         .vault
-        .create_tenant(
-            &body.value.name,
-            idem(&body.idempotency, StatusCode::CREATED).as_ref(),
-        )
+        .create_tenant(&body.value.name, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::CREATED, &created))
 }
 
-#[derive(Deserialize)]
-struct CreateKeyBody {}
-
 async fn create_api_key(
     State(state): State<AppState>,
     ApiPath(tenant_id): ApiPath<String>,
-    body: JsonBody<CreateKeyBody>,
+    body: JsonBody<ApiKeyRequest>,
 ) -> ApiResult {
-    check_replay(&state.vault, ADMIN_SCOPE, &body.idempotency).await?;
     let created = state
         .vault
-        .create_api_key(
-            &tenant_id,
-            None,
-            idem(&body.idempotency, StatusCode::CREATED).as_ref(),
-        )
+        .create_api_key(&tenant_id, None, &body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::CREATED, &created))
+}
+
+async fn create_tenant_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: JsonBody<ApiKeyRequest>,
+) -> ApiResult {
+    let created = state
+        .vault
+        .create_tenant_key(&principal, &body.value, body.idempotency.as_ref())
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &created))
+}
+
+async fn list_tenant_keys(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    let keys = state.vault.tenant_keys(&principal).await?;
+    Ok(json_response(StatusCode::OK, &json!({"api_keys": keys})))
+}
+
+async fn revoke_tenant_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiPath(key_id): ApiPath<String>,
+) -> ApiResult {
+    state.vault.revoke_tenant_key(&principal, &key_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn revoke_api_key(

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use http_body_util::BodyExt;
-use ledgix_api::{build, lambda, router, AppState, Backend, Config};
+use ledgix_api::AppState;
 use ledgix_core::model::{now_rfc3339, Tenant};
+// The sample events exercise every route with one key, as a key made before roles existed would.
+use ledgix_core::roles::Role;
+use ledgix_wiring::{build, lambda, Backend, Config};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -29,7 +32,7 @@ async fn vault(dir: &tempfile::TempDir) -> std::sync::Arc<ledgix_core::Vault> {
     config.rate_limit.rps = 0;
     let expectations: Value = serde_json::from_str(&read("apigw/expectations.json")).expect("json");
     let admin = expectations["admin_api_key"].as_str().expect("admin key");
-    let wired = build(&config, Some(ledgix_api::admin_key_hash(admin)))
+    let wired = build(&config, Some(ledgix_wiring::admin_key_hash(admin)))
         .await
         .expect("vault");
     // The sample events carry a fixed tenant key; give it a fresh tenant in this run.
@@ -54,14 +57,18 @@ async fn vault(dir: &tempfile::TempDir) -> std::sync::Arc<ledgix_core::Vault> {
         };
         wired
             .vault
-            .create_tenant_with_key(tenant("tn_events"), &fresh_key, None)
+            .create_tenant_with_key(tenant("tn_events"), &fresh_key, Role::ALL.to_vec())
             .await
             .expect("tenant");
     }
     if wired.vault.authenticate(key).await.is_err() {
         wired
             .vault
-            .create_tenant_with_key(tenant(&ledgix_core::apikey::new_id("tn_")), key, None)
+            .create_tenant_with_key(
+                tenant(&ledgix_core::apikey::new_id("tn_")),
+                key,
+                Role::ALL.to_vec(),
+            )
             .await
             .expect("tenant");
     }
@@ -79,12 +86,15 @@ async fn sample_events_through_the_real_handlers() {
 }
 
 async fn api_gateway_events(vault: &std::sync::Arc<ledgix_core::Vault>) {
-    let vault = vault.clone();
-    let (app, _) = router(AppState {
-        vault,
+    // The application exactly as the clearance-api function serves it (router + request-context layer).
+    let state = |admin_auth| AppState {
+        vault: vault.clone(),
         cors_allowed_origin: None,
         emf_metrics: false,
-    });
+        client_limit: None,
+        admin_auth,
+    };
+    let app = clearance_api::app(state(ledgix_wiring::config::AdminAuth::Header));
     let expectations: Value = serde_json::from_str(&read("apigw/expectations.json")).expect("json");
     let mut names: Vec<(&String, &Value)> = expectations["expected_status"]
         .as_object()
@@ -117,6 +127,34 @@ async fn api_gateway_events(vault: &std::sync::Arc<ledgix_core::Vault>) {
             assert!(error["error"]["code"].is_string(), "{name}: error shape");
         }
     }
+    // VAULT_ADMIN_AUTH=iam (what Terraform sets): API Gateway's IAM authorizer admits, the admin key does not.
+    let iam_app = clearance_api::app(state(ledgix_wiring::config::AdminAuth::Iam));
+    let iam_expectations = expectations["expected_status_admin_iam"]
+        .as_object()
+        .expect("expected_status_admin_iam");
+    assert!(!iam_expectations.is_empty());
+    for (name, expected) in iam_expectations {
+        let request = lambda_http::request::from_str(&read(&format!("apigw/{name}.json")))
+            .unwrap_or_else(|e| panic!("{name}: not an API Gateway event: {e}"));
+        let caller = clearance_api::iam_caller(request.extensions());
+        let response = iam_app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        assert_eq!(
+            u64::from(status),
+            expected.as_u64().expect("status"),
+            "{name} with VAULT_ADMIN_AUTH=iam (IAM caller {caller:?})"
+        );
+    }
+    let request =
+        lambda_http::request::from_str(&read("apigw/admin-create-tenant-iam.json")).expect("event");
+    assert_eq!(
+        clearance_api::iam_caller(request.extensions()).map(|c| c.arn),
+        Some("arn:aws:sts::123456789012:assumed-role/ledgix-operator/operator-session".into()),
+        "the IAM authorizer's userArn names the caller"
+    );
+    let request =
+        lambda_http::request::from_str(&read("apigw/admin-create-tenant.json")).expect("event");
+    assert_eq!(clearance_api::iam_caller(request.extensions()), None);
 }
 
 async fn sqs_batch_in_order(vault: &ledgix_core::Vault) {

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use ledgix_api::{build_embedded, router, AppState, Config};
+use ledgix_api::routes::Access;
+use ledgix_api::{router, AppState};
+use ledgix_core::roles::Role;
+use ledgix_wiring::{build_embedded, Config};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -14,6 +17,8 @@ struct TestVault {
     app: axum::Router,
     table: ledgix_api::RouteTable,
     api_key: String,
+    vault: std::sync::Arc<ledgix_core::Vault>,
+    tenant_id: String,
     _dir: tempfile::TempDir,
 }
 
@@ -22,21 +27,33 @@ async fn vault() -> TestVault {
     let mut config = Config::from_lookup(|_| None, true).expect("defaults");
     config.data_dir = dir.path().to_path_buf();
     let embedded =
-        build_embedded(&config, Some(ledgix_api::admin_key_hash("admin-key"))).expect("vault");
-    let created = embedded
+        build_embedded(&config, Some(ledgix_wiring::admin_key_hash("admin-key"))).expect("vault");
+    let api_key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
+    let tenant = ledgix_core::model::Tenant {
+        tenant_id: ledgix_core::apikey::new_id("tn_"),
+        name: "t".into(),
+        created_at: ledgix_core::model::now_rfc3339(),
+    };
+    let tenant_id = tenant.tenant_id.clone();
+    // Every role, so each route is reached past its role check.
+    embedded
         .vault
-        .create_tenant("t", None)
+        .create_tenant_with_key(tenant, &api_key, Role::ALL.to_vec())
         .await
         .expect("tenant");
     let (app, table) = router(AppState {
         vault: embedded.vault.clone(),
         cors_allowed_origin: None,
         emf_metrics: false,
+        client_limit: None,
+        admin_auth: ledgix_wiring::config::AdminAuth::Header,
     });
     TestVault {
         app,
         table,
-        api_key: created.api_key,
+        api_key,
+        vault: embedded.vault.clone(),
+        tenant_id,
         _dir: dir,
     }
 }
@@ -93,6 +110,59 @@ fn documented_routes() -> BTreeSet<(String, String)> {
     routes
 }
 
+/// `x-required-roles` of each documented operation, by `(METHOD, path)`.
+fn documented_roles() -> std::collections::BTreeMap<(String, String), BTreeSet<String>> {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.yaml"
+    ))
+    .expect("docs/openapi.yaml exists");
+    let mut roles = std::collections::BTreeMap::new();
+    let (mut path, mut method) = (String::new(), String::new());
+    for line in spec.lines() {
+        if let Some(p) = line.strip_prefix("  /") {
+            path = format!("/{}", p.trim_end().trim_end_matches(':'));
+        } else if let Some(m) = line.strip_prefix("    ").filter(|l| !l.starts_with(' ')) {
+            method = m.trim_end().trim_end_matches(':').to_uppercase();
+        } else if let Some(list) = line.trim().strip_prefix("x-required-roles:") {
+            let names = list
+                .trim()
+                .trim_matches(['[', ']'])
+                .split(',')
+                .map(|r| r.trim().to_string())
+                .collect();
+            roles.insert((method.clone(), path.clone()), names);
+        }
+    }
+    roles
+}
+
+#[tokio::test]
+async fn the_openapi_document_states_each_routes_roles() {
+    let v = vault().await;
+    let documented = documented_roles();
+    for (method, path, access) in &v.table.0 {
+        let key = (method.to_string(), path.to_string());
+        match access {
+            Access::Tenant(roles) => {
+                let served: BTreeSet<String> =
+                    roles.iter().map(|r| r.as_str().to_string()).collect();
+                assert_eq!(
+                    documented.get(&key),
+                    Some(&served),
+                    "{method} {path}: x-required-roles"
+                );
+            }
+            Access::Public | Access::Admin => {
+                assert!(
+                    !documented.contains_key(&key),
+                    "{method} {path} needs no tenant role"
+                )
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_route_is_in_the_openapi_document() {
     let v = vault().await;
@@ -102,7 +172,7 @@ async fn every_route_is_in_the_openapi_document() {
         .table
         .0
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .filter(|route| !documented.contains(route))
         .collect();
     assert!(
@@ -114,7 +184,7 @@ async fn every_route_is_in_the_openapi_document() {
 #[tokio::test]
 async fn every_route_in_the_table_is_served() {
     let v = vault().await;
-    for (method, path) in &v.table.0 {
+    for (method, path, _) in &v.table.0 {
         let uri = path
             .replace("{request_id}", "r")
             .replace("{tenant_id}", "t")
@@ -134,6 +204,58 @@ async fn every_route_in_the_table_is_served() {
             headers.contains_key("x-request-id"),
             "{method} {path} has X-Request-ID"
         );
+    }
+}
+
+#[tokio::test]
+async fn every_tenant_route_refuses_a_key_without_its_roles() {
+    let v = vault().await;
+    for role in Role::ALL {
+        let request = ledgix_core::service::ApiKeyRequest {
+            roles: Some(vec![role.as_str().to_string()]),
+            name: String::new(),
+        };
+        let created = v
+            .vault
+            .create_api_key(&v.tenant_id, None, &request, None)
+            .await
+            .expect("key");
+        let key = created.api_key.expect("shown once");
+        for (method, path, access) in &v.table.0 {
+            let Access::Tenant(roles) = access else {
+                continue;
+            };
+            assert!(!roles.is_empty(), "{method} {path} names its roles");
+            let uri = path.replace("{request_id}", "r").replace("{key_id}", "k");
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&uri)
+                .header("x-vault-api-key", &key)
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .expect("request");
+            let (status, _, body) = send(&v.app, request).await;
+            if roles.contains(&role) {
+                assert_ne!(
+                    body["error"]["code"], "forbidden_role",
+                    "{method} {path} admits {role:?}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} refuses {role:?}"
+                );
+                assert_eq!(body["error"]["code"], "forbidden_role");
+                let message = body["error"]["message"].as_str().expect("message");
+                for needed in roles.iter() {
+                    assert!(
+                        message.contains(needed.as_str()),
+                        "{message} names {needed:?}"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -209,6 +331,49 @@ async fn transport_errors_use_the_json_error_shape() {
             .and_then(|h| h.to_str().ok())
             .expect("X-Request-ID");
         assert_eq!(body["error"]["request_id"], request_id);
+    }
+}
+
+/// What the contract fuzzing found: a limit outside the documented bounds was clamped, and serde read a JSON array as
+/// a struct (`[]` as an empty key request). Both are refused with 422 invalid_request.
+#[tokio::test]
+async fn out_of_contract_input_is_refused_not_coerced() {
+    let v = vault().await;
+    let request = |method: Method, uri: &str, body: &'static [u8]| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("x-vault-api-key", &v.api_key)
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let cases = [
+        request(Method::GET, "/ledger?limit=0", b""),
+        request(Method::GET, "/ledger?limit=501", b""),
+        request(Method::GET, "/ledger/checkpoints?limit=0", b""),
+        request(Method::GET, "/ledger/checkpoints?limit=10001", b""),
+        request(Method::GET, "/reviews?limit=0", b""),
+        request(Method::GET, "/reviews?limit=501", b""),
+        request(Method::POST, "/api-keys", b"[]"),
+        request(Method::POST, "/api-keys", b" [[\"agent\"]]"),
+        request(Method::POST, "/request-clearance", b"[\"x\", {}]"),
+        request(Method::PUT, "/review-settings", b"[\"low\"]"),
+    ];
+    for request in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, _, body) = send(&v.app, request).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_request", "{what}");
+    }
+    for ok in [
+        "/ledger?limit=1",
+        "/ledger?limit=500",
+        "/ledger/checkpoints?limit=10000",
+        "/reviews?limit=500",
+    ] {
+        let (status, _, body) = send(&v.app, request(Method::GET, ok, b"")).await;
+        assert_eq!(status, StatusCode::OK, "{ok}: {body}");
     }
 }
 

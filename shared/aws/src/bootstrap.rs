@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use ledgix_core::config::{DEFAULT_ANCHOR_PREFIX, DEFAULT_KEY_ID};
 use ledgix_core::ports::{
     AnchorSink, ControlPlane, JudgeQueue, RateLimiter, Signer, TenantStore, UsageMeter,
 };
@@ -12,7 +13,7 @@ use ledgix_core::ports::{
 use crate::control::PgControlPlane;
 use crate::dynamo::HotTable;
 use crate::kms::{KmsDataKeys, KmsSigner};
-use crate::pg::{self, TlsMode};
+use crate::pg::{self, PgTls, TlsMode};
 use crate::s3::{BucketRequirements, S3Anchor};
 use crate::sqs::SqsJudgeQueue;
 use crate::tenant_store::PgTenantStore;
@@ -31,6 +32,9 @@ pub struct AwsSettings {
     pub tenant_max_conns: usize,
     pub tenant_sslmode: TlsMode,
     pub control_plane_sslmode: TlsMode,
+    /// VAULT_DB_CA_BUNDLE: PEM file of the CAs `verify-full` trusts (on AWS the RDS global bundle) instead of
+    /// the web PKI roots, for the control plane, tenant provisioning and the tenant pools.
+    pub db_ca_bundle: Option<std::path::PathBuf>,
     pub tenant_secret_prefix: String,
     pub tenant_secret_cache_ttl: Duration,
     pub dynamodb_table: String,
@@ -90,15 +94,25 @@ impl AwsSettings {
         } else {
             "require"
         };
+        let control_plane_sslmode =
+            sslmode("VAULT_CONTROL_PLANE_DB_SSLMODE", control_plane_default)?;
+        let tenant_sslmode = sslmode("VAULT_TENANT_DB_SSLMODE", "require")?;
+        let db_ca_bundle = get("VAULT_DB_CA_BUNDLE").map(std::path::PathBuf::from);
+        if db_ca_bundle.is_some()
+            && control_plane_sslmode != TlsMode::VerifyFull
+            && tenant_sslmode != TlsMode::VerifyFull
+        {
+            return Err(AwsConfigError(
+                "VAULT_DB_CA_BUNDLE is set but neither VAULT_CONTROL_PLANE_DB_SSLMODE nor VAULT_TENANT_DB_SSLMODE is verify-full, so no certificate would be checked against it".into(),
+            ));
+        }
         Ok(AwsSettings {
-            control_plane_sslmode: sslmode(
-                "VAULT_CONTROL_PLANE_DB_SSLMODE",
-                control_plane_default,
-            )?,
+            control_plane_sslmode,
+            db_ca_bundle,
             database_url,
             control_plane_max_conns: number("VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS", 50)? as usize,
             tenant_max_conns: number("VAULT_TENANT_DB_MAX_OPEN_CONNS", 25)? as usize,
-            tenant_sslmode: sslmode("VAULT_TENANT_DB_SSLMODE", "require")?,
+            tenant_sslmode,
             tenant_secret_prefix: required("TENANT_SECRET_PREFIX")?,
             tenant_secret_cache_ttl: Duration::from_secs(number(
                 "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS",
@@ -114,10 +128,11 @@ impl AwsSettings {
                 60,
             )? as i32,
             kms_key_id: get("VAULT_KMS_KEY_ID"),
-            key_id: get("VAULT_KEY_ID").unwrap_or_else(|| "vault-key-001".into()),
+            key_id: get("VAULT_KEY_ID").unwrap_or_else(|| DEFAULT_KEY_ID.into()),
             anchor_bucket: get("VAULT_LEDGER_ANCHOR_BUCKET"),
             anchor_bucket_template: get("VAULT_LEDGER_ANCHOR_BUCKET_TEMPLATE"),
-            anchor_prefix: get("VAULT_LEDGER_ANCHOR_PREFIX").unwrap_or_else(|| "ledgix".into()),
+            anchor_prefix: get("VAULT_LEDGER_ANCHOR_PREFIX")
+                .unwrap_or_else(|| DEFAULT_ANCHOR_PREFIX.into()),
             anchor_region: get("VAULT_LEDGER_ANCHOR_REGION"),
             require_versioning: flag("VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING", true)?,
             require_object_lock: flag("VAULT_LEDGER_REQUIRE_OBJECT_LOCK", false)?,
@@ -225,19 +240,26 @@ impl AwsBackend {
             .parse()
             .map_err(|e| AwsConfigError(format!("DATABASE_URL: {e}")))?;
         pg_config.connect_timeout(Duration::from_secs(5));
+        let tls = |mode: TlsMode| {
+            PgTls::new(mode, settings.db_ca_bundle.as_deref())
+                .map_err(|e| AwsConfigError(format!("VAULT_DB_CA_BUNDLE: {e}")))
+        };
+        let control_tls = tls(settings.control_plane_sslmode)?;
         let control_pool = pg::pool(
             pg_config.clone(),
-            settings.control_plane_sslmode,
+            &control_tls,
             settings.control_plane_max_conns,
         )
         .map_err(err("control-plane pool"))?;
+        // Tenant databases are provisioned over the control plane's connection settings, TLS included.
         let directory = Arc::new(TenantDirectory::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
             &settings.tenant_secret_prefix,
             settings.tenant_secret_cache_ttl,
-            settings.tenant_sslmode,
+            tls(settings.tenant_sslmode)?,
             settings.tenant_max_conns,
             pg_config,
+            control_tls,
         ));
         let control = PgControlPlane::connect(control_pool, directory.clone())
             .await
@@ -300,5 +322,45 @@ impl AwsBackend {
 
     pub fn judge_queue(&self) -> Option<Arc<dyn JudgeQueue>> {
         self.queue.clone().map(|q| q as Arc<dyn JudgeQueue>)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AwsSettings, AwsConfigError> {
+        let mut all = vec![
+            ("DATABASE_URL", "postgresql://u:p@db.example:5432/control"),
+            ("TENANT_SECRET_PREFIX", "ledgix/tenants"),
+        ];
+        all.extend_from_slice(vars);
+        AwsSettings::from_lookup(|name| {
+            all.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn a_ca_bundle_needs_a_verifying_sslmode() {
+        let err = settings(&[("VAULT_DB_CA_BUNDLE", "/var/task/rds-ca-bundle.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("VAULT_DB_CA_BUNDLE"), "{err}");
+        let s = settings(&[
+            ("VAULT_DB_CA_BUNDLE", "/var/task/rds-ca-bundle.pem"),
+            ("VAULT_CONTROL_PLANE_DB_SSLMODE", "verify-full"),
+        ])
+        .expect("valid");
+        assert_eq!(s.control_plane_sslmode, TlsMode::VerifyFull);
+        assert_eq!(s.tenant_sslmode, TlsMode::Require);
+        assert_eq!(
+            s.db_ca_bundle.as_deref(),
+            Some(std::path::Path::new("/var/task/rds-ca-bundle.pem"))
+        );
+        let s = settings(&[]).expect("defaults");
+        assert_eq!(s.db_ca_bundle, None);
+        assert_eq!(s.control_plane_sslmode, TlsMode::Require);
     }
 }

@@ -2,29 +2,28 @@
 //! burned token ids (`jti#<jti>`) with their consume answers (`idem#<tenant>#consume#<key>`), copies of other
 //! idempotent answers (`answer#<tenant>#<key>`; tenant ids hold no `#`, so a key can never reach into another
 //! tenant's or the consume answers), clearance status copies
-//! (`status#<tenant>#<request id>`), per-key rate-limit buckets (`rate#<key id>`, conditional writes on a
-//! version number) and usage counters (`usage#<tenant>`).
+//! (`status#<tenant>#<request id>`), per-key rate-limit buckets (`rate#<key id>`: one GCRA theoretical arrival
+//! time, `tat_us`, moved by one conditional update per request) and usage counters (`usage#<tenant>`).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use ledgix_core::error::{Conflict, StoreError};
-use ledgix_core::model::IdempotencyRecord;
 use ledgix_core::ports::{RateLimiter, UsageMeter};
-use ledgix_core::ratelimit::{take, Bucket, RateDecision, RateLimit};
-use ledgix_core::service::CONSUME_SCOPE_SUFFIX;
-
-use crate::pg::unavailable;
+use ledgix_core::ratelimit::{Gcra, RateDecision, RateLimit};
 
 /// How long idempotent answers are kept for replay (the tenant database keeps them for good; see tenant_store).
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
 /// How long a clearance's status copy is kept; later reads go to the tenant database (and copy it back).
 const STATUS_TTL_SECONDS: i64 = 7 * 24 * 3600;
-/// Attempts at a contended rate-limit bucket before giving up (fail closed: 503).
-const RATE_ATTEMPTS: usize = 5;
+/// Conditional updates one rate-limit decision may take: busy → idle → busy is the longest path (see
+/// `RateLimiter for HotTable`); a fourth is only reachable if the item is deleted under us twice.
+const RATE_STEPS: usize = 4;
 
 #[derive(Clone)]
 pub struct HotTable {
@@ -54,20 +53,19 @@ impl HotTable {
         HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
     }
 
-    /// Burn `jti` and, atomically, record the consume answer under its idempotency key.
+    /// Burn `jti` and, atomically, record the consume answer (`(idempotency key, sealed body)`) under its key.
     pub async fn burn_jti(
         &self,
         tenant_id: &str,
         jti: &str,
         expires_at: i64,
-        idempotency: Option<(&IdempotencyRecord, String)>,
+        answer: Option<(&str, String)>,
     ) -> Result<(), StoreError> {
         let mut items = Vec::new();
         // Idempotency first: its conflict must win, so a retried consume replays instead of reporting 409.
-        if let Some((record, sealed_body)) = &idempotency {
-            items.push(self.conditional_put(Self::idempotency_item(
-                &record.scope,
-                &record.key,
+        if let Some((key, sealed_body)) = &answer {
+            items.push(self.conditional_put(Self::answer_item(
+                Self::consume_answer_key(tenant_id, key),
                 sealed_body.clone(),
             ))?);
         }
@@ -89,14 +87,14 @@ impl HotTable {
                 if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) = &service {
                     let reasons: Vec<Option<&str>> = c.cancellation_reasons().iter().map(|r| r.code()).collect();
                     let failed = |i: usize| reasons.get(i).copied().flatten() == Some("ConditionalCheckFailed");
-                    if idempotency.is_some() && failed(0) {
+                    if answer.is_some() && failed(0) {
                         return Err(StoreError::Conflict(Conflict::IdempotencyKey));
                     }
                     if failed(reasons.len().saturating_sub(1)) {
                         return Err(StoreError::Conflict(Conflict::JtiBurned));
                     }
                 }
-                Err(unavailable(format!(
+                Err(StoreError::unavailable(format!(
                     "dynamodb transaction failed: {service}"
                 )))
             }
@@ -112,23 +110,24 @@ impl HotTable {
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(unavailable)?;
+            .map_err(StoreError::unavailable)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn answer_key(scope: &str, key: &str) -> HashMap<String, AttributeValue> {
-        match scope.strip_suffix(CONSUME_SCOPE_SUFFIX) {
-            Some(tenant_id) => Self::key(format!("idem#{tenant_id}#consume#{key}"), "idem"),
-            None => Self::key(format!("answer#{scope}#{key}"), "answer"),
-        }
+    /// Where the copy of a ledger-writing request's answer lives.
+    fn answer_key(tenant_id: &str, key: &str) -> HashMap<String, AttributeValue> {
+        Self::key(format!("answer#{tenant_id}#{key}"), "answer")
     }
 
-    fn idempotency_item(
-        scope: &str,
-        key: &str,
+    /// Where a consume's answer lives (only here: it is written with the burn).
+    fn consume_answer_key(tenant_id: &str, key: &str) -> HashMap<String, AttributeValue> {
+        Self::key(format!("idem#{tenant_id}#consume#{key}"), "idem")
+    }
+
+    fn answer_item(
+        mut item: HashMap<String, AttributeValue>,
         sealed_body: String,
     ) -> HashMap<String, AttributeValue> {
-        let mut item = Self::answer_key(scope, key);
         item.insert("body".into(), s(sealed_body));
         item.insert(
             "expires_at".into(),
@@ -140,31 +139,52 @@ impl HotTable {
     /// Copy an answer the tenant database committed. Unconditional: an answer never changes once committed.
     pub async fn put_idempotency(
         &self,
-        scope: &str,
+        tenant_id: &str,
         key: &str,
         sealed_body: String,
     ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(Self::idempotency_item(scope, key, sealed_body)))
+            .set_item(Some(Self::answer_item(
+                Self::answer_key(tenant_id, key),
+                sealed_body,
+            )))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
         Ok(())
     }
 
-    /// The stored (possibly sealed) answer for an idempotency key.
+    /// The copied (possibly sealed) answer of a ledger-writing request.
     pub async fn idempotency_body(
         &self,
-        scope: &str,
+        tenant_id: &str,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let item = self.get(Self::answer_key(scope, key)).await?;
-        Ok(item.and_then(|mut i| match i.remove("body") {
-            Some(AttributeValue::S(body)) => Some(body),
-            _ => None,
-        }))
+        self.body(Self::answer_key(tenant_id, key)).await
+    }
+
+    /// The (possibly sealed) answer `burn_jti` recorded for a consume.
+    pub async fn consume_answer_body(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.body(Self::consume_answer_key(tenant_id, key)).await
+    }
+
+    async fn body(
+        &self,
+        key: HashMap<String, AttributeValue>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(key)
+            .await?
+            .and_then(|mut i| match i.remove("body") {
+                Some(AttributeValue::S(body)) => Some(body),
+                _ => None,
+            }))
     }
 
     async fn get(
@@ -179,7 +199,7 @@ impl HotTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
         Ok(out.item)
     }
 
@@ -216,7 +236,7 @@ impl HotTable {
             .expression_attribute_values(":one", n(1))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
         Ok(())
     }
 
@@ -256,7 +276,7 @@ impl HotTable {
             Err(e) => {
                 let e = e.into_service_error();
                 if !e.is_conditional_check_failed_exception() {
-                    return Err(unavailable(DisplayErrorContext(&e)));
+                    return Err(StoreError::unavailable(DisplayErrorContext(&e)));
                 }
                 if settles_mark {
                     self.settle_mark(tenant_id, request_id).await?;
@@ -277,7 +297,7 @@ impl HotTable {
             .expression_attribute_values(":minus", n(-1))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
         Ok(())
     }
 
@@ -309,7 +329,7 @@ impl HotTable {
                 if e.is_conditional_check_failed_exception() {
                     Ok(())
                 } else {
-                    Err(unavailable(DisplayErrorContext(&e)))
+                    Err(StoreError::unavailable(DisplayErrorContext(&e)))
                 }
             }
         }
@@ -345,62 +365,146 @@ pub enum HotStatus {
     Current(String),
 }
 
+/// What a conditional update of a rate-limit bucket found.
+enum Step {
+    /// Applied: the TAT is now this.
+    Moved(i64),
+    /// The condition failed on this stored TAT (`None`: no item, or an item without one).
+    Found(Option<i64>),
+}
+
+/// GCRA on DynamoDB without a read and without retries on contention. Each request is one conditional
+/// UpdateItem in the common case:
+///
+/// - **busy** (`SET tat_us = tat_us + T` if `now ≤ tat_us ≤ now + W − T`): the bucket has been used within the
+///   window and has room. Concurrent requests do not conflict: each adds `T` in turn, and the condition, checked
+///   atomically on the item, admits exactly as many as fit.
+/// - **idle** (`SET tat_us = now + T` if there is no `tat_us` or `tat_us < now`): the first request after a
+///   quiet spell (or ever).
+///
+/// A failed condition returns the item as it was (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), which says
+/// which case holds: a TAT beyond the busy range is an exhausted bucket, answered as refused (429, Retry-After
+/// `TAT + T − W − now`) with nothing written; below it, the idle update; in it (after a failed idle update),
+/// the busy one. With one `now` per request the stored TAT only grows, so once the idle update has failed the
+/// busy one either applies or finds the bucket exhausted: a decision takes at most three updates, whatever the
+/// concurrency. Only the item vanishing in between (TTL deletion, long after its TAT has passed) can make it
+/// go round again; if that happened `RATE_STEPS` times the request is refused (429, Retry-After 1), never
+/// admitted past the limit and never a 503.
 #[async_trait]
 impl RateLimiter for HotTable {
     async fn take(&self, principal: &str, limit: RateLimit) -> Result<RateDecision, StoreError> {
-        let key = Self::key(format!("rate#{principal}"), "bucket");
-        for _ in 0..RATE_ATTEMPTS {
-            let current = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-            let item = current.item();
-            let number = |name: &str| -> Option<f64> { item?.get(name)?.as_n().ok()?.parse().ok() };
-            let version = number("version").map(|v| v as i64);
-            let bucket = match (number("tokens"), number("updated_at_ms")) {
-                (Some(tokens), Some(updated)) => Some(Bucket {
-                    tokens,
-                    updated_at_ms: updated as i64,
-                }),
-                _ => None,
+        let gcra = limit.gcra();
+        let now_us = chrono::Utc::now().timestamp_micros();
+        // Past the furthest TAT this request can leave (now + W): the item outlives its meaning.
+        let expires_at = (now_us + gcra.window_us) / 1_000_000 + 1 + self.rate_ttl_seconds;
+        let mut busy = true;
+        for _ in 0..RATE_STEPS {
+            let step = if busy {
+                self.rate_busy(principal, &gcra, now_us, expires_at).await?
+            } else {
+                self.rate_idle(principal, &gcra, now_us, expires_at).await?
             };
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let (next, decision) = take(limit, bucket, now_ms);
-            let mut new_item = key.clone();
-            new_item.insert("tokens".into(), n(next.tokens));
-            new_item.insert("updated_at_ms".into(), n(next.updated_at_ms));
-            new_item.insert("version".into(), n(version.unwrap_or(0) + 1));
-            new_item.insert(
-                "expires_at".into(),
-                n(now_ms / 1000 + self.rate_ttl_seconds),
-            );
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(new_item));
-            put = match version {
-                Some(v) => put
-                    .condition_expression("version = :v")
-                    .expression_attribute_values(":v", n(v)),
-                None => put.condition_expression("attribute_not_exists(pk)"),
-            };
-            match put.send().await {
-                Ok(_) => return Ok(decision),
-                Err(e) => {
-                    let e = e.into_service_error();
-                    if !e.is_conditional_check_failed_exception() {
-                        return Err(unavailable(e));
-                    }
+            match step {
+                Step::Moved(tat) => return Ok(gcra.admitted(tat, now_us)),
+                Step::Found(Some(tat)) if tat > gcra.busy_range(now_us).1 => {
+                    return Ok(gcra.refused(tat, now_us))
                 }
+                Step::Found(Some(tat)) if tat >= now_us => busy = true,
+                Step::Found(_) => busy = false,
             }
         }
-        Err(unavailable("rate-limit bucket is contended; retry"))
+        tracing::warn!(
+            principal,
+            "rate-limit bucket vanished during the decision; refused"
+        );
+        let mut refused = gcra.refused(now_us + gcra.window_us, now_us);
+        refused.retry_after_seconds = 1;
+        Ok(refused)
+    }
+}
+
+impl HotTable {
+    fn rate_key(principal: &str) -> HashMap<String, AttributeValue> {
+        Self::key(format!("rate#{principal}"), "bucket")
+    }
+
+    /// `SET tat_us = tat_us + T` if `now ≤ tat_us ≤ now + W − T`.
+    async fn rate_busy(
+        &self,
+        principal: &str,
+        gcra: &Gcra,
+        now_us: i64,
+        expires_at: i64,
+    ) -> Result<Step, StoreError> {
+        let (low, high) = gcra.busy_range(now_us);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::rate_key(principal)))
+            .update_expression("SET tat_us = tat_us + :t, expires_at = :exp")
+            .condition_expression("tat_us BETWEEN :low AND :high")
+            .expression_attribute_values(":t", n(gcra.interval_us))
+            .expression_attribute_values(":exp", n(expires_at))
+            .expression_attribute_values(":low", n(low))
+            .expression_attribute_values(":high", n(high))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match update.send().await {
+            Ok(out) => match tat_of(out.attributes()) {
+                Some(tat) => Ok(Step::Moved(tat)),
+                None => Err(StoreError::unavailable(
+                    "rate-limit update returned no tat_us",
+                )),
+            },
+            Err(e) => condition_failed(e.into_service_error()),
+        }
+    }
+
+    /// `SET tat_us = now + T` if there is no `tat_us` or `tat_us < now` (and drop the attributes of the
+    /// token-bucket items written before GCRA, so an old item is simply an idle one).
+    async fn rate_idle(
+        &self,
+        principal: &str,
+        gcra: &Gcra,
+        now_us: i64,
+        expires_at: i64,
+    ) -> Result<Step, StoreError> {
+        let next = now_us + gcra.interval_us;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::rate_key(principal)))
+            .update_expression(
+                "SET tat_us = :next, expires_at = :exp REMOVE #tokens, updated_at_ms, version",
+            )
+            .condition_expression("attribute_not_exists(tat_us) OR tat_us < :now")
+            .expression_attribute_names("#tokens", "tokens")
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":exp", n(expires_at))
+            .expression_attribute_values(":now", n(now_us))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match update.send().await {
+            Ok(_) => Ok(Step::Moved(next)),
+            Err(e) => condition_failed(e.into_service_error()),
+        }
+    }
+}
+
+fn tat_of(item: Option<&HashMap<String, AttributeValue>>) -> Option<i64> {
+    item?.get("tat_us")?.as_n().ok()?.parse().ok()
+}
+
+/// A failed condition is an answer (the item as it was); any other error is the store's.
+fn condition_failed(
+    e: aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+) -> Result<Step, StoreError> {
+    match e {
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+            failed,
+        ) => Ok(Step::Found(tat_of(failed.item()))),
+        other => Err(StoreError::unavailable(DisplayErrorContext(&other))),
     }
 }
 
@@ -426,7 +530,7 @@ impl UsageMeter for HotTable {
             .expression_attribute_values(":n", n(count))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
         Ok(())
     }
 
@@ -440,7 +544,7 @@ impl UsageMeter for HotTable {
             .expression_attribute_values(":day", s(format!("{day}#")))
             .send()
             .await
-            .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
+            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
         let mut counters: Vec<(String, u64)> = out
             .items()
             .iter()

@@ -8,6 +8,7 @@ pub mod dynamo;
 pub mod kms;
 pub mod pg;
 pub mod s3;
+pub mod scram;
 pub mod sqs;
 pub mod tenant_store;
 pub mod tenants;

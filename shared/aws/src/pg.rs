@@ -1,9 +1,10 @@
 //! PostgreSQL plumbing: pools sized from configuration, TLS per sslmode (rustls), schema migrations.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use ledgix_core::error::StoreError;
+use ledgix_core::error::{Conflict, StoreError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -15,7 +16,8 @@ pub enum TlsMode {
     Disable,
     /// Encrypt; do not verify the server certificate (libpq `prefer` / `require`).
     Require,
-    /// Encrypt and verify the certificate chain and host name against the web PKI roots.
+    /// Encrypt and verify the certificate chain and host name against the trust anchors: the CA bundle
+    /// (VAULT_DB_CA_BUNDLE) when set, else the web PKI roots. libpq's `verify-ca` is held to this too.
     VerifyFull,
 }
 
@@ -32,61 +34,142 @@ impl TlsMode {
     }
 }
 
-pub fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
 /// A PostgreSQL error with the server's message (tokio-postgres' Display says only "db error").
 pub fn pg_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => {
             StoreError::Unavailable(format!("postgres {}: {}", db.code().code(), db.message()))
         }
-        None => StoreError::Unavailable(e.to_string()),
+        None => StoreError::unavailable(e),
     }
 }
 
-pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+/// The one mapping of a failed insert: a unique-key violation is the write's `conflict`, anything else leaves
+/// the store unavailable.
+pub fn unique_or(e: tokio_postgres::Error, conflict: Conflict) -> StoreError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        StoreError::Conflict(conflict)
+    } else {
+        StoreError::unavailable(e)
+    }
 }
 
-pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+/// TLS for PostgreSQL connections: the sslmode and, for `verify-full`, the trust anchors. One value serves
+/// every connection of a kind (the control plane's pool, tenant provisioning, the tenant pools).
+#[derive(Debug, Clone)]
+pub struct PgTls {
+    mode: TlsMode,
+    /// Trust anchors for `verify-full`: the CA bundle (VAULT_DB_CA_BUNDLE) when given, else the web PKI roots.
+    roots: Arc<rustls::RootCertStore>,
+}
+
+impl From<TlsMode> for PgTls {
+    /// `mode` with the web PKI roots as trust anchors.
+    fn from(mode: TlsMode) -> Self {
+        PgTls {
+            mode,
+            roots: Arc::new(web_pki_roots()),
+        }
+    }
+}
+
+impl From<&PgTls> for PgTls {
+    fn from(tls: &PgTls) -> Self {
+        tls.clone()
+    }
+}
+
+impl PgTls {
+    /// `mode`, verifying against the certificates of the PEM file `ca_bundle` alone when given (on AWS the
+    /// RDS global bundle), else against the web PKI roots. A missing or certificate-less file is an error.
+    pub fn new(mode: TlsMode, ca_bundle: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = ca_bundle else {
+            return Ok(mode.into());
+        };
+        Ok(PgTls {
+            mode,
+            roots: Arc::new(read_ca_bundle(path)?),
+        })
+    }
+
+    pub fn mode(&self) -> TlsMode {
+        self.mode
+    }
+
+    /// The rustls configuration of this mode; `None` for `disable`.
+    fn client_config(&self) -> Result<Option<rustls::ClientConfig>, StoreError> {
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(StoreError::unavailable)?;
+        Ok(match self.mode {
+            TlsMode::Disable => None,
+            TlsMode::Require => Some(
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider())))
+                    .with_no_client_auth(),
+            ),
+            // rustls' WebPKI verifier: the chain must end at one of `roots` and the certificate must name the
+            // host the connection was made to.
+            TlsMode::VerifyFull => Some(
+                builder
+                    .with_root_certificates(self.roots.clone())
+                    .with_no_client_auth(),
+            ),
+        })
+    }
+
+    /// The server-certificate verifier of `verify-full` (tests check what it accepts).
+    pub fn verifier(&self) -> Result<Arc<dyn ServerCertVerifier>, String> {
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            self.roots.clone(),
+            Arc::new(provider()),
+        )
+        .build()
+        .map(|v| v as Arc<dyn ServerCertVerifier>)
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn web_pki_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The certificates of a PEM file as trust anchors.
+pub fn read_ca_bundle(path: &Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read CA bundle {shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("CA bundle {shown} is not PEM: {e}"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("CA bundle {shown} holds no usable certificate"));
+    }
+    Ok(roots)
 }
 
 /// Build a pool for `config` with at most `max_size` connections.
 pub fn pool(
     mut config: tokio_postgres::Config,
-    tls: TlsMode,
+    tls: impl Into<PgTls>,
     max_size: usize,
 ) -> Result<Pool, StoreError> {
+    let tls = tls.into();
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
-    let manager = match tls {
-        TlsMode::Disable => {
+    let manager = match tls.client_config()? {
+        None => {
             config.ssl_mode(SslMode::Disable);
             Manager::from_config(config, tokio_postgres::NoTls, manager_config)
         }
-        TlsMode::Require => {
+        Some(client) => {
             config.ssl_mode(SslMode::Require);
-            let client = rustls_config(Arc::new(EncryptOnly(provider())))?;
-            Manager::from_config(
-                config,
-                tokio_postgres_rustls::MakeRustlsConnect::new(client),
-                manager_config,
-            )
-        }
-        TlsMode::VerifyFull => {
-            config.ssl_mode(SslMode::Require);
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(unavailable)?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
             Manager::from_config(
                 config,
                 tokio_postgres_rustls::MakeRustlsConnect::new(client),
@@ -97,22 +180,40 @@ pub fn pool(
     Pool::builder(manager)
         .max_size(max_size.max(1))
         .build()
-        .map_err(unavailable)
+        .map_err(StoreError::unavailable)
+}
+
+/// One connection for `config` under `tls` (the same TLS as the pools); its driver runs on a task that ends
+/// with the client.
+pub async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &PgTls,
+) -> Result<tokio_postgres::Client, StoreError> {
+    let mut config = config.clone();
+    match tls.client_config()? {
+        None => {
+            config.ssl_mode(SslMode::Disable);
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(pg_error)?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Some(client_config) => {
+            config.ssl_mode(SslMode::Require);
+            let (client, connection) = config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(client_config))
+                .await
+                .map_err(pg_error)?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+    }
 }
 
 fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
-}
-
-fn rustls_config(verifier: Arc<EncryptOnly>) -> Result<rustls::ClientConfig, StoreError> {
-    Ok(
-        rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(unavailable)?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth(),
-    )
 }
 
 /// libpq `require`: the channel is encrypted but the certificate is not checked. Signatures are still
@@ -189,6 +290,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at TEXT NOT NULL,
     revoked_at TEXT
 );
+-- Keys made before roles existed have roles NULL and keep every role.
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS roles TEXT;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS name TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant_id, created_at);
+-- Answers of administration requests (`key`) and of a tenant's own key management (`<scope>\n<key>`).
 CREATE TABLE IF NOT EXISTS admin_idempotency (
     key TEXT PRIMARY KEY,
     body TEXT NOT NULL

@@ -116,6 +116,14 @@ impl AnchorSink for S3Anchor {
         "s3"
     }
 
+    fn uri(&self, tenant_id: &str, key: &str) -> String {
+        format!(
+            "s3://{}/{}",
+            self.bucket_for(tenant_id),
+            self.object_key(tenant_id, key)
+        )
+    }
+
     async fn put(
         &self,
         tenant_id: &str,
@@ -142,7 +150,7 @@ impl AnchorSink for S3Anchor {
                 ))
             })?;
         Ok(Exported {
-            uri: format!("s3://{bucket}/{object_key}"),
+            uri: self.uri(tenant_id, key),
             version_id: out.version_id().map(str::to_string),
         })
     }

@@ -1,10 +1,15 @@
 //! The judge queue on SQS FIFO. Group id = tenant + session shard (VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS), so
 //! one session's requests are judged in order while tenants and sessions proceed in parallel; deduplication
-//! id = request id, so a re-sent job within SQS's 5-minute window is dropped.
+//! id = request id, so a re-sent job within SQS's 5-minute window is dropped. `poll` is the long-poller a
+//! long-lived process (`ledgix dev --backend aws`) runs in place of the judge-worker Lambda's event source.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use ledgix_core::ports::{JudgeJob, JudgeQueue, QueueError};
+use ledgix_core::Vault;
 use sha2::{Digest, Sha256};
 
 pub struct SqsJudgeQueue {
@@ -27,14 +32,6 @@ impl SqsJudgeQueue {
         let shard = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % self.shards;
         format!("{}#{shard}", job.tenant_id)
     }
-
-    pub fn queue_url(&self) -> &str {
-        &self.queue_url
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
 }
 
 #[async_trait]
@@ -52,5 +49,65 @@ impl JudgeQueue for SqsJudgeQueue {
             .await
             .map_err(|e| QueueError::Unavailable(e.into_service_error().to_string()))?;
         Ok(())
+    }
+}
+
+/// Receive batches for ever and decide each exactly as the judge-worker Lambda does: messages the vault
+/// reports failed stay on the queue (redelivered after `visibility_seconds`), the rest are deleted.
+pub async fn poll(
+    vault: Arc<Vault>,
+    sqs: Arc<SqsJudgeQueue>,
+    wait_seconds: i32,
+    visibility_seconds: i32,
+) {
+    loop {
+        let received = sqs
+            .client
+            .receive_message()
+            .queue_url(&sqs.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds.clamp(0, 20))
+            .visibility_timeout(visibility_seconds)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e.into_service_error(), "SQS receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let batch: Vec<(String, Option<JudgeJob>)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.message_id().unwrap_or_default().to_string(),
+                    m.body().and_then(JudgeJob::from_message),
+                )
+            })
+            .collect();
+        let failed = vault.process_judge_batch(batch).await;
+        for message in &messages {
+            if failed
+                .iter()
+                .any(|f| Some(f.as_str()) == message.message_id())
+            {
+                continue;
+            }
+            let Some(handle) = message.receipt_handle() else {
+                continue;
+            };
+            if let Err(e) = sqs
+                .client
+                .delete_message()
+                .queue_url(&sqs.queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await
+            {
+                tracing::warn!(error = %e.into_service_error(), "SQS delete failed; the message will be redelivered and skipped");
+            }
+        }
     }
 }

@@ -10,7 +10,8 @@ use ledgix_core::error::StoreError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::pg::{self, pg_error, unavailable, TlsMode, TENANT_SCHEMA};
+use crate::pg::{self, pg_error, PgTls, TENANT_SCHEMA};
+use crate::scram;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantDbSecret {
@@ -25,10 +26,13 @@ pub struct TenantDirectory {
     secrets: aws_sdk_secretsmanager::Client,
     prefix: String,
     ttl: Duration,
-    tls: TlsMode,
+    /// TLS of the tenant pools (VAULT_TENANT_DB_SSLMODE, VAULT_DB_CA_BUNDLE).
+    tls: PgTls,
     max_connections: usize,
     /// Connection used to create tenant databases and roles (the control-plane cluster's owner).
     admin: tokio_postgres::Config,
+    /// TLS of that connection: the control plane's (VAULT_CONTROL_PLANE_DB_SSLMODE, VAULT_DB_CA_BUNDLE).
+    admin_tls: PgTls,
     pools: Mutex<HashMap<String, Cached>>,
     /// Tests only: provision a database for a tenant id seen for the first time.
     auto_provision: bool,
@@ -54,21 +58,24 @@ fn sanitize(tenant_id: &str) -> String {
 }
 
 impl TenantDirectory {
+    /// `admin` and `admin_tls`: the control plane's connection settings, used to provision tenant databases.
     pub fn new(
         secrets: aws_sdk_secretsmanager::Client,
         prefix: &str,
         ttl: Duration,
-        tls: TlsMode,
+        tls: impl Into<PgTls>,
         max_connections: usize,
         admin: tokio_postgres::Config,
+        admin_tls: impl Into<PgTls>,
     ) -> Self {
         TenantDirectory {
             secrets,
             prefix: prefix.trim_end_matches('/').to_string(),
             ttl,
-            tls,
+            tls: tls.into(),
             max_connections,
             admin,
+            admin_tls: admin_tls.into(),
             pools: Mutex::new(HashMap::new()),
             auto_provision: false,
         }
@@ -142,7 +149,7 @@ impl TenantDirectory {
             .user(&secret.username)
             .password(secret.password.as_bytes())
             .connect_timeout(Duration::from_secs(5));
-        let pool = pg::pool(config, self.tls, self.max_connections)?;
+        let pool = pg::pool(config, &self.tls, self.max_connections)?;
         migrate(&pool).await?;
         pools.insert(
             tenant_id.to_string(),
@@ -169,34 +176,26 @@ impl TenantDirectory {
             use rand_password::generate;
             generate()
         };
-        let (client, connection) = self
-            .admin
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(pg_error)?;
-        let driver = tokio::spawn(connection);
+        // The control plane's TLS: with verify-full the server's chain and name are checked before the
+        // role's credentials are set over this connection.
+        let client = pg::connect(&self.admin, &self.admin_tls).await?;
         let role_exists = client
             .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
             .await
             .map_err(pg_error)?
             .is_some();
-        // Role and database names are sanitised to [a-z0-9_]; the password is alphanumeric. DDL takes no
-        // bind parameters, so they are quoted literals here.
-        if role_exists {
-            client
-                .batch_execute(&format!(
-                    "ALTER ROLE \"{name}\" LOGIN PASSWORD '{password}'"
-                ))
-                .await
-                .map_err(pg_error)?;
-        } else {
-            client
-                .batch_execute(&format!(
-                    "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
-                ))
-                .await
-                .map_err(pg_error)?;
-        }
+        // The server is sent only a SCRAM-SHA-256 verifier (stored as is), never the password: statement
+        // logs and pg_stat_statements see nothing that logs in. Role and database names are sanitised to
+        // [a-z0-9_] and the verifier is base64 and `$:`; DDL takes no bind parameters, so they are literals.
+        let verifier = scram::verifier(&password)
+            .map_err(|e| StoreError::Unavailable(format!("tenant role password: {e}")))?;
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        client
+            .batch_execute(&format!(
+                "{verb} ROLE \"{name}\" LOGIN PASSWORD '{verifier}'"
+            ))
+            .await
+            .map_err(pg_error)?;
         let db_exists = client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
             .await
@@ -208,8 +207,16 @@ impl TenantDirectory {
                 .await
                 .map_err(pg_error)?;
         }
+        // Only the tenant's own role may connect to its database (PUBLIC may by default, so every other
+        // tenant's role could). Re-applied on every provisioning, so databases made before this hold it too.
+        client
+            .batch_execute(&format!(
+                "REVOKE CONNECT ON DATABASE \"{name}\" FROM PUBLIC; \
+                 GRANT CONNECT ON DATABASE \"{name}\" TO \"{name}\""
+            ))
+            .await
+            .map_err(pg_error)?;
         drop(client);
-        driver.abort();
         let host = match self.admin.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "localhost".to_string(),
@@ -222,7 +229,7 @@ impl TenantDirectory {
             username: name,
             password,
         };
-        let body = serde_json::to_string(&secret).map_err(pg::corrupt)?;
+        let body = serde_json::to_string(&secret).map_err(StoreError::corrupt)?;
         let secret_name = self.secret_name(tenant_id);
         let created = self
             .secrets
@@ -245,7 +252,7 @@ impl TenantDirectory {
                     .send()
                     .await
                     .map_err(|e| {
-                        unavailable(format!(
+                        StoreError::unavailable(format!(
                             "cannot update secret {secret_name}: {}",
                             aws_sdk_s3::error::DisplayErrorContext(&e)
                         ))
@@ -253,7 +260,7 @@ impl TenantDirectory {
                 out.arn().unwrap_or(&secret_name).to_string()
             }
             Err(e) => {
-                return Err(unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "cannot create secret {secret_name}: {}",
                     aws_sdk_s3::error::DisplayErrorContext(&e)
                 )))
@@ -264,7 +271,7 @@ impl TenantDirectory {
 }
 
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    let mut client = pool.get().await.map_err(unavailable)?;
+    let mut client = pool.get().await.map_err(StoreError::unavailable)?;
     let tx = client.transaction().await.map_err(pg_error)?;
     tx.execute("SELECT pg_advisory_xact_lock(7364002)", &[])
         .await
@@ -274,7 +281,7 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
 }
 
 mod rand_password {
-    /// 32 random alphanumeric characters (about 190 bits).
+    /// 48 random hex characters (192 bits).
     pub fn generate() -> String {
         use std::fmt::Write;
         let mut bytes = [0u8; 24];

@@ -79,6 +79,7 @@ async fn aws_with(cipher: PayloadCipher) -> (Ports, Arc<TenantDirectory>, Guard)
             TlsMode::Disable,
             4,
             admin.clone(),
+            TlsMode::Disable,
         )
         .with_auto_provision(),
     );
@@ -94,7 +95,8 @@ async fn aws_with(cipher: PayloadCipher) -> (Ports, Arc<TenantDirectory>, Guard)
         Ports {
             store,
             control,
-            usage: Arc::new(hot),
+            usage: Arc::new(hot.clone()),
+            limiter: Arc::new(hot),
         },
         directory,
         Guard,
@@ -200,7 +202,7 @@ mod envelope {
     }
 }
 
-/// The DynamoDB copies of clearance statuses and idempotent answers (tenant_store.rs, dynamo.rs): served
+/// The DynamoDB copies of clearance statuses and idempotent answers (tenant_store, dynamo.rs): served
 /// without the tenant database, never while possibly stale, restored when lost.
 mod hot_copies {
     use super::*;
@@ -416,10 +418,9 @@ mod hot_copies {
             )
             .await
             .expect("commit");
-        let consume = ledgix_core::service::consume_scope(&tenant);
         assert!(ports
             .store
-            .idempotency(&consume, "k3")
+            .consume_answer(&tenant, "k3")
             .await
             .expect("read")
             .is_none());

@@ -1,7 +1,7 @@
 //! A small TTL cache for hot per-tenant reads (API keys, compiled policies, review settings).
 //! Writes made through this process invalidate at once; the TTL bounds staleness across processes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,51 @@ impl<V: Clone> TtlCache<V> {
     }
 }
 
+/// Values that never change under their key (compiled policy versions), bounded in number: when full, the
+/// oldest insertion makes room. No TTL: a key names one immutable value.
+pub struct BoundedCache<V> {
+    capacity: usize,
+    entries: Mutex<(HashMap<String, V>, VecDeque<String>)>,
+}
+
+impl<V: Clone> BoundedCache<V> {
+    pub fn new(capacity: usize) -> Self {
+        BoundedCache {
+            capacity: capacity.max(1),
+            entries: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.entries.lock().ok()?.0.get(key).cloned()
+    }
+
+    pub fn put(&self, key: &str, value: V) {
+        if let Ok(mut guard) = self.entries.lock() {
+            let (map, order) = &mut *guard;
+            if map.insert(key.to_string(), value).is_none() {
+                order.push_back(key.to_string());
+            }
+            while map.len() > self.capacity {
+                match order.pop_front() {
+                    Some(oldest) => {
+                        map.remove(&oldest);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|g| g.0.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +116,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("b"), None);
         let off = TtlCache::new(Duration::ZERO);
+        let bounded = BoundedCache::new(2);
+        bounded.put("x", 1);
+        bounded.put("y", 2);
+        bounded.put("x", 10);
+        assert_eq!(bounded.get("x"), Some(10));
+        bounded.put("z", 3);
+        assert_eq!(
+            (bounded.get("x"), bounded.get("y"), bounded.get("z")),
+            (None, Some(2), Some(3)),
+            "the oldest insertion makes room"
+        );
+        assert_eq!(bounded.len(), 2);
         off.put("c", 3);
         assert_eq!(off.get("c"), None, "a zero TTL disables caching");
     }

@@ -1,7 +1,8 @@
 //! Signed checkpoints in the SDK's `LedgerCheckpoint` shape. The signature covers
 //! CBOR{export_targets, key_id, mmd_seconds, prev_checkpoint_hash, root_hash, signed_at, tree_size,
 //! type: "checkpoint", version: 1}; checkpoint_hash = hex SHA-256("ledgix.audit.checkpoint.v1\0" ‖ payload).
-//! Export fields outside the payload (uri, status, time) are filled in after the export succeeds.
+//! Export fields outside the payload (uri, status, time, object version) are not signed: the vault records them
+//! when the export succeeds, and the exported object carries the same uri, status and time (sealing.rs).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,3 +1,8 @@
+//! The vault's errors: what a port adapter reports (`StoreError`, `SignerError`) and the domain errors the use
+//! cases return (`VaultError`), each of which the api crate maps to one HTTP status and error code.
+
+use std::fmt::Display;
+
 use thiserror::Error;
 
 /// Errors a port adapter reports. Adapters map their SDK/driver errors into these.
@@ -6,10 +11,24 @@ pub enum StoreError {
     /// A conditional write lost: the named condition did not hold.
     #[error("conflict: {0}")]
     Conflict(Conflict),
+    /// The store could not be reached or did not answer; the operation may be retried.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// What the store holds cannot be read back (bad JSON, wrong key, truncated record).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// `Unavailable` with the error's message: `.map_err(StoreError::unavailable)`.
+    pub fn unavailable(e: impl Display) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+
+    /// `Corrupt` with the error's message: `.map_err(StoreError::corrupt)`.
+    pub fn corrupt(e: impl Display) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
 }
 
 /// Which condition of an atomic write failed.
@@ -57,6 +76,12 @@ pub enum VaultError {
     InvalidPolicy(String),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// The key is valid but lacks every role the operation accepts (named here).
+    #[error("this API key lacks the role this operation needs: {0}")]
+    ForbiddenRole(String),
+    /// The key may act, but not on this object (e.g. a reviewer deciding its own request).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("invalid or expired token")]
     InvalidToken,
     #[error("{0} not found")]
@@ -83,6 +108,9 @@ pub enum VaultError {
     QueueUnavailable(String),
     #[error("anchor export unavailable: {0}")]
     AnchorUnavailable(String),
+    /// VAULT_MAX_POLICIES_PER_TENANT reached: a new policy id cannot be registered.
+    #[error("this tenant already has the maximum of {0} policies; re-register an existing policy_id instead")]
+    PolicyLimitReached(usize),
     #[error("internal error: {0}")]
     Internal(String),
     /// Not a failure: the request was already answered under its idempotency key; replay that answer.

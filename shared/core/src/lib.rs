@@ -20,10 +20,13 @@ pub mod note;
 pub mod policy;
 pub mod ports;
 pub mod ratelimit;
+pub mod rego_guard;
+pub mod roles;
 pub mod sealing;
 pub mod service;
 pub mod tiles;
 pub mod token;
+pub mod tool_args;
 
 pub use error::{VaultError, VaultResult};
 pub use service::Vault;

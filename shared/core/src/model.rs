@@ -99,7 +99,11 @@ impl ClearanceStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClearanceRequest {
     pub tool_name: String,
-    #[serde(default = "empty_object")]
+    /// Read by [`crate::tool_args::strict`]: a duplicate key is refused, never resolved.
+    #[serde(
+        default = "empty_object",
+        deserialize_with = "crate::tool_args::strict"
+    )]
     pub tool_args: Value,
     #[serde(default = "default_agent")]
     pub agent_id: String,
@@ -144,6 +148,8 @@ pub enum DecisionSource {
     Judge,
     Reviewer,
     MintToken,
+    /// The requesting agent withdrew its own pending request.
+    Agent,
 }
 
 /// The stored state of one clearance request.
@@ -164,8 +170,39 @@ pub struct ClearanceRecord {
     /// The approval token, once approved. Stored so status polls return it; never logged.
     pub token: Option<String>,
     pub jti: Option<String>,
+    /// Key id of the API key that asked for this clearance (empty on records made before it was recorded).
+    #[serde(default)]
+    pub requested_by: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Every policy that decided this call, with what each said (deny > review > judge > approve).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies_consulted: Vec<ConsultedPolicy>,
+    /// When the rules approval at the root of a mint chain was made: `/mint-token` never reaches past
+    /// VAULT_MINT_MAX_AGE_SECONDS from it. Set on minted records only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_approved_at: Option<String>,
+}
+
+/// One policy consulted for a decision, as recorded in the clearance and its ledger event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsultedPolicy {
+    pub policy_id: String,
+    pub version: i64,
+    pub policy_version_id: String,
+    /// `approve`, `judge`, `review` or `deny`.
+    pub decision: String,
+}
+
+impl ClearanceRecord {
+    /// Approved by the rules alone (Rego, or a mint that re-ran them), so `/mint-token` may re-mint it.
+    pub fn mintable(&self) -> bool {
+        self.status == ClearanceStatus::Approved
+            && matches!(
+                self.decided_by,
+                Some(DecisionSource::Rego | DecisionSource::MintToken)
+            )
+    }
 }
 
 /// A registered policy version.
@@ -204,6 +241,10 @@ pub struct ApiKeyRecord {
     pub key_hash: String,
     pub created_at: String,
     pub revoked: bool,
+    /// What the key may do; keys made before roles existed are stored without and keep every role.
+    pub roles: Vec<crate::roles::Role>,
+    /// A label the tenant gave the key (empty when none).
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -251,6 +292,9 @@ pub struct ClearanceView {
     pub policy_version_id: Option<String>,
     pub policy_content_hash: Option<String>,
     pub reason_code: Option<String>,
+    /// Ledgix extension: key id of the API key that asked (absent on records made before it was recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub requested_by: String,
 }
 
 impl From<&ClearanceRecord> for ClearanceView {
@@ -269,9 +313,16 @@ impl From<&ClearanceRecord> for ClearanceView {
             request_id: r.request_id.clone(),
             confidence_bucket: r.confidence_bucket.as_str().into(),
             minimum_confidence_bucket: r.minimum_confidence_bucket.as_str().into(),
-            policy_version_id: non_empty(&r.policy_version_id),
+            // Only a rules approval may seed the SDK's decision cache (which caches an approval only with a
+            // policy_version_id): a reviewer's or judge's approval covers one call, and /mint-token refuses it.
+            policy_version_id: if r.status == ClearanceStatus::Approved && !r.mintable() {
+                None
+            } else {
+                non_empty(&r.policy_version_id)
+            },
             policy_content_hash: non_empty(&r.policy_content_hash),
             reason_code: r.reason_code.clone(),
+            requested_by: r.requested_by.clone(),
         }
     }
 }

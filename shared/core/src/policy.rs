@@ -5,13 +5,14 @@ use serde_json::{json, Value};
 
 use crate::error::{VaultError, VaultResult};
 use crate::hashing::jcs_sha256;
-use crate::model::PolicyVersion;
+use crate::model::{ConsultedPolicy, PolicyVersion};
+use crate::rego_guard::{self, RegoLimits};
 
 pub const MAX_RULES: usize = 200;
 pub const MAX_TOOLS: usize = 500;
 pub const MAX_REGO_BYTES: usize = 64 * 1024;
-/// Wall-clock budget of one Rego evaluation: a tenant's policy must not stall the decision path.
-pub const REGO_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// Default wall-clock budget of one Rego evaluation: a tenant's policy must not stall the decision path.
+pub const REGO_TIME_LIMIT: std::time::Duration = rego_guard::DEFAULT_TIME_LIMIT;
 
 /// `POST /register-policy`: the SDK's `PolicyRegistration` plus our optional `rego` module.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +29,13 @@ pub struct PolicyRegistration {
 }
 
 impl PolicyRegistration {
+    /// Validate under the default Rego limits.
     pub fn validate(&self) -> VaultResult<()> {
+        self.validate_with(RegoLimits::default())
+    }
+
+    /// Validate the registration; a Rego module must pass the tenant-Rego rules and compile under `limits`.
+    pub fn validate_with(&self, limits: RegoLimits) -> VaultResult<()> {
         let id = self.policy_id.trim();
         if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
             return Err(VaultError::InvalidRequest(
@@ -61,7 +68,7 @@ impl PolicyRegistration {
                     "rego module exceeds {MAX_REGO_BYTES} bytes"
                 )));
             }
-            RegoPolicy::compile(module)?;
+            RegoPolicy::compile_with(module, limits)?;
         }
         Ok(())
     }
@@ -101,27 +108,45 @@ pub struct RegoOutcome {
     pub reason_code: Option<String>,
 }
 
-/// A compiled Rego module, ready to evaluate.
+/// A compiled Rego module, ready to evaluate under its [`RegoLimits`]: only allow-listed builtins, each
+/// bounded before it allocates, a per-step execution timer, and a deadline on a dedicated worker pool
+/// (see [`crate::rego_guard`]).
 #[derive(Clone)]
 pub struct RegoPolicy {
-    engine: regorus::Engine,
+    engine: std::sync::Arc<regorus::Engine>,
     package: String,
+    limits: RegoLimits,
 }
 
 impl RegoPolicy {
+    /// Compile under the default limits.
     pub fn compile(module: &str) -> VaultResult<Self> {
+        Self::compile_with(module, RegoLimits::default())
+    }
+
+    pub fn compile_with(module: &str, limits: RegoLimits) -> VaultResult<Self> {
+        rego_guard::check_module(module).map_err(VaultError::InvalidPolicy)?;
         let mut engine = regorus::Engine::new();
         engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-            limit: REGO_TIME_LIMIT,
-            check_interval: std::num::NonZeroU32::new(64).unwrap_or(std::num::NonZeroU32::MIN),
+            limit: limits.time,
+            // Check the clock before every interpreter step, not every 64th.
+            check_interval: std::num::NonZeroU32::MIN,
         });
+        rego_guard::install(&mut engine).map_err(|e| {
+            VaultError::Internal(format!("rego limits could not be installed: {e}"))
+        })?;
         let package = engine
             .add_policy("policy.rego".into(), module.to_string())
             .map_err(|e| VaultError::InvalidPolicy(format!("rego does not compile: {e}")))?;
-        let policy = RegoPolicy { engine, package };
+        rego_guard::check_recursion(engine.get_modules()).map_err(VaultError::InvalidPolicy)?;
+        let policy = RegoPolicy {
+            engine: std::sync::Arc::new(engine),
+            package,
+            limits,
+        };
         // Evaluate once against an empty input: surfaces errors that only show at evaluation time.
         policy
-            .evaluate(&json!({}))
+            .evaluate_here(&json!({}))
             .map_err(|e| VaultError::InvalidPolicy(format!("rego does not evaluate: {e}")))?;
         if !module.contains("decision") {
             return Err(VaultError::InvalidPolicy(
@@ -131,9 +156,38 @@ impl RegoPolicy {
         Ok(policy)
     }
 
-    /// Evaluate the module's package once and read `decision`, `reason` and `reason_code` from it.
+    pub fn limits(&self) -> RegoLimits {
+        self.limits
+    }
+
+    /// Evaluate on the Rego worker pool and wait for the answer on this thread, at most the limits' deadline.
+    /// Same signature as ever, usable from synchronous code; from async code prefer [`Self::evaluate_bounded`],
+    /// which does not hold the async worker while it waits.
     pub fn evaluate(&self, input: &Value) -> Result<RegoOutcome, String> {
-        let mut engine = self.engine.clone();
+        let policy = self.clone();
+        let input = input.clone();
+        rego_guard::evaluate_blocking(self.limits.deadline(), move || policy.evaluate_here(&input))
+    }
+
+    /// Evaluate on the Rego worker pool; the async caller waits at most the limits' deadline, without blocking
+    /// its worker thread. Errors (limits exceeded, pool saturated, bad module output) fail closed upstream.
+    pub async fn evaluate_bounded(&self, input: &Value) -> Result<RegoOutcome, String> {
+        let policy = self.clone();
+        let input = input.clone();
+        rego_guard::evaluate_off_thread(self.limits.deadline(), move || {
+            policy.evaluate_here(&input)
+        })
+        .await
+    }
+
+    /// Evaluate on the current thread, under the execution timer and a fresh memory budget.
+    pub fn evaluate_here(&self, input: &Value) -> Result<RegoOutcome, String> {
+        rego_guard::with_budget(self.limits.memory_bytes, || self.run(input))
+    }
+
+    /// Evaluate the module's package once and read `decision`, `reason` and `reason_code` from it.
+    fn run(&self, input: &Value) -> Result<RegoOutcome, String> {
+        let mut engine = (*self.engine).clone();
         engine.set_input(regorus::Value::from(input.clone()));
         let results = engine
             .eval_query(self.package.clone(), false)
@@ -183,8 +237,14 @@ pub struct CompiledPolicy {
 
 impl CompiledPolicy {
     pub fn new(version: PolicyVersion) -> Self {
+        Self::with_limits(version, RegoLimits::default())
+    }
+
+    /// Compile a stored version under `limits`; a module that no longer compiles (or now breaks the rules
+    /// for tenant Rego) leaves `rego` empty, and the policy then denies (`policy_evaluation_error`).
+    pub fn with_limits(version: PolicyVersion, limits: RegoLimits) -> Self {
         let rego = version.rego.as_deref().filter(|r| !r.trim().is_empty()).and_then(|m| {
-            RegoPolicy::compile(m)
+            RegoPolicy::compile_with(m, limits)
                 .map_err(|e| tracing::error!(policy_version_id = %version.version_id, error = %e, "stored rego no longer compiles"))
                 .ok()
         });
@@ -199,33 +259,193 @@ impl CompiledPolicy {
     }
 }
 
-/// Pick the policy for a call: an explicit `context.policy_id`, else a policy naming the tool, else a policy
-/// for all tools; the newest registration wins within each group.
-pub fn select<'a>(
+/// What one policy says about a call, from least to most restrictive. When several policies apply, the
+/// greatest wins: deny > review > judge > approve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    Approve,
+    Judge,
+    Review,
+    Deny,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Judge => "judge",
+            Verdict::Review => "review",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// Why a policy applies to a call. Among equally restrictive verdicts the first kind decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Applies {
+    /// The policy lists the tool.
+    ToolSpecific,
+    /// The policy lists no tools: it covers every tool.
+    CatchAll,
+    /// Named by the call's `context.policy_id` without covering the tool: it may add restrictions, never
+    /// make a call applicable on its own.
+    Named,
+}
+
+/// One policy's verdict on one call.
+#[derive(Clone)]
+pub struct PolicyVerdict<'a> {
+    pub policy: &'a CompiledPolicy,
+    pub applies: Applies,
+    pub verdict: Verdict,
+    /// The module's `reason`, or `None` for the verdict's default.
+    pub reason: Option<String>,
+    pub reason_code: Option<String>,
+    /// A deny because the policy could not decide (fails closed), not because its rules said so.
+    pub fail_closed: bool,
+}
+
+/// Every applicable policy's verdict on a call, most restrictive first: `verdicts[0]` decides.
+#[derive(Clone, Default)]
+pub struct Evaluation<'a> {
+    pub verdicts: Vec<PolicyVerdict<'a>>,
+}
+
+impl<'a> Evaluation<'a> {
+    /// The deciding policy: the most restrictive verdict; among equals a tool-specific policy, then a
+    /// catch-all, then one only named by the call, then the smallest policy_id. `None`: no policy applies.
+    pub fn deciding(&self) -> Option<&PolicyVerdict<'a>> {
+        self.verdicts.first()
+    }
+
+    /// What every consulted policy said, in deciding order, for the clearance and its ledger event.
+    pub fn consulted(&self) -> Vec<ConsultedPolicy> {
+        self.verdicts
+            .iter()
+            .map(|v| ConsultedPolicy {
+                policy_id: v.policy.version.policy_id.clone(),
+                version: v.policy.version.version,
+                policy_version_id: v.policy.version.version_id.clone(),
+                decision: v.verdict.as_str().into(),
+            })
+            .collect()
+    }
+}
+
+/// The policies that decide a call: every policy listing the tool, every catch-all (no tools), and the one
+/// named in `context.policy_id` if it exists. Nothing the caller sends removes a policy, and a named policy
+/// alone never makes a tool decidable: with no tool-specific or catch-all policy the answer is empty.
+pub fn applicable<'a>(
     policies: &'a [CompiledPolicy],
     tool_name: &str,
     context: &Value,
-) -> Option<&'a CompiledPolicy> {
-    if let Some(wanted) = context
+) -> Vec<(&'a CompiledPolicy, Applies)> {
+    let named = context
         .get("policy_id")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        return policies
-            .iter()
-            .find(|p| p.version.policy_id == wanted)
-            .filter(|p| p.version.applies_to(tool_name));
-    }
-    let newest =
-        |a: &&CompiledPolicy, b: &&CompiledPolicy| a.version.created_at.cmp(&b.version.created_at);
-    policies
+        .filter(|s| !s.is_empty());
+    let found: Vec<_> = policies
         .iter()
-        .filter(|p| p.version.tools.iter().any(|t| t == tool_name))
-        .max_by(newest)
-        .or_else(|| {
-            policies
-                .iter()
-                .filter(|p| p.version.tools.is_empty())
-                .max_by(newest)
+        .filter_map(|p| {
+            let applies = if p.version.tools.iter().any(|t| t == tool_name) {
+                Applies::ToolSpecific
+            } else if p.version.tools.is_empty() {
+                Applies::CatchAll
+            } else if named == Some(p.version.policy_id.as_str()) {
+                Applies::Named
+            } else {
+                return None;
+            };
+            Some((p, applies))
         })
+        .collect();
+    if found.iter().all(|(_, applies)| *applies == Applies::Named) {
+        return vec![];
+    }
+    found
+}
+
+/// One policy's verdict. Fails closed: a module that no longer compiles, errs (limits included), or decides
+/// nothing (with no plain-English rules to judge) denies. A policy of plain-English rules only goes to the
+/// judge. The module runs on the Rego pool; the async caller's worker is not held while it runs.
+pub async fn verdict_of<'a>(
+    policy: &'a CompiledPolicy,
+    applies: Applies,
+    input: &Value,
+) -> PolicyVerdict<'a> {
+    let verdict = |verdict, reason: Option<String>, reason_code: Option<&str>| PolicyVerdict {
+        policy,
+        applies,
+        verdict,
+        reason,
+        reason_code: reason_code.map(str::to_string),
+        fail_closed: verdict == Verdict::Deny,
+    };
+    let has_rules = policy.version.rules.iter().any(|r| !r.trim().is_empty());
+    if !policy.has_rego() {
+        return verdict(Verdict::Judge, None, None);
+    }
+    let Some(rego) = &policy.rego else {
+        return verdict(
+            Verdict::Deny,
+            Some("The policy's rego module no longer compiles".into()),
+            Some("policy_evaluation_error"),
+        );
+    };
+    let outcome = match rego.evaluate_bounded(input).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::warn!(policy_id = %policy.version.policy_id, error = %e, "rego evaluation failed; denying");
+            return verdict(
+                Verdict::Deny,
+                Some("The policy could not be evaluated for this call".into()),
+                Some("policy_evaluation_error"),
+            );
+        }
+    };
+    let decided = |v, default_code: Option<&str>| PolicyVerdict {
+        policy,
+        applies,
+        verdict: v,
+        reason: outcome.reason.clone(),
+        reason_code: outcome
+            .reason_code
+            .clone()
+            .or(default_code.map(str::to_string)),
+        fail_closed: false,
+    };
+    match outcome.decision {
+        RegoDecision::Approve => decided(Verdict::Approve, None),
+        RegoDecision::Deny => decided(Verdict::Deny, Some("policy_denied")),
+        RegoDecision::Review => decided(Verdict::Review, Some("policy_review")),
+        RegoDecision::Judge => verdict(Verdict::Judge, None, None),
+        RegoDecision::Undefined if has_rules => verdict(Verdict::Judge, None, None),
+        RegoDecision::Undefined => verdict(
+            Verdict::Deny,
+            Some("The policy's rules do not decide this call".into()),
+            Some("policy_undecided"),
+        ),
+    }
+}
+
+/// Evaluate every applicable policy (see [`applicable`]) on `input` (the documented Rego input) and order
+/// the verdicts so the deciding one comes first. Every applicable policy is evaluated, even after a deny: the
+/// ledger lists what each said.
+pub async fn evaluate<'a>(
+    policies: &'a [CompiledPolicy],
+    tool_name: &str,
+    context: &Value,
+    input: &Value,
+) -> Evaluation<'a> {
+    let mut verdicts: Vec<PolicyVerdict<'a>> = Vec::new();
+    for (policy, applies) in applicable(policies, tool_name, context) {
+        verdicts.push(verdict_of(policy, applies, input).await);
+    }
+    verdicts.sort_by(|a, b| {
+        b.verdict
+            .cmp(&a.verdict)
+            .then(a.applies.cmp(&b.applies))
+            .then_with(|| a.policy.version.policy_id.cmp(&b.policy.version.policy_id))
+    });
+    Evaluation { verdicts }
 }

@@ -1,5 +1,6 @@
 //! The ports: everything the domain needs from the outside world. Each has an embedded adapter
-//! (ledgix-embedded) and an AWS adapter; the contract suite in ledgix-embedded's tests pins their behaviour.
+//! (ledgix-embedded) and an AWS adapter (ledgix-aws); the contract suite (`contract`), run against both,
+//! pins their behaviour.
 
 use std::collections::HashMap;
 
@@ -15,6 +16,9 @@ use crate::model::{
 };
 use crate::ratelimit::{RateDecision, RateLimit};
 use crate::token::PublicKey;
+
+/// The scope of the control plane's idempotent answers (administration requests).
+pub const ADMIN_SCOPE: &str = "admin";
 
 /// Tenants and their API keys (the control plane).
 #[async_trait]
@@ -34,6 +38,8 @@ pub trait ControlPlane: Send + Sync {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError>;
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Every key of the tenant (revoked ones too), newest first.
+    async fn api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Returns false when no such key exists.
     async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError>;
     async fn idempotency(
@@ -59,11 +65,6 @@ pub enum Write {
     AppendEvent(LedgerEvent),
     PutPolicy(PolicyVersion),
     PutReviewSettings(ReviewSettings),
-    /// Fails with `Conflict::JtiBurned` if the jti was burned before.
-    BurnJti {
-        jti: String,
-        expires_at: i64,
-    },
     /// Fails with `Conflict::IdempotencyKey` if the key was recorded before.
     PutIdempotency(IdempotencyRecord),
     /// Append sequenced events to the tenant's Merkle tree and record the checkpoint that signs it. Fails with
@@ -94,6 +95,16 @@ pub struct Seal {
 pub struct TreeState {
     pub tree_size: u64,
     pub latest: Option<Checkpoint>,
+}
+
+impl TreeState {
+    /// The tree as its latest checkpoint signs it (empty without one).
+    pub fn signed_by(latest: Option<Checkpoint>) -> Self {
+        TreeState {
+            tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64),
+            latest,
+        }
+    }
 }
 
 /// A tenant's state: policies, clearances, ledger, idempotency records, burned token ids.
@@ -143,6 +154,28 @@ pub trait TenantStore: Send + Sync {
     /// (or whose hot copy was lost); `commit` still refuses that key with `Conflict::IdempotencyKey`, and after
     /// that refusal this returns the record.
     async fn idempotency(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    // ----- token burns -----
+    /// Burn a token id, durably, before returning: a `jti` burns once (across tenants), and every later burn of
+    /// it fails with `Conflict::JtiBurned`. With `answer` (a `/consume-token` Idempotency-Key), the consume's
+    /// answer is recorded in the same atomic write, or not at all: `Conflict::IdempotencyKey` if the tenant
+    /// recorded a consume answer under that key before. That check comes first, so a retried consume is refused
+    /// for its key (and replays the answer) rather than for its own burn. On either conflict nothing is written.
+    /// `expires_at` (Unix seconds) is the token's expiry; an adapter may forget the burn some time after it.
+    async fn burn_jti(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        expires_at: i64,
+        answer: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+    /// The answer `burn_jti` recorded for the tenant's consume under `key`. Consume answers are kept apart from
+    /// the answers of ledger-writing requests (`idempotency`): neither reads the other's, whatever the key.
+    async fn consume_answer(
         &self,
         tenant_id: &str,
         key: &str,
@@ -205,6 +238,9 @@ pub enum AnchorError {
 pub trait AnchorSink: Send + Sync {
     /// Short name signed into checkpoints as `export_target` (`file`, `s3`).
     fn target(&self) -> &str;
+    /// Where `put` of this tenant's `key` writes, as its `Exported::uri` will say (known before the write, so an
+    /// exported checkpoint can carry its own location).
+    fn uri(&self, tenant_id: &str, key: &str) -> String;
     async fn put(
         &self,
         tenant_id: &str,
@@ -250,6 +286,13 @@ pub struct JudgeJob {
     pub tenant_id: String,
     pub request_id: String,
     pub session_id: String,
+}
+
+impl JudgeJob {
+    /// A queue message body as a job; `None` for a body that is not one (the queue's DLQ keeps it).
+    pub fn from_message(body: &str) -> Option<JudgeJob> {
+        serde_json::from_str(body).ok()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoint, CheckpointDraft};
+use crate::checkpoint::{Checkpoint, CheckpointDraft, EXPORT_DONE};
 use crate::error::{Conflict, StoreError, VaultError, VaultResult};
 use crate::ledger::LedgerEvent;
 use crate::merkle::{self, Hash, Position, Range};
@@ -16,6 +16,9 @@ use crate::note;
 use crate::ports::{Seal, Write};
 use crate::service::{Principal, Vault};
 use crate::tiles;
+
+/// The most checkpoints one `GET /ledger/checkpoints` returns (`limit`'s documented maximum).
+pub const MAX_CHECKPOINT_PAGE: usize = 10_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InclusionProof {
@@ -252,13 +255,27 @@ impl Vault {
                 .await
                 .map_err(unavailable)?;
         }
-        let json = serde_json::to_vec_pretty(checkpoint)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        // The object carries the export fields the vault records for it (docs/ledger.md, "Export"): where it is,
+        // `exported`, and when; all outside the signed payload. Not the object version, which S3 assigns by
+        // this very write: that is in the vault's record and S3's version listing.
         let key = format!("checkpoints/{}.json", checkpoint.checkpoint_id);
+        let mut object = checkpoint.clone();
+        object.export_uri = anchor.uri(tenant_id, &key);
+        object.export_status = EXPORT_DONE.into();
+        object.exported_at = Some(now_rfc3339());
+        object.export_version_id = None;
+        let json =
+            serde_json::to_vec_pretty(&object).map_err(|e| VaultError::Internal(e.to_string()))?;
         let exported = anchor
             .put(tenant_id, &key, json, "application/json")
             .await
             .map_err(unavailable)?;
+        if exported.uri != object.export_uri {
+            return Err(VaultError::Internal(format!(
+                "anchor wrote {key} to {} after naming {}",
+                exported.uri, object.export_uri
+            )));
+        }
         let note = self.checkpoint_note(tenant_id, checkpoint).await?;
         anchor
             .put(
@@ -273,7 +290,7 @@ impl Vault {
             checkpoint_id: checkpoint.checkpoint_id,
             export_uri: exported.uri,
             export_version_id: exported.version_id,
-            exported_at: now_rfc3339(),
+            exported_at: object.exported_at.unwrap_or_default(),
         };
         store.commit(tenant_id, vec![write]).await?;
         Ok(())
@@ -307,7 +324,10 @@ impl Vault {
         Ok(self
             .ports
             .store
-            .checkpoints(&principal.tenant_id, limit.clamp(1, 10_000))
+            .checkpoints(
+                &principal.tenant_id,
+                crate::service::page_limit(limit, MAX_CHECKPOINT_PAGE)?,
+            )
             .await?)
     }
 

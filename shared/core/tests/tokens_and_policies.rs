@@ -1,7 +1,10 @@
 use ed25519_dalek::{Signer as _, SigningKey};
 use ledgix_core::hashing::tool_args_hash;
-use ledgix_core::model::PolicyVersion;
-use ledgix_core::policy::{select, CompiledPolicy, PolicyRegistration, RegoDecision, RegoPolicy};
+use ledgix_core::model::{ConsultedPolicy, PolicyVersion};
+use ledgix_core::policy::{
+    applicable, evaluate, Applies, CompiledPolicy, PolicyRegistration, RegoDecision, RegoPolicy,
+    Verdict,
+};
 use ledgix_core::token::{self, ApprovalClaims, PublicKey};
 use ledgix_core::VaultError;
 use serde_json::json;
@@ -160,6 +163,10 @@ fn rego_without_a_decision_is_undefined_and_bad_modules_are_refused() {
 }
 
 fn version(policy_id: &str, tools: &[&str], created_at: &str) -> CompiledPolicy {
+    policy(policy_id, tools, created_at, None)
+}
+
+fn policy(policy_id: &str, tools: &[&str], created_at: &str, rego: Option<&str>) -> CompiledPolicy {
     CompiledPolicy::new(PolicyVersion {
         tenant_id: "t".into(),
         policy_id: policy_id.into(),
@@ -167,41 +174,209 @@ fn version(policy_id: &str, tools: &[&str], created_at: &str) -> CompiledPolicy 
         version_id: format!("v-{policy_id}"),
         content_hash: String::new(),
         description: String::new(),
-        rules: vec!["rule".into()],
+        rules: if rego.is_some() {
+            vec![]
+        } else {
+            vec!["rule".into()]
+        },
         tools: tools.iter().map(|t| t.to_string()).collect(),
-        rego: None,
+        rego: rego.map(str::to_string),
         created_at: created_at.into(),
     })
 }
 
+fn rego(decision: &str) -> String {
+    format!("package p\ndecision := \"{decision}\"")
+}
+
+fn ids(found: &[(&CompiledPolicy, Applies)]) -> Vec<(String, Applies)> {
+    let mut ids: Vec<_> = found
+        .iter()
+        .map(|(p, a)| (p.version.policy_id.clone(), *a))
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[test]
-fn selection_prefers_explicit_policy_then_tool_match_then_wildcard() {
+fn every_policy_for_the_tool_and_every_catch_all_applies() {
     let policies = vec![
         version("all", &[], "2026-01-03"),
         version("refunds", &["refund"], "2026-01-01"),
-        version("refunds2", &["refund"], "2026-01-02"),
+        version("refunds2", &["refund", "wire"], "2026-01-02"),
+        version("emails", &["email"], "2026-01-04"),
     ];
     assert_eq!(
-        select(&policies, "refund", &json!({})).map(|p| p.version.policy_id.as_str()),
-        Some("refunds2")
+        ids(&applicable(&policies, "refund", &json!({}))),
+        vec![
+            ("all".to_string(), Applies::CatchAll),
+            ("refunds".to_string(), Applies::ToolSpecific),
+            ("refunds2".to_string(), Applies::ToolSpecific),
+        ]
     );
     assert_eq!(
-        select(&policies, "email", &json!({})).map(|p| p.version.policy_id.as_str()),
-        Some("all")
+        ids(&applicable(&policies, "sms", &json!({}))),
+        vec![("all".to_string(), Applies::CatchAll)]
     );
-    let explicit = json!({"policy_id": "refunds"});
+    // context.policy_id adds a policy, never removes one.
     assert_eq!(
-        select(&policies, "refund", &explicit).map(|p| p.version.policy_id.as_str()),
-        Some("refunds")
+        ids(&applicable(
+            &policies,
+            "refund",
+            &json!({"policy_id": "refunds"})
+        )),
+        ids(&applicable(&policies, "refund", &json!({})))
+    );
+    assert_eq!(
+        ids(&applicable(
+            &policies,
+            "sms",
+            &json!({"policy_id": "emails"})
+        )),
+        vec![
+            ("all".to_string(), Applies::CatchAll),
+            ("emails".to_string(), Applies::Named),
+        ]
+    );
+    assert_eq!(
+        ids(&applicable(&policies, "sms", &json!({"policy_id": "nope"}))),
+        vec![("all".to_string(), Applies::CatchAll)],
+        "a name that does not exist adds nothing"
     );
     assert!(
-        select(&policies[1..], "email", &json!({})).is_none(),
+        applicable(&policies[1..], "sms", &json!({})).is_empty(),
         "no policy applies: fail closed"
     );
     assert!(
-        select(&policies, "email", &explicit).is_none(),
-        "an explicit policy that does not cover the tool"
+        applicable(&policies[1..], "sms", &json!({"policy_id": "refunds"})).is_empty(),
+        "a named policy alone never makes a tool decidable"
     );
+}
+
+/// The deciding policy and verdict for a call to `wire`, and every policy consulted.
+async fn decide(
+    policies: &[CompiledPolicy],
+    context: serde_json::Value,
+) -> (Option<(String, Verdict)>, Vec<ConsultedPolicy>) {
+    let input = json!({"tool_name": "wire", "tool_args": {}});
+    let evaluation = evaluate(policies, "wire", &context, &input).await;
+    let deciding = evaluation
+        .deciding()
+        .map(|v| (v.policy.version.policy_id.clone(), v.verdict));
+    (deciding, evaluation.consulted())
+}
+
+#[tokio::test]
+async fn the_most_restrictive_verdict_wins() {
+    let approve = rego("approve");
+    let deny = rego("deny");
+    let review = rego("review");
+    let judge = rego("judge");
+    // An agent naming a lenient catch-all cannot beat a tool freeze.
+    let policies = vec![
+        policy("lenient", &[], "2026-01-09", Some(&approve)),
+        policy("freeze", &["wire"], "2026-01-01", Some(&deny)),
+    ];
+    let (deciding, consulted) = decide(&policies, json!({"policy_id": "lenient"})).await;
+    assert_eq!(deciding, Some(("freeze".to_string(), Verdict::Deny)));
+    assert_eq!(consulted.len(), 2);
+    assert_eq!(
+        (
+            consulted[0].policy_id.as_str(),
+            consulted[0].decision.as_str()
+        ),
+        ("freeze", "deny")
+    );
+    assert_eq!(
+        (
+            consulted[1].policy_id.as_str(),
+            consulted[1].policy_version_id.as_str(),
+            consulted[1].version,
+            consulted[1].decision.as_str()
+        ),
+        ("lenient", "v-lenient", 1, "approve")
+    );
+    // deny > review > judge > approve, whatever the registration order.
+    for (first, second, winner) in [
+        (&approve, &review, Verdict::Review),
+        (&judge, &approve, Verdict::Judge),
+        (&review, &judge, Verdict::Review),
+        (&deny, &review, Verdict::Deny),
+        (&judge, &deny, Verdict::Deny),
+    ] {
+        let policies = vec![
+            policy("a", &["wire"], "2026-01-01", Some(first)),
+            policy("b", &["wire"], "2026-01-02", Some(second)),
+        ];
+        assert_eq!(
+            decide(&policies, json!({})).await.0.map(|d| d.1),
+            Some(winner)
+        );
+        let reversed: Vec<_> = policies.into_iter().rev().collect();
+        assert_eq!(
+            decide(&reversed, json!({})).await.0.map(|d| d.1),
+            Some(winner)
+        );
+    }
+    // Plain-English rules only: the judge.
+    assert_eq!(
+        decide(&[version("english", &["wire"], "2026-01-01")], json!({}))
+            .await
+            .0,
+        Some(("english".to_string(), Verdict::Judge))
+    );
+    // Among equals: tool-specific over catch-all, then the smallest policy_id; never the newest.
+    let policies = vec![
+        policy("a-all", &[], "2026-01-09", Some(&approve)),
+        policy("z-wire", &["wire"], "2026-01-01", Some(&approve)),
+        policy("m-wire", &["wire"], "2026-01-05", Some(&approve)),
+    ];
+    assert_eq!(
+        decide(&policies, json!({})).await.0,
+        Some(("m-wire".to_string(), Verdict::Approve))
+    );
+    // A named policy that does not cover the tool may restrict, never widen.
+    let policies = vec![
+        policy("wires", &["wire"], "2026-01-01", Some(&approve)),
+        policy("strict", &["email"], "2026-01-01", Some(&review)),
+    ];
+    assert_eq!(
+        decide(&policies, json!({"policy_id": "strict"})).await.0,
+        Some(("strict".to_string(), Verdict::Review))
+    );
+    assert!(decide(&policies[1..], json!({"policy_id": "strict"}))
+        .await
+        .0
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_policy_that_cannot_be_evaluated_denies() {
+    let input = json!({"tool_name": "wire", "tool_args": {"z": 1}});
+    // `decision` is an object for this input: the module errs at evaluation.
+    let broken = "package p\ndefault decision := \"approve\"\ndecision := input.tool_args if { input.tool_args.z == 1 }";
+    let undecided = "package p\ndecision := \"approve\" if { input.tool_args.z == 2 }";
+    let approve = rego("approve");
+    for (module, code) in [
+        (broken, "policy_evaluation_error"),
+        (undecided, "policy_undecided"),
+    ] {
+        let policies = vec![
+            policy("ok", &["wire"], "2026-01-01", Some(&approve)),
+            policy("bad", &[], "2026-01-01", Some(module)),
+        ];
+        let evaluation = evaluate(&policies, "wire", &json!({}), &input).await;
+        let deciding = evaluation.deciding().expect("a policy applies");
+        assert_eq!(deciding.policy.version.policy_id, "bad");
+        assert_eq!(deciding.verdict, Verdict::Deny);
+        assert_eq!(deciding.reason_code.as_deref(), Some(code));
+        assert!(deciding.fail_closed);
+    }
+    let deny_only = [policy("d", &["wire"], "2026-01-01", Some(&rego("deny")))];
+    let denied = evaluate(&deny_only, "wire", &json!({}), &input).await;
+    let deciding = denied.deciding().expect("applies");
+    assert_eq!(deciding.reason_code.as_deref(), Some("policy_denied"));
+    assert!(!deciding.fail_closed, "a rule's deny is not a failure");
 }
 
 #[test]

@@ -48,6 +48,12 @@ impl AnchorSink for FolderAnchor {
         "file"
     }
 
+    fn uri(&self, tenant_id: &str, key: &str) -> String {
+        let path = self.tenant_dir(tenant_id).join(key);
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        format!("file://{}", absolute.display())
+    }
+
     async fn put(
         &self,
         tenant_id: &str,
@@ -68,9 +74,8 @@ impl AnchorSink for FolderAnchor {
             .await
             .map_err(|e| AnchorError::Unavailable(e.to_string()))?
             .map_err(|e| AnchorError::Unavailable(format!("{}: {e}", path.display())))?;
-        let absolute = std::fs::canonicalize(&path).unwrap_or(path);
         Ok(Exported {
-            uri: format!("file://{}", absolute.display()),
+            uri: self.uri(tenant_id, key),
             version_id: None,
         })
     }

@@ -1,3 +1,8 @@
+//! The judge queue in process memory (`JudgeQueue`): a bounded channel, drained by worker tasks that run each
+//! job through `Vault::process_judge_job`, retry it with backoff, and hand it to human review when it keeps
+//! failing. Jobs lost with the process are re-queued at start from the clearances still `processing`
+//! (`SqliteStore::processing_jobs`).
+
 use std::sync::Arc;
 use std::time::Duration;
 

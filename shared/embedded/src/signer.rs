@@ -1,3 +1,7 @@
+//! The local Ed25519 signer (`Signer`): one key, from VAULT_PRIVATE_KEY_BASE64, a PKCS#8 PEM file, or
+//! generated on first start and written beside the database (owner-only). It signs tokens, receipts and
+//! checkpoints, and publishes only its own public key.
+
 use std::path::Path;
 
 use async_trait::async_trait;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ledgix_core::contract::Ports;
 use ledgix_core::port_contract_tests;
-use ledgix_embedded::SqliteStore;
+use ledgix_embedded::{MemoryRateLimiter, SqliteStore};
 
 async fn sqlite() -> (Ports, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -14,6 +14,7 @@ async fn sqlite() -> (Ports, tempfile::TempDir) {
             store: store.clone(),
             control: store.clone(),
             usage: store,
+            limiter: Arc::new(MemoryRateLimiter::default()),
         },
         dir,
     )
@@ -37,6 +38,7 @@ mod encrypted {
                 store: store.clone(),
                 control: store.clone(),
                 usage: store,
+                limiter: Arc::new(MemoryRateLimiter::default()),
             },
             dir,
         )

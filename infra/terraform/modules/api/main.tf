@@ -26,11 +26,22 @@ resource "aws_apigatewayv2_integration" "jwks" {
 }
 
 resource "aws_apigatewayv2_route" "default" {
-  #checkov:skip=CKV_AWS_309:The vault authenticates every request itself (X-Vault-API-Key / Bearer tenant keys, X-Admin-API-Key) and answers 401 as its OpenAPI document says
+  #checkov:skip=CKV_AWS_309:The vault authenticates every request itself (X-Vault-API-Key / Bearer tenant keys) and answers 401 as its OpenAPI document says; /admin/* has its own AWS_IAM route when admin_iam_auth is on
   api_id             = aws_apigatewayv2_api.this.id
   route_key          = "$default"
   target             = "integrations/${aws_apigatewayv2_integration.clearance.id}"
   authorization_type = "NONE"
+}
+
+# Administration routes only for IAM principals (SigV4): API Gateway checks the caller's execute-api:Invoke
+# grant before the function runs, and clearance-api (VAULT_ADMIN_AUTH=iam) admits only requests whose request
+# context carries that IAM authorisation. Without it (admin_iam_auth = false) /admin/* falls to $default.
+resource "aws_apigatewayv2_route" "admin" {
+  count              = var.admin_iam_auth ? 1 : 0
+  api_id             = aws_apigatewayv2_api.this.id
+  route_key          = "ANY /admin/{proxy+}"
+  target             = "integrations/${aws_apigatewayv2_integration.clearance.id}"
+  authorization_type = "AWS_IAM"
 }
 
 resource "aws_apigatewayv2_route" "jwks" {
@@ -53,6 +64,8 @@ resource "aws_apigatewayv2_stage" "default" {
   name        = "$default"
   auto_deploy = true
 
+  # The whole stage's rate, before any request reaches clearance-api (and so before any key lookup). On AWS this
+  # stands in for ledgix dev's per-client-address limit (VAULT_CLIENT_RATE_LIMIT_*): Lambda sees no socket.
   default_route_settings {
     throttling_rate_limit  = var.throttling_rate_limit
     throttling_burst_limit = var.throttling_burst_limit

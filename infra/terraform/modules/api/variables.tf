@@ -38,6 +38,12 @@ variable "throttling_burst_limit" {
   type        = number
 }
 
+variable "admin_iam_auth" {
+  description = "Route ANY /admin/{proxy+} with authorization_type AWS_IAM (SigV4)."
+  type        = bool
+  default     = true
+}
+
 variable "log_retention_days" {
   description = "Retention of the access log group."
   type        = number

@@ -62,6 +62,22 @@ impl TenantStore for CrashingStore {
     async fn idempotency(&self, t: &str, k: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         TenantStore::idempotency(self.inner.as_ref(), t, k).await
     }
+    async fn burn_jti(
+        &self,
+        t: &str,
+        jti: &str,
+        expires_at: i64,
+        answer: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        self.inner.burn_jti(t, jti, expires_at, answer).await
+    }
+    async fn consume_answer(
+        &self,
+        t: &str,
+        k: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.consume_answer(t, k).await
+    }
     async fn tree_state(&self, t: &str) -> Result<TreeState, StoreError> {
         self.inner.tree_state(t).await
     }
@@ -107,6 +123,9 @@ struct FlakyAnchor {
 impl AnchorSink for FlakyAnchor {
     fn target(&self) -> &str {
         "file"
+    }
+    fn uri(&self, tenant_id: &str, key: &str) -> String {
+        self.inner.uri(tenant_id, key)
     }
     async fn put(
         &self,
@@ -164,7 +183,7 @@ async fn harness(batch: usize) -> Harness {
     let vault = Arc::new(Vault::new(settings, ports));
     let created = vault.create_tenant("t", None).await.expect("tenant");
     let principal = vault
-        .authenticate(&created.api_key)
+        .authenticate(created.api_key.as_deref().expect("shown once"))
         .await
         .expect("principal");
     Harness {
@@ -313,4 +332,49 @@ async fn export_failures_are_retried_in_order_and_lose_nothing() {
         ]
     );
     assert_tree_is_whole(&h, 10).await;
+}
+
+/// The exported `checkpoints/<id>.json` says what the vault recorded for its export (where, `exported`, when),
+/// not the `pending` copy taken before it; its signed payload and hash are the checkpoint's own.
+#[tokio::test]
+async fn exported_checkpoint_objects_carry_their_final_export_fields() {
+    let h = harness(4).await;
+    let tenant = h.principal.tenant_id.clone();
+    decide(&h, 10).await;
+    for _ in 0..3 {
+        h.vault.seal_and_export(&tenant).await.expect("round");
+    }
+    let recorded = h.vault.checkpoints(&h.principal, 100).await.expect("read");
+    assert_eq!(recorded.len(), 3);
+    for checkpoint in &recorded {
+        let uri = &checkpoint.export_uri;
+        let path = uri.strip_prefix("file://").expect("a file URI");
+        let object: ledgix_core::checkpoint::Checkpoint =
+            serde_json::from_slice(&std::fs::read(path).expect("the object is where its URI says"))
+                .expect("a checkpoint");
+        assert_eq!(
+            &object, checkpoint,
+            "checkpoint {}: the object is the vault's record",
+            checkpoint.checkpoint_id
+        );
+        assert_eq!(object.export_status, "exported");
+        assert!(object.exported_at.is_some());
+        assert!(
+            path.ends_with(&format!("checkpoints/{}.json", checkpoint.checkpoint_id)),
+            "{uri}"
+        );
+        // The signed part verifies as before: the payload is the draft's, the hash is over it.
+        let payload = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &object.checkpoint_payload,
+        )
+        .expect("base64url");
+        assert_eq!(
+            hex::encode(ledgix_core::ledger::domain_hash(
+                ledgix_core::ledger::CHECKPOINT_HASH_PREFIX,
+                &payload
+            )),
+            object.checkpoint_hash
+        );
+    }
 }

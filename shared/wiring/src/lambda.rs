@@ -1,10 +1,9 @@
 //! Lambda event handlers shared by the functions (and fed the sample events in `events/` by tests).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use ledgix_core::ports::JudgeJob;
 use ledgix_core::Vault;
 use serde_json::{json, Value};
-
-use crate::bootstrap::parse_job;
 
 /// judge-worker: decide an SQS FIFO batch in order; report the first failure and everything after it.
 pub async fn judge_batch(vault: &Vault, event: SqsEvent) -> SqsBatchResponse {
@@ -14,7 +13,7 @@ pub async fn judge_batch(vault: &Vault, event: SqsEvent) -> SqsBatchResponse {
         .map(|m| {
             (
                 m.message_id.unwrap_or_default(),
-                m.body.as_deref().and_then(parse_job),
+                m.body.as_deref().and_then(JudgeJob::from_message),
             )
         })
         .collect();

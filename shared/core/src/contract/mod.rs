@@ -1,6 +1,12 @@
-//! The port contract suite: behaviour every `TenantStore` + `ControlPlane` adapter must show. Adapters run
-//! it with `port_contract_tests!(async_factory)` (embedded now; AWS joins with the same macro).
-//! Test-only code: it asserts, so it panics on failure.
+//! The port contract suite: behaviour every `TenantStore` + `ControlPlane` (+ `UsageMeter`, `RateLimiter`)
+//! adapter must show. Adapters run it with `port_contract_tests!(async_factory)`: the embedded SQLite
+//! adapter (ledgix-embedded's tests/contract.rs) and the AWS adapters (ledgix-aws's tests/contract.rs, on PostgreSQL and the emulator).
+//! Test-only code: it asserts, so it panics on failure. The token-burn cases are in `burns`, the
+//! rate-limit case in `ratelimit`.
+
+mod burns;
+mod keys;
+mod ratelimit;
 
 use std::sync::Arc;
 
@@ -12,13 +18,18 @@ use crate::model::{
     ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ConfidenceBucket,
     IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
 };
-use crate::ports::{ControlPlane, TenantStore, UsageMeter, Write};
+use crate::ports::{ControlPlane, RateLimiter, TenantStore, UsageMeter, Write};
 
-/// What an adapter factory hands the suite: one state backend, both ports.
+pub use burns::*;
+pub use keys::*;
+pub use ratelimit::*;
+
+/// What an adapter factory hands the suite: one state backend, its ports.
 pub struct Ports {
     pub store: Arc<dyn TenantStore>,
     pub control: Arc<dyn ControlPlane>,
     pub usage: Arc<dyn UsageMeter>,
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -56,8 +67,11 @@ pub fn clearance(tenant_id: &str, request_id: &str, status: ClearanceStatus) -> 
         decided_by: None,
         token: None,
         jti: None,
+        requested_by: "key-agent".into(),
         created_at: crate::model::now_rfc3339(),
         updated_at: crate::model::now_rfc3339(),
+        policies_consulted: vec![],
+        root_approved_at: None,
     }
 }
 
@@ -106,7 +120,7 @@ fn idem(scope: &str, key: &str) -> IdempotencyRecord {
     }
 }
 
-fn is_conflict(result: &Result<Vec<i64>, StoreError>, which: Conflict) -> bool {
+fn is_conflict<T>(result: &Result<T, StoreError>, which: Conflict) -> bool {
     matches!(result, Err(StoreError::Conflict(c)) if *c == which)
 }
 
@@ -150,37 +164,14 @@ pub async fn commit_is_all_or_nothing(p: Ports) {
 
     // A token burn and its idempotent answer are atomic too.
     let jti = unique("jti");
-    let scope = crate::service::consume_scope(&tenant);
-    p.store
-        .commit(
-            &tenant,
-            vec![Write::BurnJti {
-                jti: jti.clone(),
-                expires_at: 1,
-            }],
-        )
-        .await
-        .expect("first burn");
-    let again = p
-        .store
-        .commit(
-            &tenant,
-            vec![
-                Write::PutIdempotency(idem(&scope, "c1")),
-                Write::BurnJti { jti, expires_at: 1 },
-            ],
-        )
-        .await;
+    burn(&p, &tenant, &jti, None).await.expect("first burn");
+    let again = burn(&p, &tenant, &jti, Some("c1")).await;
     assert!(
         is_conflict(&again, Conflict::JtiBurned),
         "second burn conflicts: {again:?}"
     );
     assert!(
-        p.store
-            .idempotency(&scope, "c1")
-            .await
-            .expect("read")
-            .is_none(),
+        consume_answer(&p, &tenant, "c1").await.is_none(),
         "its answer was not recorded"
     );
 }
@@ -229,30 +220,6 @@ pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
         vec![16, 17, 18, 19, 20],
         "ledger_tail is the newest N, ascending"
     );
-}
-
-pub async fn jti_burns_exactly_once_under_concurrency(p: Ports) {
-    let tenant = unique("t");
-    let jti = unique("jti");
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let store = p.store.clone();
-        let (tenant, jti) = (tenant.clone(), jti.clone());
-        tasks.push(tokio::spawn(async move {
-            store
-                .commit(&tenant, vec![Write::BurnJti { jti, expires_at: 1 }])
-                .await
-        }));
-    }
-    let mut ok = 0;
-    for task in tasks {
-        match task.await.expect("task") {
-            Ok(_) => ok += 1,
-            Err(StoreError::Conflict(Conflict::JtiBurned)) => {}
-            Err(e) => panic!("unexpected error {e}"),
-        }
-    }
-    assert_eq!(ok, 1, "exactly one burn wins");
 }
 
 pub async fn idempotency_keys_are_recorded_once_per_scope(p: Ports) {
@@ -473,6 +440,8 @@ pub async fn tenants_and_keys(p: Ports) {
         key_hash: format!("hash-{id}-{}", tenant.tenant_id),
         created_at: crate::model::now_rfc3339(),
         revoked: false,
+        roles: crate::roles::Role::ALL.to_vec(),
+        name: String::new(),
     };
     let record = idem("admin", &unique("idem"));
     p.control
@@ -594,11 +563,15 @@ macro_rules! port_contract_tests {
             commit_is_all_or_nothing,
             seq_is_per_tenant_gapless_under_concurrency,
             jti_burns_exactly_once_under_concurrency,
+            consume_answers_are_burned_with_the_jti_and_kept_apart,
             idempotency_keys_are_recorded_once_per_scope,
             clearance_updates_are_conditional_and_reads_isolated,
             policies_and_settings_round_trip,
             tenants_and_keys,
-            usage_counts_add_up_per_tenant_and_day);
+            keys_carry_roles_and_are_listed_per_tenant,
+            tenant_key_answers_are_kept_apart_from_admin_answers,
+            usage_counts_add_up_per_tenant_and_day,
+            rate_limit_decides_every_concurrent_request);
     };
     (@case $attrs:tt $factory:expr, $($case:ident),+) => {
         $( $crate::port_contract_tests!(@one $attrs $factory, $case); )+

@@ -4,8 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ledgix_core::config::VaultSettings;
+use ledgix_core::config::{
+    VaultSettings, DEFAULT_ANCHOR_PREFIX, DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, DEFAULT_KEY_ID,
+    DEFAULT_LOG_ORIGIN, DEFAULT_MAX_POLICIES_PER_TENANT, DEFAULT_MINT_MAX_AGE_SECONDS,
+};
 use ledgix_core::ratelimit::RateLimit;
+use ledgix_core::rego_guard::{self, RegoLimits};
+
+/// The shortest administration key the vault starts with (LEDGIX_ADMIN_API_KEY).
+pub const MIN_ADMIN_API_KEY_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -17,6 +24,24 @@ pub enum Backend {
     Embedded,
     Aws,
 }
+
+/// VAULT_ADMIN_AUTH: how administration routes are admitted (ledgix_api::admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAuth {
+    /// The operator's key in `X-Admin-API-Key` (LEDGIX_ADMIN_API_KEY).
+    Header,
+    /// Only requests API Gateway authorised with IAM (SigV4); the admin key is not consulted.
+    Iam,
+    /// Administration routes are not served.
+    Off,
+}
+
+/// Default of VAULT_CLIENT_RATE_LIMIT_RPS / _BURST: generous for one host running many agents (the per-key
+/// limit is 20/40), small enough that wrong keys from one address cannot keep key lookup busy.
+pub const DEFAULT_CLIENT_RATE_LIMIT: RateLimit = RateLimit {
+    rps: 100,
+    burst: 200,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignerBackend {
@@ -54,10 +79,16 @@ pub struct Config {
     pub kms_key_id: Option<String>,
     pub key_id: String,
     pub jwt_ttl_seconds: i64,
+    /// VAULT_MINT_MAX_AGE_SECONDS.
+    pub mint_max_age_seconds: i64,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub cors_allowed_origin: Option<String>,
     pub rate_limit: RateLimit,
+    /// VAULT_CLIENT_RATE_LIMIT_RPS / _BURST: per client address, before key lookup (0 RPS: off).
+    pub client_rate_limit: RateLimit,
+    /// VAULT_ADMIN_AUTH.
+    pub admin_auth: AdminAuth,
     pub async_workers: usize,
     pub async_queue_size: usize,
     pub allow_stub_judge: bool,
@@ -66,6 +97,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub policy_cache_ttl: Duration,
     pub auth_cache_ttl: Duration,
+    /// VAULT_REGO_TIME_LIMIT_MS, VAULT_REGO_MEMORY_LIMIT_BYTES.
+    pub rego_limits: RegoLimits,
+    /// VAULT_MAX_POLICIES_PER_TENANT.
+    pub max_policies_per_tenant: usize,
     pub emf_metrics: bool,
     pub anchor_interval: Duration,
     /// 32-byte AES-256-GCM key (base64) for payloads at rest.
@@ -144,8 +179,31 @@ impl Config {
                 "VAULT_JWT_TTL={jwt_ttl_seconds} must be between 1 and 86400 seconds"
             )));
         }
+        let mint_max_age_seconds: i64 =
+            env.number("VAULT_MINT_MAX_AGE_SECONDS", DEFAULT_MINT_MAX_AGE_SECONDS)?;
+        if !(1..=31_536_000).contains(&mint_max_age_seconds) {
+            return Err(ConfigError(format!(
+                "VAULT_MINT_MAX_AGE_SECONDS={mint_max_age_seconds} must be between 1 and 31536000 seconds"
+            )));
+        }
         let rps: u32 = env.number("VAULT_RATE_LIMIT_RPS", 20)?;
         let burst: u32 = env.number("VAULT_RATE_LIMIT_BURST", 40)?;
+        let client_rps: u32 =
+            env.number("VAULT_CLIENT_RATE_LIMIT_RPS", DEFAULT_CLIENT_RATE_LIMIT.rps)?;
+        let client_burst: u32 = env.number(
+            "VAULT_CLIENT_RATE_LIMIT_BURST",
+            DEFAULT_CLIENT_RATE_LIMIT.burst,
+        )?;
+        let admin_auth = match env.string("VAULT_ADMIN_AUTH", "header").as_str() {
+            "header" => AdminAuth::Header,
+            "iam" => AdminAuth::Iam,
+            "off" => AdminAuth::Off,
+            other => {
+                return Err(ConfigError(format!(
+                    "VAULT_ADMIN_AUTH={other:?} must be header, iam or off"
+                )))
+            }
+        };
         let backend = match env.get("VAULT_BACKEND").as_deref() {
             Some("aws") => Backend::Aws,
             Some("embedded") => Backend::Embedded,
@@ -165,15 +223,21 @@ impl Config {
             private_key_file: env.get("VAULT_PRIVATE_KEY_FILE").map(PathBuf::from),
             private_key_base64: env.get("VAULT_PRIVATE_KEY_BASE64"),
             kms_key_id: env.get("VAULT_KMS_KEY_ID"),
-            key_id: env.string("VAULT_KEY_ID", "vault-key-001"),
+            key_id: env.string("VAULT_KEY_ID", DEFAULT_KEY_ID),
             jwt_ttl_seconds,
-            jwt_issuer: env.string("VAULT_JWT_ISSUER", "alcv-vault"),
-            jwt_audience: env.string("VAULT_JWT_AUDIENCE", "ledgix-sdk"),
+            mint_max_age_seconds,
+            jwt_issuer: env.string("VAULT_JWT_ISSUER", DEFAULT_JWT_ISSUER),
+            jwt_audience: env.string("VAULT_JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE),
             cors_allowed_origin: env.get("VAULT_CORS_ALLOWED_ORIGIN"),
             rate_limit: RateLimit {
                 rps,
                 burst: burst.max(1),
             },
+            client_rate_limit: RateLimit {
+                rps: client_rps,
+                burst: client_burst.max(1),
+            },
+            admin_auth,
             async_workers: env.number("VAULT_CLEARANCE_ASYNC_WORKERS", 16)?,
             async_queue_size: env.number("VAULT_CLEARANCE_ASYNC_QUEUE_SIZE", 2048)?,
             allow_stub_judge: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
@@ -182,6 +246,20 @@ impl Config {
             data_dir: PathBuf::from(env.string("VAULT_DATA_DIR", ".ledgix")),
             policy_cache_ttl: Duration::from_secs(env.number("VAULT_POLICY_CACHE_TTL_SECONDS", 5)?),
             auth_cache_ttl: Duration::from_secs(env.number("VAULT_AUTH_CACHE_TTL_SECONDS", 5)?),
+            rego_limits: RegoLimits {
+                time: Duration::from_millis(env.number(
+                    "VAULT_REGO_TIME_LIMIT_MS",
+                    rego_guard::DEFAULT_TIME_LIMIT.as_millis() as u64,
+                )?),
+                memory_bytes: env.number(
+                    "VAULT_REGO_MEMORY_LIMIT_BYTES",
+                    rego_guard::DEFAULT_MEMORY_LIMIT_BYTES,
+                )?,
+            },
+            max_policies_per_tenant: env.number(
+                "VAULT_MAX_POLICIES_PER_TENANT",
+                DEFAULT_MAX_POLICIES_PER_TENANT,
+            )?,
             emf_metrics: match env.get("VAULT_METRICS").as_deref() {
                 // On by default inside Lambda, where CloudWatch reads EMF from the log stream.
                 None => env.get("AWS_LAMBDA_FUNCTION_NAME").is_some(),
@@ -199,13 +277,21 @@ impl Config {
                 env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?,
             ),
             anchor_batch_size: env.number("VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE", 500)?,
-            anchor_prefix: env.string("VAULT_LEDGER_ANCHOR_PREFIX", "ledgix"),
-            log_origin_prefix: env.string("VAULT_LEDGER_LOG_ORIGIN", "ledgix-vault"),
+            anchor_prefix: env.string("VAULT_LEDGER_ANCHOR_PREFIX", DEFAULT_ANCHOR_PREFIX),
+            log_origin_prefix: env.string("VAULT_LEDGER_LOG_ORIGIN", DEFAULT_LOG_ORIGIN),
             dev_mode: dev_defaults,
         };
         if config.anchor_interval.is_zero() || config.anchor_batch_size == 0 {
             return Err(ConfigError(
                 "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS and VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE must be positive".into(),
+            ));
+        }
+        if config.rego_limits.time.is_zero()
+            || config.rego_limits.memory_bytes == 0
+            || config.max_policies_per_tenant == 0
+        {
+            return Err(ConfigError(
+                "VAULT_REGO_TIME_LIMIT_MS, VAULT_REGO_MEMORY_LIMIT_BYTES and VAULT_MAX_POLICIES_PER_TENANT must be positive".into(),
             ));
         }
         if config.signer_backend == SignerBackend::AwsKms && config.kms_key_id.is_none() {
@@ -218,6 +304,15 @@ impl Config {
             return Err(ConfigError(
                 "VAULT_JUDGE_URL is set, but only the stub judge is available in this build".into(),
             ));
+        }
+        if let Some(key) = &config.admin_api_key {
+            // The length only, never the key: an operator key must not be guessable.
+            if key.len() < MIN_ADMIN_API_KEY_BYTES {
+                return Err(ConfigError(format!(
+                    "LEDGIX_ADMIN_API_KEY is {} bytes; it must be at least {MIN_ADMIN_API_KEY_BYTES} (e.g. `openssl rand -base64 32`)",
+                    key.len()
+                )));
+            }
         }
         if config.private_key_file.is_some() && config.private_key_base64.is_some() {
             return Err(ConfigError(
@@ -232,6 +327,7 @@ impl Config {
             jwt_issuer: self.jwt_issuer.clone(),
             jwt_audience: self.jwt_audience.clone(),
             jwt_ttl_seconds: self.jwt_ttl_seconds,
+            mint_max_age_seconds: self.mint_max_age_seconds,
             rate_limit: self.rate_limit,
             admin_key_hash,
             policy_cache_ttl: self.policy_cache_ttl,
@@ -239,6 +335,8 @@ impl Config {
             ledger_mmd_seconds: self.anchor_interval.as_secs() as i64,
             anchor_batch_size: self.anchor_batch_size,
             log_origin_prefix: self.log_origin_prefix.clone(),
+            rego_limits: self.rego_limits,
+            max_policies_per_tenant: self.max_policies_per_tenant,
         }
     }
 }
@@ -263,8 +361,38 @@ mod tests {
         let c = config(&[]).expect("defaults are valid");
         assert_eq!(c.key_id, "vault-key-001");
         assert_eq!(c.jwt_ttl_seconds, 300);
+        assert_eq!(c.mint_max_age_seconds, 3600);
         assert_eq!(c.rate_limit, RateLimit { rps: 20, burst: 40 });
         assert!(!c.allow_stub_judge);
+        assert_eq!(c.client_rate_limit, DEFAULT_CLIENT_RATE_LIMIT);
+        assert_eq!(c.admin_auth, AdminAuth::Header);
+    }
+
+    #[test]
+    fn client_limit_and_admin_auth_settings() {
+        let c = config(&[
+            ("VAULT_CLIENT_RATE_LIMIT_RPS", "0"),
+            ("VAULT_ADMIN_AUTH", "iam"),
+        ])
+        .expect("valid");
+        assert!(!c.client_rate_limit.enabled(), "0 turns the limit off");
+        assert_eq!(c.admin_auth, AdminAuth::Iam);
+        let c = config(&[
+            ("VAULT_CLIENT_RATE_LIMIT_RPS", "5"),
+            ("VAULT_CLIENT_RATE_LIMIT_BURST", "7"),
+            ("VAULT_ADMIN_AUTH", "off"),
+        ])
+        .expect("valid");
+        assert_eq!(c.client_rate_limit, RateLimit { rps: 5, burst: 7 });
+        assert_eq!(c.admin_auth, AdminAuth::Off);
+        for (name, bad) in [
+            ("VAULT_ADMIN_AUTH", "sigv4"),
+            ("VAULT_CLIENT_RATE_LIMIT_RPS", "-1"),
+            ("VAULT_CLIENT_RATE_LIMIT_BURST", "many"),
+        ] {
+            let err = config(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]
@@ -273,5 +401,31 @@ mod tests {
         assert!(err.to_string().contains("VAULT_RATE_LIMIT_RPS"));
         let err = config(&[("VAULT_SIGNER_BACKEND", "hsm")]).unwrap_err();
         assert!(err.to_string().contains("VAULT_SIGNER_BACKEND"));
+        for bad in ["0", "-5", "soon"] {
+            let err = config(&[("VAULT_MINT_MAX_AGE_SECONDS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("VAULT_MINT_MAX_AGE_SECONDS"),
+                "{err}"
+            );
+        }
+        let c = config(&[("VAULT_MINT_MAX_AGE_SECONDS", "2")]).expect("valid");
+        assert_eq!(c.vault_settings(None).mint_max_age_seconds, 2);
+    }
+
+    #[test]
+    fn short_admin_keys_are_refused_without_showing_them() {
+        let short = "lva_too_short_0123456789abcdefg"; // 31 bytes
+        assert_eq!(short.len(), MIN_ADMIN_API_KEY_BYTES - 1);
+        let err = config(&[("LEDGIX_ADMIN_API_KEY", short)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LEDGIX_ADMIN_API_KEY"), "{err}");
+        assert!(err.contains("31 bytes"), "{err}");
+        assert!(!err.contains(short), "the key is never shown: {err}");
+        let long = "lva_long_enough_0123456789abcdefg"; // 33 bytes
+        let c = config(&[("LEDGIX_ADMIN_API_KEY", long)]).expect("long enough");
+        assert_eq!(c.admin_api_key.as_deref(), Some(long));
+        // Blank is unset (no admin routes), not a short key.
+        assert!(config(&[("LEDGIX_ADMIN_API_KEY", "  ")]).is_ok());
     }
 }

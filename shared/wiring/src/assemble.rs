@@ -1,12 +1,12 @@
-//! Wiring: build every port's adapter once, at start, and hand them to the domain.
+//! Assembly: build every port's adapter once, at start (embedded or AWS), and hand them to the domain.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledgix_aws::sqs::SqsJudgeQueue;
+use ledgix_aws::sqs::{self, SqsJudgeQueue};
 use ledgix_aws::{AwsBackend, AwsSettings};
 use ledgix_core::judge::StubJudge;
-use ledgix_core::ports::{AnchorSink, Judge, JudgeJob, JudgeQueue, Signer};
+use ledgix_core::ports::{AnchorSink, Judge, JudgeQueue, Signer};
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
@@ -15,10 +15,11 @@ use ledgix_embedded::{
     SqliteStore,
 };
 
-use crate::config::{Backend, Config, ConfigError, SignerBackend};
+use crate::config::{Backend, Config, ConfigError, Overlay, SignerBackend};
 
-/// The wired vault and what it needs running beside it in a long-lived process.
-pub struct EmbeddedVault {
+/// The vault assembled on one backend, and what a long-lived process runs beside it (the anchor timer and the
+/// judge workers: in process, or an SQS long-poller).
+pub struct WiredVault {
     pub vault: Arc<Vault>,
     /// Embedded state, when the backend is embedded.
     pub store: Option<Arc<SqliteStore>>,
@@ -32,7 +33,7 @@ pub struct EmbeddedVault {
 
 /// Merge the AWS_SECRET_NAME bootstrap secret over the environment, then parse the configuration.
 pub async fn load_config(dev_defaults: bool) -> Result<Config, ConfigError> {
-    let overlay = crate::config::Overlay(
+    let overlay = Overlay(
         ledgix_aws::bootstrap_environment()
             .await
             .map_err(|e| ConfigError(e.to_string()))?,
@@ -46,7 +47,7 @@ pub async fn load_config(dev_defaults: bool) -> Result<Config, ConfigError> {
 pub async fn build(
     config: &Config,
     admin_key_hash: Option<String>,
-) -> Result<EmbeddedVault, ConfigError> {
+) -> Result<WiredVault, ConfigError> {
     match config.backend {
         Backend::Embedded => build_embedded(config, admin_key_hash),
         Backend::Aws => build_aws(config, admin_key_hash).await,
@@ -69,7 +70,7 @@ fn folder_anchor(config: &Config) -> Arc<dyn AnchorSink> {
 pub fn build_embedded(
     config: &Config,
     admin_key_hash: Option<String>,
-) -> Result<EmbeddedVault, ConfigError> {
+) -> Result<WiredVault, ConfigError> {
     if config.signer_backend == SignerBackend::AwsKms {
         return Err(ConfigError(
             "VAULT_SIGNER_BACKEND=aws_kms needs the AWS backend (VAULT_BACKEND=aws)".into(),
@@ -106,7 +107,7 @@ pub fn build_embedded(
         anchor: Some(folder_anchor(config)),
         usage: store.clone(),
     };
-    Ok(EmbeddedVault {
+    Ok(WiredVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
         store: Some(store),
         receiver: Some(receiver),
@@ -121,7 +122,7 @@ pub fn build_embedded(
 async fn build_aws(
     config: &Config,
     admin_key_hash: Option<String>,
-) -> Result<EmbeddedVault, ConfigError> {
+) -> Result<WiredVault, ConfigError> {
     let mut settings = AwsSettings::from_lookup(|name| config.overlay.get(name))
         .map_err(|e| ConfigError(e.to_string()))?;
     if !config.exports_anchors {
@@ -165,7 +166,7 @@ async fn build_aws(
             .then(|| aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
         usage: aws.usage.clone(),
     };
-    Ok(EmbeddedVault {
+    Ok(WiredVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
         store: None,
         receiver,
@@ -226,7 +227,7 @@ fn restrict_permissions(dir: &std::path::Path) {
 #[cfg(not(unix))]
 fn restrict_permissions(_dir: &std::path::Path) {}
 
-impl EmbeddedVault {
+impl WiredVault {
     /// Run the anchor job every VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS in the background.
     pub fn start_anchor_timer(&self) {
         let (vault, interval) = (self.vault.clone(), self.anchor_interval);
@@ -257,7 +258,7 @@ impl EmbeddedVault {
                 self.sqs_wait_seconds,
                 self.sqs_visibility_seconds,
             );
-            tokio::spawn(async move { poll_sqs(vault, sqs, wait, visibility).await });
+            tokio::spawn(sqs::poll(vault, sqs, wait, visibility));
             return Ok(0);
         }
         let Some(receiver) = self.receiver.take() else {
@@ -275,68 +276,6 @@ impl EmbeddedVault {
             self.vault.requeue(job).await;
         }
         Ok(stranded.len())
-    }
-}
-
-/// Parse one queue message body into a judge job.
-pub fn parse_job(body: &str) -> Option<JudgeJob> {
-    serde_json::from_str(body).ok()
-}
-
-async fn poll_sqs(
-    vault: Arc<Vault>,
-    sqs: Arc<SqsJudgeQueue>,
-    wait_seconds: i32,
-    visibility_seconds: i32,
-) {
-    loop {
-        let received = sqs
-            .client()
-            .receive_message()
-            .queue_url(sqs.queue_url())
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait_seconds.clamp(0, 20))
-            .visibility_timeout(visibility_seconds)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %e.into_service_error(), "SQS receive failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let batch: Vec<(String, Option<JudgeJob>)> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.message_id().unwrap_or_default().to_string(),
-                    m.body().and_then(parse_job),
-                )
-            })
-            .collect();
-        let failed = vault.process_judge_batch(batch).await;
-        for message in &messages {
-            if failed
-                .iter()
-                .any(|f| Some(f.as_str()) == message.message_id())
-            {
-                continue;
-            }
-            if let Some(handle) = message.receipt_handle() {
-                if let Err(e) = sqs
-                    .client()
-                    .delete_message()
-                    .queue_url(sqs.queue_url())
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                {
-                    tracing::warn!(error = %e.into_service_error(), "SQS delete failed; the message will be redelivered and skipped");
-                }
-            }
-        }
     }
 }
 

@@ -6,14 +6,17 @@
 //! there; and, copied after each commit, clearance statuses (what `GET /clearance-status` polls) and idempotent
 //! answers (what every keyed request looks up first). A copy is never newer than the database and never served
 //! while it may be older (see `dynamo.rs`); a lost copy only sends a read to the database, and a replay that
-//! finds no copy is refused by the transaction's unique key, which restores the copy.
+//! finds no copy is refused by the transaction's unique key, which restores the copy. `writes` holds the
+//! database side of a commit.
+
+mod writes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ledgix_core::at_rest::PayloadCipher;
-use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
+use ledgix_core::checkpoint::Checkpoint;
 use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::ledger::LedgerEvent;
 use ledgix_core::merkle::{Hash, Position};
@@ -21,12 +24,13 @@ use ledgix_core::model::{
     ClearanceRecord, ClearanceStatus, ClearanceView, IdempotencyRecord, PolicyVersion,
     ReviewSettings,
 };
-use ledgix_core::ports::{Seal, TenantStore, TreeState, Write};
-use ledgix_core::service::is_consume_scope;
-use tokio_postgres::Transaction;
+use ledgix_core::ports::{TenantStore, TreeState, Write};
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 use crate::dynamo::{HotStatus, HotTable};
-use crate::pg::{corrupt, is_unique_violation, pg_error, unavailable};
+use crate::pg::pg_error;
 use crate::tenants::TenantDirectory;
 
 pub struct PgTenantStore {
@@ -51,7 +55,29 @@ impl PgTenantStore {
             .await?
             .get()
             .await
-            .map_err(unavailable)
+            .map_err(StoreError::unavailable)
+    }
+
+    /// At most one row of the tenant's database.
+    async fn row(
+        &self,
+        tenant_id: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let client = self.client(tenant_id).await?;
+        client.query_opt(sql, params).await.map_err(pg_error)
+    }
+
+    /// Every row `sql` selects from the tenant's database.
+    async fn rows(
+        &self,
+        tenant_id: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client(tenant_id).await?;
+        client.query(sql, params).await.map_err(pg_error)
     }
 
     /// The JSON `body` of at most one row of `table`.
@@ -60,15 +86,9 @@ impl PgTenantStore {
         tenant_id: &str,
         table: &str,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<T>, StoreError> {
-        let row = self
-            .client(tenant_id)
-            .await?
-            .query_opt(sql, params)
-            .await
-            .map_err(pg_error)?;
-        match row {
+        match self.row(tenant_id, sql, params).await? {
             Some(row) => Ok(Some(self.open(table, row.get(0)).await?)),
             None => Ok(None),
         }
@@ -80,16 +100,10 @@ impl PgTenantStore {
         tenant_id: &str,
         table: &str,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<T>, StoreError> {
-        let rows = self
-            .client(tenant_id)
-            .await?
-            .query(sql, params)
-            .await
-            .map_err(pg_error)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let mut out = Vec::new();
+        for row in self.rows(tenant_id, sql, params).await? {
             out.push(self.open(table, row.get(0)).await?);
         }
         Ok(out)
@@ -103,7 +117,7 @@ impl PgTenantStore {
         parse(&self.cipher.open(table, body).await?)
     }
 
-    async fn ledger_event(&self, row: &tokio_postgres::Row) -> Result<LedgerEvent, StoreError> {
+    async fn ledger_event(&self, row: &Row) -> Result<LedgerEvent, StoreError> {
         let mut event: LedgerEvent = self.open("ledger", row.get(0)).await?;
         event.leaf_index = row.get(1);
         event.checkpoint_id = row.get(2);
@@ -115,195 +129,22 @@ impl PgTenantStore {
         &self,
         tenant_id: &str,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<LedgerEvent>, StoreError> {
-        let rows = self
-            .client(tenant_id)
-            .await?
-            .query(sql, params)
-            .await
-            .map_err(pg_error)?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let mut events = Vec::new();
+        for row in &self.rows(tenant_id, sql, params).await? {
             events.push(self.ledger_event(row).await?);
         }
         Ok(events)
     }
 }
 
-fn unique_or(e: tokio_postgres::Error, conflict: Conflict) -> StoreError {
-    if is_unique_violation(&e) {
-        StoreError::Conflict(conflict)
-    } else {
-        unavailable(e)
-    }
-}
-
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(corrupt)
+    serde_json::to_string(value).map_err(StoreError::corrupt)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
-    serde_json::from_str(body).map_err(corrupt)
-}
-
-async fn apply(
-    tx: &Transaction<'_>,
-    cipher: &PayloadCipher,
-    write: &Write,
-) -> Result<Option<i64>, StoreError> {
-    let sealed = |table: &'static str, body: String| cipher.seal(table, body);
-    match write {
-        Write::InsertClearance(r) => {
-            tx.execute(
-                "INSERT INTO clearances (request_id, status, created_at, body) VALUES ($1, $2, $3, $4)",
-                &[&r.request_id, &r.status.as_str(), &r.created_at, &sealed("clearances", json(r)?).await?],
-            )
-            .await
-            .map_err(|e| unique_or(e, Conflict::ClearanceState))?;
-        }
-        Write::UpdateClearance { record, expected } => {
-            let changed = tx
-                .execute(
-                    "UPDATE clearances SET status = $2, body = $3 WHERE request_id = $1 AND status = $4",
-                    &[&record.request_id, &record.status.as_str(), &sealed("clearances", json(record)?).await?, &expected.as_str()],
-                )
-                .await
-                .map_err(pg_error)?;
-            if changed == 0 {
-                return Err(StoreError::Conflict(Conflict::ClearanceState));
-            }
-        }
-        Write::AppendEvent(event) => {
-            // The head row lock orders appends: seqs commit in order, so the sealer never skips one.
-            let seq: i64 = tx
-                .query_one(
-                    "UPDATE ledger_head SET last_seq = last_seq + 1 RETURNING last_seq",
-                    &[],
-                )
-                .await
-                .map_err(pg_error)?
-                .get(0);
-            let mut event = event.clone();
-            event.seq = seq;
-            tx.execute(
-                "INSERT INTO ledger (seq, request_id, event_uuid, event_hash, leaf_hash, body) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&seq, &event.request_id, &event.event_uuid, &event.event_hash, &event.leaf_hash, &sealed("ledger", json(&event)?).await?],
-            )
-            .await
-            .map_err(|e| unique_or(e, Conflict::Duplicate))?;
-            return Ok(Some(seq));
-        }
-        Write::PutPolicy(p) => {
-            tx.execute(
-                "INSERT INTO policies (version_id, policy_id, version, body) VALUES ($1, $2, $3, $4)",
-                &[&p.version_id, &p.policy_id, &p.version, &sealed("policies", json(p)?).await?],
-            )
-            .await
-            .map_err(|e| unique_or(e, Conflict::Duplicate))?;
-        }
-        Write::PutReviewSettings(settings) => {
-            tx.execute(
-                "INSERT INTO review_settings (id, body) VALUES (TRUE, $1) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                &[&json(settings)?],
-            )
-            .await
-            .map_err(pg_error)?;
-        }
-        Write::PutIdempotency(record) => {
-            tx.execute(
-                "INSERT INTO idempotency (key, body) VALUES ($1, $2)",
-                &[&record.key, &sealed("idempotency", json(record)?).await?],
-            )
-            .await
-            .map_err(|e| unique_or(e, Conflict::IdempotencyKey))?;
-        }
-        Write::BurnJti { .. } => {
-            return Err(corrupt(
-                "token burns are written to DynamoDB, not the tenant database",
-            ))
-        }
-        Write::Seal(seal) => apply_seal(tx, seal).await?,
-        Write::MarkExported {
-            checkpoint_id,
-            export_uri,
-            export_version_id,
-            exported_at,
-        } => {
-            let row = tx
-                .query_opt(
-                    "SELECT body FROM checkpoints WHERE checkpoint_id = $1 FOR UPDATE",
-                    &[checkpoint_id],
-                )
-                .await
-                .map_err(pg_error)?
-                .ok_or(StoreError::Conflict(Conflict::Duplicate))?;
-            let mut checkpoint: Checkpoint = parse(&row.get::<_, String>(0))?;
-            checkpoint.export_uri = export_uri.clone();
-            checkpoint.export_version_id = export_version_id.clone();
-            checkpoint.export_status = EXPORT_DONE.into();
-            checkpoint.exported_at = Some(exported_at.clone());
-            tx.execute(
-                "UPDATE checkpoints SET exported = TRUE, body = $2 WHERE checkpoint_id = $1",
-                &[checkpoint_id, &json(&checkpoint)?],
-            )
-            .await
-            .map_err(pg_error)?;
-        }
-    }
-    Ok(None)
-}
-
-async fn apply_seal(tx: &Transaction<'_>, seal: &Seal) -> Result<(), StoreError> {
-    let size: i64 = tx
-        .query_one("SELECT tree_size FROM ledger_head FOR UPDATE", &[])
-        .await
-        .map_err(pg_error)?
-        .get(0);
-    if size as u64 != seal.expected_tree_size {
-        return Err(StoreError::Conflict(Conflict::TreeMoved));
-    }
-    let checkpoint_id = seal.checkpoint.checkpoint_id;
-    let seqs: Vec<i64> = seal.leaves.iter().map(|(seq, _)| *seq).collect();
-    let indexes: Vec<i64> = seal.leaves.iter().map(|(_, index)| *index as i64).collect();
-    let changed = tx
-        .execute(
-            "UPDATE ledger SET leaf_index = u.leaf_index, checkpoint_id = $3
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS u(seq, leaf_index)
-             WHERE ledger.seq = u.seq AND ledger.leaf_index IS NULL",
-            &[&seqs, &indexes, &checkpoint_id],
-        )
-        .await
-        .map_err(pg_error)?;
-    if changed as usize != seal.leaves.len() {
-        return Err(StoreError::Conflict(Conflict::TreeMoved));
-    }
-    let levels: Vec<i16> = seal.nodes.iter().map(|(p, _)| i16::from(p.level)).collect();
-    let idxs: Vec<i64> = seal.nodes.iter().map(|(p, _)| p.index as i64).collect();
-    let hashes: Vec<Vec<u8>> = seal.nodes.iter().map(|(_, h)| h.to_vec()).collect();
-    tx.execute(
-        "INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
-        &[&levels, &idxs, &hashes],
-    )
-    .await
-    .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
-    tx.execute(
-        "INSERT INTO checkpoints (checkpoint_id, tree_size, body) VALUES ($1, $2, $3)",
-        &[
-            &checkpoint_id,
-            &seal.checkpoint.tree_size,
-            &json(&seal.checkpoint)?,
-        ],
-    )
-    .await
-    .map_err(|e| unique_or(e, Conflict::TreeMoved))?;
-    tx.execute(
-        "UPDATE ledger_head SET tree_size = $1",
-        &[&seal.checkpoint.tree_size],
-    )
-    .await
-    .map_err(pg_error)?;
-    Ok(())
+    serde_json::from_str(body).map_err(StoreError::corrupt)
 }
 
 /// The clearance a write commits, and whether it marked the status copy first (updates do; inserts need not,
@@ -320,23 +161,6 @@ fn clearance_write(write: &Write) -> Option<(&ClearanceRecord, bool)> {
 const STATUS_LABEL: &str = "clearance_status";
 
 impl PgTenantStore {
-    async fn commit_database(
-        &self,
-        tenant_id: &str,
-        writes: &[Write],
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut client = self.client(tenant_id).await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let mut seqs = Vec::new();
-        for write in writes {
-            if let Some(seq) = apply(&tx, &self.cipher, write).await? {
-                seqs.push(seq);
-            }
-        }
-        tx.commit().await.map_err(pg_error)?;
-        Ok(seqs)
-    }
-
     async fn sealed_view(&self, record: &ClearanceRecord) -> Result<String, StoreError> {
         self.cipher
             .seal(STATUS_LABEL, json(&ClearanceView::from(record))?)
@@ -359,7 +183,7 @@ impl PgTenantStore {
         let answers = async {
             for write in writes {
                 if let Write::PutIdempotency(record) = write {
-                    if let Err(e) = self.copy_answer(record).await {
+                    if let Err(e) = self.copy_answer(tenant_id, record).await {
                         tracing::warn!(error = %e, "idempotent answer not copied to DynamoDB; a replay is refused by the tenant database instead");
                     }
                 }
@@ -386,11 +210,13 @@ impl PgTenantStore {
             .await
     }
 
-    async fn copy_answer(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    async fn copy_answer(
+        &self,
+        tenant_id: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
         let body = self.cipher.seal("idempotency", json(record)?).await?;
-        self.hot
-            .put_idempotency(&record.scope, &record.key, body)
-            .await
+        self.hot.put_idempotency(tenant_id, &record.key, body).await
     }
 
     /// After a refused (rolled-back) commit: take back this commit's marks with the database's status, and
@@ -416,17 +242,15 @@ impl PgTenantStore {
             for write in writes {
                 if let Write::PutIdempotency(record) = write {
                     let row = self
-                        .client(tenant_id)
-                        .await?
-                        .query_opt(
+                        .row(
+                            tenant_id,
                             "SELECT body FROM idempotency WHERE key = $1",
                             &[&record.key],
                         )
-                        .await
-                        .map_err(pg_error)?;
+                        .await?;
                     if let Some(row) = row {
                         self.hot
-                            .put_idempotency(&record.scope, &record.key, row.get(0))
+                            .put_idempotency(tenant_id, &record.key, row.get(0))
                             .await?;
                     }
                 }
@@ -461,30 +285,6 @@ impl PgTenantStore {
 #[async_trait]
 impl TenantStore for PgTenantStore {
     async fn commit(&self, tenant_id: &str, writes: Vec<Write>) -> Result<Vec<i64>, StoreError> {
-        if let Some(Write::BurnJti { jti, expires_at }) =
-            writes.iter().find(|w| matches!(w, Write::BurnJti { .. }))
-        {
-            let idempotency = writes.iter().find_map(|w| match w {
-                Write::PutIdempotency(r) => Some(r),
-                _ => None,
-            });
-            if writes.len() > 1 + usize::from(idempotency.is_some()) {
-                return Err(corrupt(
-                    "a token burn commits only with its idempotent answer",
-                ));
-            }
-            let answer = match idempotency {
-                Some(record) => Some((
-                    record,
-                    self.cipher.seal("idempotency", json(record)?).await?,
-                )),
-                None => None,
-            };
-            self.hot
-                .burn_jti(tenant_id, jti, *expires_at, answer)
-                .await?;
-            return Ok(vec![]);
-        }
         // Mark before committing; if DynamoDB refuses, nothing is written (fail closed).
         for (record, marks) in writes.iter().filter_map(clearance_write) {
             if marks {
@@ -613,20 +413,19 @@ impl TenantStore for PgTenantStore {
 
     async fn idempotency(
         &self,
-        scope: &str,
+        tenant_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        match self.hot.idempotency_body(scope, key).await {
+        match self.hot.idempotency_body(tenant_id, key).await {
             Ok(Some(body)) => return Ok(Some(self.open("idempotency", body).await?)),
-            // Consume answers live only in DynamoDB; other answers are refused by the database on replay.
+            // No copy: a replay is refused by the database's unique key, which restores the copy.
             Ok(None) => return Ok(None),
-            Err(e) if is_consume_scope(scope) => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "idempotency copy unreadable; reading the tenant database")
             }
         }
         self.one(
-            scope,
+            tenant_id,
             "idempotency",
             "SELECT body FROM idempotency WHERE key = $1",
             &[&key],
@@ -634,19 +433,44 @@ impl TenantStore for PgTenantStore {
         .await
     }
 
+    /// Token burns and their answers live only in DynamoDB: one conditional transaction, no tenant database.
+    async fn burn_jti(
+        &self,
+        tenant_id: &str,
+        jti: &str,
+        expires_at: i64,
+        answer: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let answer = match answer {
+            Some(record) => Some((
+                record.key.as_str(),
+                self.cipher.seal("idempotency", json(record)?).await?,
+            )),
+            None => None,
+        };
+        self.hot.burn_jti(tenant_id, jti, expires_at, answer).await
+    }
+
+    async fn consume_answer(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        match self.hot.consume_answer_body(tenant_id, key).await? {
+            Some(body) => Ok(Some(self.open("idempotency", body).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError> {
-        let latest: Option<Checkpoint> = self
-            .one(
-                tenant_id,
-                "checkpoints",
-                "SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1",
-                &[],
-            )
-            .await?;
-        Ok(TreeState {
-            tree_size: latest.as_ref().map_or(0, |c| c.tree_size as u64),
-            latest,
-        })
+        self.one(
+            tenant_id,
+            "checkpoints",
+            "SELECT body FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map(TreeState::signed_by)
     }
 
     async fn unsequenced_events(
@@ -665,14 +489,14 @@ impl TenantStore for PgTenantStore {
     ) -> Result<HashMap<Position, Hash>, StoreError> {
         let levels: Vec<i16> = positions.iter().map(|p| i16::from(p.level)).collect();
         let idxs: Vec<i64> = positions.iter().map(|p| p.index as i64).collect();
-        let rows = self.client(tenant_id).await?
-            .query(
+        let rows = self
+            .rows(
+                tenant_id,
                 "SELECT t.level, t.idx, t.hash FROM tree_nodes t
                  JOIN UNNEST($1::smallint[], $2::bigint[]) AS u(level, idx) ON t.level = u.level AND t.idx = u.idx",
                 &[&levels, &idxs],
             )
-            .await
-            .map_err(pg_error)?;
+            .await?;
         rows.iter()
             .map(|r| {
                 let position = Position {
@@ -682,7 +506,7 @@ impl TenantStore for PgTenantStore {
                 let hash: Hash = r
                     .get::<_, Vec<u8>>(2)
                     .try_into()
-                    .map_err(|_| corrupt("tree hash is not 32 bytes"))?;
+                    .map_err(|_| StoreError::corrupt("tree hash is not 32 bytes"))?;
                 Ok((position, hash))
             })
             .collect()
@@ -694,22 +518,22 @@ impl TenantStore for PgTenantStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<Hash>, StoreError> {
-        let rows = self.client(tenant_id).await?
-            .query(
+        let rows = self
+            .rows(
+                tenant_id,
                 "SELECT event_hash FROM ledger WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
                 &[&(start as i64), &(end as i64)],
             )
-            .await
-            .map_err(pg_error)?;
+            .await?;
         let hashes: Vec<Hash> = rows
             .iter()
             .map(|r| {
                 ledgix_core::merkle::parse_hash(&r.get::<_, String>(0))
-                    .ok_or_else(|| corrupt("event hash is not hex"))
+                    .ok_or_else(|| StoreError::corrupt("event hash is not hex"))
             })
             .collect::<Result<_, _>>()?;
         if hashes.len() as u64 != end - start {
-            return Err(corrupt(format!(
+            return Err(StoreError::corrupt(format!(
                 "leaves {start}..{end} are not all sequenced"
             )));
         }
@@ -755,13 +579,13 @@ impl TenantStore for PgTenantStore {
         tenant_id: &str,
         request_id: &str,
     ) -> Result<Option<LedgerEvent>, StoreError> {
-        let row = self.client(tenant_id).await?
-            .query_opt(
+        let row = self
+            .row(
+                tenant_id,
                 "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE request_id = $1 ORDER BY seq DESC LIMIT 1",
                 &[&request_id],
             )
-            .await
-            .map_err(pg_error)?;
+            .await?;
         match row {
             Some(row) => Ok(Some(self.ledger_event(&row).await?)),
             None => Ok(None),

@@ -1,0 +1,117 @@
+//! The database's tables, created if missing each time the file is opened.
+//!
+//! Payload columns (`body`) hold JSON, sealed by the store's `Codec` where the table's rows carry request data
+//! (clearances, ledger, policies, idempotency). Idempotent answers share one table by scope: a tenant id (the
+//! tenant's ledger-writing requests), `<tenant id>#consume` (its token consumes) or `admin`.
+
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    tenant_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(tenant_id),
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    roles TEXT,
+    name TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant_id, created_at);
+CREATE TABLE IF NOT EXISTS policies (
+    tenant_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, version_id),
+    UNIQUE (tenant_id, policy_id, version)
+);
+CREATE TABLE IF NOT EXISTS review_settings (
+    tenant_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clearances (
+    tenant_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+);
+CREATE INDEX IF NOT EXISTS clearances_by_status ON clearances (tenant_id, status, created_at);
+CREATE TABLE IF NOT EXISTS ledger (
+    tenant_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    event_uuid TEXT NOT NULL UNIQUE,
+    event_hash TEXT NOT NULL,
+    leaf_hash TEXT NOT NULL,
+    leaf_index INTEGER,
+    checkpoint_id INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger (tenant_id, request_id, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_by_leaf ON ledger (tenant_id, leaf_index);
+CREATE INDEX IF NOT EXISTS ledger_unsequenced ON ledger (tenant_id, seq) WHERE leaf_index IS NULL;
+CREATE TABLE IF NOT EXISTS tree_nodes (
+    tenant_id TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tenant_id TEXT NOT NULL,
+    checkpoint_id INTEGER NOT NULL,
+    tree_size INTEGER NOT NULL,
+    exported INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, checkpoint_id)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS usage (
+    tenant_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, day, metric)
+);
+CREATE TABLE IF NOT EXISTS burned_jtis (
+    jti TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#;
+
+/// Columns added after a table first shipped: `(table, column, definition)`, added to older files at open.
+/// `api_keys.roles` is NULL on keys made before roles existed, which keep every role.
+pub(super) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("api_keys", "roles", "TEXT"),
+    ("api_keys", "name", "TEXT NOT NULL DEFAULT ''"),
+];
+
+/// Bring a file made by an older version up to `SCHEMA`.
+pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}

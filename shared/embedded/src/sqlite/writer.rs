@@ -1,0 +1,470 @@
+//! The group-commit writer: one thread owns the write connection, folds every write waiting in its channel into
+//! one transaction (each in its own savepoint, so one write's conflict rolls back only that write) and commits
+//! once before answering them all. Every write the store makes is applied here.
+
+use std::path::PathBuf;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
+
+use ledgix_core::at_rest::Codec;
+use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
+use ledgix_core::error::{Conflict, StoreError};
+use ledgix_core::model::{ApiKeyRecord, IdempotencyRecord, Tenant};
+use ledgix_core::ports::{Seal, Write};
+use ledgix_core::roles::Role;
+use rusqlite::{params, Connection, Params, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{body_row, consume_answer_scope, unique_or};
+
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 512;
+
+/// One atomic write: applied whole or not at all.
+pub(super) enum Op {
+    Tenant {
+        tenant_id: String,
+        writes: Vec<Write>,
+    },
+    Burn {
+        tenant_id: String,
+        jti: String,
+        expires_at: i64,
+        answer: Option<IdempotencyRecord>,
+    },
+    CreateTenant {
+        tenant: Tenant,
+        key: ApiKeyRecord,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    AddKey {
+        key: ApiKeyRecord,
+        idempotency: Option<IdempotencyRecord>,
+    },
+    RevokeKey {
+        key_id: String,
+    },
+    CountUsage {
+        tenant_id: String,
+        day: String,
+        metric: String,
+        count: u64,
+    },
+}
+
+pub(super) enum Done {
+    Seqs(Vec<i64>),
+    Changed(bool),
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// How long the writer waits for readers of old WAL frames before it gives up truncating, until the next group.
+const TRUNCATE_WAIT: Duration = Duration::from_secs(1);
+/// The write connection's usual busy timeout (as `super::open` sets it).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keeps the WAL under `limit` bytes. After each commit group the writer looks at the WAL's size: from a quarter
+/// of the limit it wakes the checkpoint thread (which copies pages into the database beside the commits); from
+/// half it finishes the checkpoint itself and truncates the file, `wal_checkpoint(TRUNCATE)`, before it starts
+/// the next group. No group is written meanwhile (the writes waiting fold into the next one), so the WAL never
+/// exceeds half the limit plus one group. The pause is the copying the checkpoint thread has not done yet plus
+/// the end of the reads still on old frames (at most `TRUNCATE_WAIT`; if longer, the next group tries again).
+pub(super) struct WalBound {
+    pub(super) path: PathBuf,
+    pub(super) limit: u64,
+    pub(super) wake: mpsc::SyncSender<()>,
+}
+
+impl WalBound {
+    fn after_group(&self, conn: &Connection) {
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if size >= self.limit / 2 {
+            if let Err(e) = truncate_wal(conn) {
+                tracing::warn!(error = %e, wal_bytes = size, "wal truncation failed; retried after the next group");
+            }
+        } else if size >= self.limit / 4 {
+            let _ = self.wake.try_send(()); // full: the checkpoint thread is already woken
+        }
+    }
+}
+
+fn truncate_wal(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(TRUNCATE_WAIT)
+        .map_err(StoreError::unavailable)?;
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(StoreError::unavailable)?;
+    match busy.map_err(StoreError::unavailable)? {
+        0 => Ok(()),
+        _ => Err(StoreError::unavailable("readers still on old WAL frames")),
+    }
+}
+
+/// The channel to the writer thread.
+pub(super) struct Writer(Mutex<mpsc::Sender<Job>>);
+
+impl Writer {
+    /// Start the writer thread on `conn`, the store's only write connection.
+    pub(super) fn start(conn: Connection, codec: Codec, wal: WalBound) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("ledgix-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, receiver, codec, wal))
+            .map_err(StoreError::unavailable)?;
+        Ok(Writer(Mutex::new(sender)))
+    }
+
+    /// Apply `op` in the next group and wait until that group is durable.
+    pub(super) async fn write(&self, op: Op) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .lock()
+            .map_err(|_| StoreError::unavailable("writer lock poisoned"))?
+            .send(Job { op, reply })
+            .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| StoreError::unavailable("sqlite writer dropped the request"))?
+    }
+}
+
+fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, codec: Codec, wal: WalBound) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = apply_group(&mut conn, &batch, &codec);
+        for (job, result) in batch.into_iter().zip(results) {
+            let _ = job.reply.send(result);
+        }
+        wal.after_group(&conn);
+    }
+}
+
+fn apply_group(
+    conn: &mut Connection,
+    batch: &[Job],
+    codec: &Codec,
+) -> Vec<Result<Done, StoreError>> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            return batch
+                .iter()
+                .map(|_| Err(StoreError::unavailable(&e)))
+                .collect()
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = match tx.savepoint() {
+            Ok(mut sp) => {
+                let outcome = apply(&sp, &job.op, codec);
+                match outcome {
+                    Ok(done) => sp.commit().map(|_| done).map_err(StoreError::unavailable),
+                    Err(e) => {
+                        let _ = sp.rollback();
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(StoreError::unavailable(e)),
+        };
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => results
+            .into_iter()
+            .map(|_| Err(StoreError::unavailable(&e)))
+            .collect(),
+    }
+}
+
+fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> {
+    match op {
+        Op::Tenant { tenant_id, writes } => {
+            let mut seqs = Vec::new();
+            for write in writes {
+                if let Some(seq) = apply_write(conn, tenant_id, write, codec)? {
+                    seqs.push(seq);
+                }
+            }
+            Ok(Done::Seqs(seqs))
+        }
+        Op::Burn {
+            tenant_id,
+            jti,
+            expires_at,
+            answer,
+        } => {
+            // The answer first: its conflict must win, so a retried consume replays instead of reporting 409.
+            if let Some(record) = answer {
+                put_idempotency(conn, &consume_answer_scope(tenant_id), record, codec)?;
+            }
+            insert(
+                conn,
+                Conflict::JtiBurned,
+                "INSERT INTO burned_jtis (jti, tenant_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![jti, tenant_id, expires_at],
+            )?;
+            Ok(Done::Changed(true))
+        }
+        Op::CreateTenant {
+            tenant,
+            key,
+            idempotency,
+        } => {
+            if let Some(record) = idempotency {
+                put_idempotency(conn, &record.scope, record, codec)?;
+            }
+            insert(
+                conn,
+                Conflict::Duplicate,
+                "INSERT INTO tenants (tenant_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant.tenant_id, tenant.name, tenant.created_at],
+            )?;
+            insert_key(conn, key)?;
+            Ok(Done::Changed(true))
+        }
+        Op::AddKey { key, idempotency } => {
+            if let Some(record) = idempotency {
+                put_idempotency(conn, &record.scope, record, codec)?;
+            }
+            insert_key(conn, key)?;
+            Ok(Done::Changed(true))
+        }
+        Op::CountUsage {
+            tenant_id,
+            day,
+            metric,
+            count,
+        } => {
+            exec(
+                conn,
+                "INSERT INTO usage (tenant_id, day, metric, count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, day, metric) DO UPDATE SET count = count + excluded.count",
+                params![tenant_id, day, metric, *count as i64],
+            )
+            .map_err(StoreError::unavailable)?;
+            Ok(Done::Changed(true))
+        }
+        Op::RevokeKey { key_id } => {
+            let changed = conn
+                .execute(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE key_id = ?1",
+                    params![key_id, ledgix_core::model::now_rfc3339()],
+                )
+                .map_err(StoreError::unavailable)?;
+            Ok(Done::Changed(changed > 0))
+        }
+    }
+}
+
+/// Execute with a cached prepared statement: the writer runs the same few statements all day.
+fn exec(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// Insert a row; a unique-key violation is `conflict`.
+fn insert(
+    conn: &Connection,
+    conflict: Conflict,
+    sql: &str,
+    params: impl Params,
+) -> Result<(), StoreError> {
+    exec(conn, sql, params)
+        .map(|_| ())
+        .map_err(|e| unique_or(e, conflict))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(StoreError::corrupt)
+}
+
+fn insert_key(conn: &Connection, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    insert(
+        conn,
+        Conflict::Duplicate,
+        "INSERT INTO api_keys (key_id, tenant_id, key_hash, created_at, roles, name) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![key.key_id, key.tenant_id, key.key_hash, key.created_at, Role::to_stored(&key.roles), key.name],
+    )
+}
+
+/// Record an answer under `scope` (see `schema`): `Conflict::IdempotencyKey` if its key was recorded there.
+fn put_idempotency(
+    conn: &Connection,
+    scope: &str,
+    record: &IdempotencyRecord,
+    codec: &Codec,
+) -> Result<(), StoreError> {
+    insert(
+        conn,
+        Conflict::IdempotencyKey,
+        "INSERT INTO idempotency (scope, key, body) VALUES (?1, ?2, ?3)",
+        params![scope, record.key, codec.seal("idempotency", json(record)?)?],
+    )
+}
+
+fn apply_write(
+    conn: &Connection,
+    tenant_id: &str,
+    write: &Write,
+    codec: &Codec,
+) -> Result<Option<i64>, StoreError> {
+    match write {
+        Write::InsertClearance(record) => insert(
+            conn,
+            Conflict::ClearanceState,
+            "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                tenant_id,
+                record.request_id,
+                record.status.as_str(),
+                record.created_at,
+                codec.seal("clearances", json(record)?)?
+            ],
+        )?,
+        Write::UpdateClearance { record, expected } => {
+            let changed = conn
+                .execute(
+                    "UPDATE clearances SET status = ?3, body = ?4 WHERE tenant_id = ?1 AND request_id = ?2 AND status = ?5",
+                    params![
+                        tenant_id,
+                        record.request_id,
+                        record.status.as_str(),
+                        codec.seal("clearances", json(record)?)?,
+                        expected.as_str()
+                    ],
+                )
+                .map_err(StoreError::unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(Conflict::ClearanceState));
+            }
+        }
+        Write::AppendEvent(event) => {
+            let seq: i64 = conn
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger WHERE tenant_id = ?1")
+                .and_then(|mut stmt| stmt.query_row([tenant_id], |r| r.get(0)))
+                .map_err(StoreError::unavailable)?;
+            let mut event = event.clone();
+            event.seq = seq;
+            insert(
+                conn,
+                Conflict::Duplicate,
+                "INSERT INTO ledger (tenant_id, seq, request_id, event_uuid, event_hash, leaf_hash, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    tenant_id,
+                    seq,
+                    event.request_id,
+                    event.event_uuid,
+                    event.event_hash,
+                    event.leaf_hash,
+                    codec.seal("ledger", json(&event)?)?
+                ],
+            )?;
+            return Ok(Some(seq));
+        }
+        Write::PutPolicy(policy) => insert(
+            conn,
+            Conflict::Duplicate,
+            "INSERT INTO policies (tenant_id, version_id, policy_id, version, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                tenant_id,
+                policy.version_id,
+                policy.policy_id,
+                policy.version,
+                codec.seal("policies", json(policy)?)?
+            ],
+        )?,
+        Write::PutReviewSettings(settings) => {
+            exec(
+                conn,
+                "INSERT INTO review_settings (tenant_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (tenant_id) DO UPDATE SET body = excluded.body",
+                params![tenant_id, json(settings)?],
+            )
+            .map_err(StoreError::unavailable)?;
+        }
+        Write::PutIdempotency(record) => put_idempotency(conn, &record.scope, record, codec)?,
+        Write::Seal(seal) => apply_seal(conn, tenant_id, seal)?,
+        Write::MarkExported {
+            checkpoint_id,
+            export_uri,
+            export_version_id,
+            exported_at,
+        } => {
+            let mut checkpoint: Checkpoint = body_row(
+                conn,
+                codec,
+                "checkpoints",
+                "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND checkpoint_id = ?2",
+                params![tenant_id, checkpoint_id],
+            )?
+            .ok_or(StoreError::Conflict(Conflict::Duplicate))?;
+            checkpoint.export_uri = export_uri.clone();
+            checkpoint.export_version_id = export_version_id.clone();
+            checkpoint.export_status = EXPORT_DONE.into();
+            checkpoint.exported_at = Some(exported_at.clone());
+            exec(
+                conn,
+                "UPDATE checkpoints SET exported = 1, body = ?3 WHERE tenant_id = ?1 AND checkpoint_id = ?2",
+                params![tenant_id, checkpoint_id, json(&checkpoint)?],
+            )
+            .map_err(StoreError::unavailable)?;
+        }
+    }
+    Ok(None)
+}
+
+fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), StoreError> {
+    let size: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(tree_size), 0) FROM checkpoints WHERE tenant_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([tenant_id], |r| r.get(0)))
+        .map_err(StoreError::unavailable)?;
+    if size as u64 != seal.expected_tree_size {
+        return Err(StoreError::Conflict(Conflict::TreeMoved));
+    }
+    let checkpoint_id = seal.checkpoint.checkpoint_id;
+    for (seq, leaf_index) in &seal.leaves {
+        let changed = exec(
+            conn,
+            "UPDATE ledger SET leaf_index = ?3, checkpoint_id = ?4 WHERE tenant_id = ?1 AND seq = ?2 AND leaf_index IS NULL",
+            params![tenant_id, seq, *leaf_index as i64, checkpoint_id],
+        )
+        .map_err(StoreError::unavailable)?;
+        if changed != 1 {
+            return Err(StoreError::Conflict(Conflict::TreeMoved));
+        }
+    }
+    for (position, hash) in &seal.nodes {
+        insert(
+            conn,
+            Conflict::TreeMoved,
+            "INSERT INTO tree_nodes (tenant_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+            params![tenant_id, position.level, position.index as i64, &hash[..]],
+        )?;
+    }
+    insert(
+        conn,
+        Conflict::TreeMoved,
+        "INSERT INTO checkpoints (tenant_id, checkpoint_id, tree_size, body) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            tenant_id,
+            checkpoint_id,
+            seal.checkpoint.tree_size,
+            json(&seal.checkpoint)?
+        ],
+    )
+}
