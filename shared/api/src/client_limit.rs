@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use ledgix_core::ports::RateLimiter;
 use ledgix_core::ratelimit::RateLimit;
 use ledgix_core::VaultError;
 
 use crate::error::ApiError;
-use crate::middleware::{rate_headers, refuse};
+use crate::middleware::{rate_limited, refuse};
 use crate::state::AppState;
 
 /// The limiter (the same token buckets as the per-key limit, in process memory) and its rate.
@@ -66,12 +66,7 @@ pub async fn client_limit(State(state): State<AppState>, request: Request, next:
         Err(e) => return refuse(request, ApiError::Vault(VaultError::from(e))).await,
     };
     if !decision.allowed {
-        let mut response = ApiError::Vault(VaultError::RateLimited {
-            retry_after_seconds: decision.retry_after_seconds,
-        })
-        .into_response();
-        rate_headers(response.headers_mut(), &decision);
-        return refuse(request, response).await;
+        return refuse(request, rate_limited(&decision)).await;
     }
     next.run(request).await
 }

@@ -101,17 +101,22 @@ pub async fn tenant_auth(
         Err(e) => return refuse(request, ApiError::Vault(e)).await,
     };
     if !decision.allowed {
-        let mut response = ApiError::Vault(VaultError::RateLimited {
-            retry_after_seconds: decision.retry_after_seconds,
-        })
-        .into_response();
-        rate_headers(response.headers_mut(), &decision);
-        return refuse(request, response).await;
+        return refuse(request, rate_limited(&decision)).await;
     }
     tracing::Span::current().record("tenant_id", principal.tenant_id.as_str());
     request.extensions_mut().insert(principal);
     let mut response = next.run(request).await;
     rate_headers(response.headers_mut(), &decision);
+    response
+}
+
+/// 429 `rate_limited` with Retry-After and the limit's X-RateLimit-* headers.
+pub(crate) fn rate_limited(decision: &RateDecision) -> Response {
+    let mut response = ApiError::Vault(VaultError::RateLimited {
+        retry_after_seconds: decision.retry_after_seconds,
+    })
+    .into_response();
+    rate_headers(response.headers_mut(), decision);
     response
 }
 
