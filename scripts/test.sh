@@ -32,8 +32,9 @@ wait_for_port() {
 cleanup_actions=()
 cleanup() {
   local status=$?
-  cleanup_actions+=("rm -rf '$WORK'")
+  # Stop what was started, newest first, then remove the work directory the services ran in.
   for ((i = ${#cleanup_actions[@]} - 1; i >= 0; i--)); do eval "${cleanup_actions[$i]}" || true; done
+  rm -rf "$WORK"
   exit "$status"
 }
 trap cleanup EXIT

@@ -1,21 +1,21 @@
 //! The operator surface of the router: the per-client-address limit in front of key lookup, and how
 //! administration routes are admitted (VAULT_ADMIN_AUTH = header | iam | off).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use common::send;
 use ledgix_api::admin::IamCaller;
 use ledgix_api::client_limit::ClientLimit;
 use ledgix_api::{router, AppState};
 use ledgix_core::ratelimit::RateLimit;
 use ledgix_wiring::config::AdminAuth;
 use ledgix_wiring::{build_embedded, Config, MemoryRateLimiter};
-use serde_json::Value;
-use tower::ServiceExt;
 
 const ADMIN_KEY: &str = "lva_operator_surface_test_key_0123456789";
 
@@ -46,26 +46,6 @@ fn app(vault: &TestVault, client: Option<RateLimit>, admin_auth: AdminAuth) -> a
         admin_auth,
     })
     .0
-}
-
-async fn send(
-    app: &axum::Router,
-    request: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 /// A tenant route with a wrong key, from `peer` (as `into_make_service_with_connect_info` would tell).

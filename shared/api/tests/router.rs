@@ -1,17 +1,18 @@
 //! The router in-process: every route is documented in docs/openapi.yaml, every route answers, and
 //! transport-level errors use the brief's JSON shape.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use common::send;
 use ledgix_api::routes::Access;
 use ledgix_api::{router, AppState};
 use ledgix_core::roles::Role;
 use ledgix_wiring::{build_embedded, Config};
 use serde_json::Value;
-use tower::ServiceExt;
 
 struct TestVault {
     app: axum::Router,
@@ -56,23 +57,6 @@ async fn vault() -> TestVault {
         tenant_id,
         _dir: dir,
     }
-}
-
-async fn send(
-    app: &axum::Router,
-    request: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, headers, body)
 }
 
 /// `(method, path)` pairs declared under `paths:` in docs/openapi.yaml (two-space indented YAML).
