@@ -79,10 +79,17 @@ impl Vault {
     }
 
     /// One anchor round over every tenant: sequence, sign, export. Errors for one tenant do not stop others.
+    /// Each tenant gets at least one batch; a tenant with more waiting keeps sealing batches while the round is
+    /// within half the anchor interval (at most two minutes, well inside anchor-export's default 300 s timeout), so
+    /// a busy tenant catches up instead of falling behind for ever.
     pub async fn anchor_round(&self) -> VaultResult<Vec<(String, SealReport)>> {
+        let budget = std::time::Duration::from_secs(
+            (self.settings.ledger_mmd_seconds / 2).clamp(1, 120) as u64,
+        );
+        let deadline = std::time::Instant::now() + budget;
         let mut reports = Vec::new();
         for tenant_id in self.ports.control.tenant_ids().await? {
-            match self.seal_and_export(&tenant_id).await {
+            match self.catch_up(&tenant_id, deadline).await {
                 Ok(report) if report != SealReport::default() => reports.push((tenant_id, report)),
                 Ok(_) => {}
                 Err(e) => {
@@ -93,6 +100,29 @@ impl Vault {
         Ok(reports)
     }
 
+    /// Seal batch after batch until the tenant has nothing unsequenced or `deadline` has passed (always at least
+    /// one batch), then export what was sealed.
+    pub async fn catch_up(
+        &self,
+        tenant_id: &str,
+        deadline: std::time::Instant,
+    ) -> VaultResult<SealReport> {
+        let mut report = SealReport::default();
+        while let Some((sequenced, checkpoint_id)) = self.seal(tenant_id).await? {
+            report.sequenced += sequenced;
+            report.checkpoint_id = Some(checkpoint_id);
+            if sequenced < self.settings.anchor_batch_size || std::time::Instant::now() >= deadline
+            {
+                break;
+            }
+        }
+        let (exported, failed) = self.export_pending(tenant_id).await?;
+        report.exported = exported;
+        report.export_failed = failed;
+        Ok(report)
+    }
+
+    /// One batch: sequence, sign, export.
     pub async fn seal_and_export(&self, tenant_id: &str) -> VaultResult<SealReport> {
         let mut report = SealReport::default();
         if let Some((sequenced, checkpoint_id)) = self.seal(tenant_id).await? {

@@ -378,3 +378,23 @@ async fn exported_checkpoint_objects_carry_their_final_export_fields() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_anchor_round_catches_a_backlog_up() {
+    let h = harness(4).await;
+    decide(&h, 10).await;
+    let reports = h.vault.anchor_round().await.expect("round");
+    let (tenant, report) = &reports[0];
+    assert_eq!(tenant, &h.principal.tenant_id);
+    assert_eq!(
+        report.sequenced, 10,
+        "three batches of at most 4 in one round"
+    );
+    assert_eq!(report.exported, 3, "a checkpoint per batch, each exported");
+    assert_tree_is_whole(&h, 10).await;
+    let again = h.vault.anchor_round().await.expect("round");
+    assert!(
+        again.is_empty(),
+        "nothing left for the next round: {again:?}"
+    );
+}
