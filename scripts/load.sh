@@ -13,9 +13,11 @@ cargo build --release -q -p ledgix -p loadgen
 data_dir="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 key="lvk_load_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+# Policies are the tenant admin's to register; the agent key (roles agent + consumer) only asks.
+admin_key="lvk_load_admin_$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
 url="http://127.0.0.1:${port}"
 
-LEDGIX_DEV_API_KEY="$key" VAULT_RATE_LIMIT_RPS=0 VAULT_CLIENT_RATE_LIMIT_RPS=0 RUST_LOG=warn \
+LEDGIX_DEV_API_KEY="$key" LEDGIX_DEV_TENANT_ADMIN_API_KEY="$admin_key" VAULT_RATE_LIMIT_RPS=0 VAULT_CLIENT_RATE_LIMIT_RPS=0 RUST_LOG=warn \
   target/release/ledgix dev --addr "127.0.0.1:${port}" --data-dir "$data_dir" >"$data_dir/stdout" 2>"$data_dir/stderr" &
 server=$!
 # The largest vault.db-wal seen, sampled every 0.2 s (the WAL's bound: docs/configuration.md, "Embedded storage").
@@ -35,7 +37,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-curl -fsS -X POST "$url/register-policy" -H "X-Vault-API-Key: $key" -H 'content-type: application/json' \
+curl -fsS -X POST "$url/register-policy" -H "X-Vault-API-Key: $admin_key" -H 'content-type: application/json' \
   -d '{"policy_id":"bench","tools":["bench_refund"],"rego":"package bench\ndefault decision := \"deny\"\ndecision := \"approve\" if { input.tool_args.amount <= 100 }"}' >/dev/null
 
 echo "# closed loop, 64 keep-alive clients, ${seconds}s"
