@@ -81,6 +81,18 @@ aws_emulator_start() {
   eval "$("$VENV/bin/python" tests/aws/resources.py --endpoint "http://127.0.0.1:$port")"
 }
 
+model_server_start() {
+  stage "Model server: the OpenAI-compatible API and the HTTP judge, answered by the scripted model (tests/aws)"
+  local port key
+  port="$(free_port)"
+  key="$(python3 -c 'import secrets; print("sk-test-" + secrets.token_urlsafe(24))')"
+  "$VENV/bin/python" tests/aws/model_server.py --port "$port" --api-key "$key" >"$WORK/model_server.log" 2>&1 &
+  local pid=$!
+  cleanup_actions+=("kill $pid; wait $pid 2>/dev/null")
+  wait_for_port "$port" "model server" || { cat "$WORK/model_server.log"; return 1; }
+  export LEDGIX_TEST_MODEL_SERVER_URL="http://127.0.0.1:$port" LEDGIX_TEST_MODEL_SERVER_KEY="$key"
+}
+
 # Cargo.lock is committed, so builds are reproducible: --locked refuses to update it. Without a lockfile (a fresh
 # checkout of a library-only workspace) cargo must be allowed to create one.
 CARGO_LOCKED=()
@@ -102,6 +114,8 @@ rust_tests() {
   cargo test --release --workspace "${CARGO_LOCKED[@]}"
   stage "Rust tests: port contract suite on the AWS adapters (PostgreSQL + emulator)"
   DATABASE_URL="$LEDGIX_TEST_PG_ADMIN" cargo test --release "${CARGO_LOCKED[@]}" -p ledgix-aws -- --include-ignored
+  stage "Rust tests: judge adapter contract suite (Bedrock on the AWS emulator; OpenAI API and HTTP judge on the model server)"
+  cargo test --release "${CARGO_LOCKED[@]}" -p ledgix-judges -- --include-ignored
   stage "Rust tests: sample events through the Lambda handlers on the AWS adapters"
   su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_events_control'"
   DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_events_control?sslmode=disable" \
@@ -148,6 +162,7 @@ python_env
 node_env
 postgres_start
 aws_emulator_start
+model_server_start
 rust_build
 rust_lint
 rust_tests

@@ -11,7 +11,7 @@ use ledgix_core::model::{now_rfc3339, Tenant};
 use ledgix_core::roles::Role;
 use ledgix_core::service::ApiKeyRequest;
 use ledgix_core::Vault;
-use ledgix_wiring::{build, load_config, telemetry, Backend};
+use ledgix_wiring::{build, load_config_with, telemetry, Backend};
 use serde_json::json;
 
 #[derive(Args)]
@@ -27,6 +27,34 @@ pub struct DevArgs {
     /// else embedded.
     #[arg(long, value_parser = ["embedded", "aws"])]
     backend: Option<String>,
+    /// The policy judge (VAULT_JUDGE_BACKEND): `stub` (the default here: always asks a human), `openai` (any
+    /// OpenAI-compatible endpoint, e.g. a local Ollama), `http` (a service-to-service judge) or `bedrock`.
+    #[arg(long, value_parser = ["stub", "openai", "http", "bedrock"])]
+    judge: Option<String>,
+    /// VAULT_JUDGE_URL, e.g. http://127.0.0.1:11434/v1 for Ollama.
+    #[arg(long)]
+    judge_url: Option<String>,
+    /// VAULT_JUDGE_MODEL, e.g. llama3.1.
+    #[arg(long)]
+    judge_model: Option<String>,
+    /// VAULT_EMBEDDING_MODEL (retrieval over long policies), e.g. nomic-embed-text.
+    #[arg(long)]
+    embedding_model: Option<String>,
+}
+
+impl DevArgs {
+    /// The judge flags as the variables they stand for; they win over the environment.
+    fn judge_overrides(&self) -> std::collections::HashMap<String, String> {
+        [
+            ("VAULT_JUDGE_BACKEND", &self.judge),
+            ("VAULT_JUDGE_URL", &self.judge_url),
+            ("VAULT_JUDGE_MODEL", &self.judge_model),
+            ("VAULT_EMBEDDING_MODEL", &self.embedding_model),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
+        .collect()
+    }
 }
 
 /// The dev tenant, its keys and the admin key, kept in the data directory (mode 0600) so a restart prints the
@@ -64,7 +92,9 @@ impl DevCredentials {
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
     telemetry::init_logging();
-    let mut config = load_config(true).await.map_err(|e| e.to_string())?;
+    let mut config = load_config_with(true, args.judge_overrides())
+        .await
+        .map_err(|e| e.to_string())?;
     config.data_dir = args.data_dir.clone();
     match args.backend.as_deref() {
         Some("aws") => config.backend = Backend::Aws,
@@ -87,8 +117,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     wired.start_anchor_timer();
-    if config.allow_stub_judge {
-        tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review");
+    match &wired.vault.judge_backend() {
+        Some("stub") => tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review"),
+        Some(backend) => tracing::info!(backend, model = ?config.judge.model, "policy judge ready"),
+        None => tracing::warn!("no policy judge: plain-English policies go to human review"),
     }
 
     let (app, _) = router(AppState::new(wired.vault.clone(), &config));

@@ -187,6 +187,8 @@ fn local_vault(data_dir: PathBuf) -> Result<std::sync::Arc<ledgix_core::Vault>, 
     let mut config =
         Config::from_lookup(|name| std::env::var(name).ok(), true).map_err(|e| e.to_string())?;
     config.data_dir = data_dir;
+    // Administration never judges: no model client is built.
+    config.judge.backend = None;
     Ok(build_embedded(&config, None)
         .map_err(|e| e.to_string())?
         .vault)

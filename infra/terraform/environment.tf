@@ -1,6 +1,7 @@
 # Each function's environment (docs/configuration.md names every variable). One map, function name => variables,
-# so tests can compare it with what the code reads. Secrets are never here: DATABASE_URL, LEDGIX_ADMIN_API_KEY
-# and anything else sensitive go in the bootstrap secret (AWS_SECRET_NAME), merged over this at cold start.
+# so tests can compare it with what the code reads. Secrets are never here: DATABASE_URL, LEDGIX_ADMIN_API_KEY,
+# the openai/http judge's VAULT_JUDGE_API_KEY and anything else sensitive go in the bootstrap secret
+# (AWS_SECRET_NAME), merged over this at cold start.
 
 locals {
   # What every function needs to start: the AWS backend, the KMS signer and the bootstrap secret. It is all the
@@ -28,7 +29,7 @@ locals {
 
   # Ledger settings every data-plane function's vault is built with (mmd_seconds, batch size, C2SP origin).
   ledger_environment = {
-    VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS = tostring(local.anchor_interval_seconds)
+    VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS = tostring(var.anchor_interval_seconds)
     VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE       = tostring(var.anchor_batch_size)
     VAULT_LEDGER_ANCHOR_PREFIX                    = var.anchor_prefix
     VAULT_LEDGER_LOG_ORIGIN                       = var.ledger_log_origin
@@ -43,6 +44,12 @@ locals {
 
   stub_judge_environment = var.allow_stub_judge ? { VAULT_ALLOW_STUB_JUDGE = "true" } : {}
 
+  # The policy judge (judge.tf). clearance-api only needs to know that a judge exists, so it queues plain-English
+  # policies for judge-worker; the models, the URL and the limits are judge-worker's alone (below).
+  judge_environment = {
+    VAULT_JUDGE_BACKEND = var.judge_backend
+  }
+
   function_environment = {
     "clearance-api" = merge(
       local.signer_environment,
@@ -50,6 +57,7 @@ locals {
       local.ledger_environment,
       local.token_environment,
       local.stub_judge_environment,
+      local.judge_environment,
       {
         VAULT_ADMIN_AUTH                      = var.admin_auth
         VAULT_CLEARANCE_SQS_QUEUE_URL         = module.state.judge_queue_url
@@ -72,6 +80,18 @@ locals {
       local.ledger_environment,
       local.token_environment,
       local.stub_judge_environment,
+      local.judge_environment,
+      {
+        VAULT_JUDGE_TIMEOUT_SECONDS      = tostring(var.judge_timeout_seconds)
+        VAULT_JUDGE_RETRY_BUDGET_SECONDS = tostring(local.judge_retry_budget_seconds) # fits the worker's timeout (judge.tf)
+        VAULT_JUDGE_TENANT_CONCURRENCY   = tostring(var.judge_tenant_concurrency)
+        VAULT_JUDGE_POLICY_BUDGET_CHARS  = tostring(var.judge_policy_budget_chars)
+        VAULT_JUDGE_TOP_K                = tostring(var.judge_top_k)
+      },
+      # bedrock: set even when they are the defaults, because iam.tf grants exactly these models; openai: required.
+      local.judge_model == null ? {} : { VAULT_JUDGE_MODEL = local.judge_model },
+      local.embedding_model == null ? {} : { VAULT_EMBEDDING_MODEL = local.embedding_model },
+      contains(["openai", "http"], var.judge_backend) ? { VAULT_JUDGE_URL = var.judge_url } : {},
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 
@@ -84,6 +104,9 @@ locals {
         VAULT_LEDGER_ANCHOR_REGION             = var.aws_region
         VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING = "true"
         VAULT_LEDGER_REQUIRE_OBJECT_LOCK       = tostring(var.anchor_object_lock_enabled)
+        # How often the schedule invokes it (anchor.tf): one round per interval in that period.
+        VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS = tostring(local.anchor_schedule_seconds)
+        VAULT_LEDGER_ANCHOR_CONCURRENCY      = tostring(var.anchor_concurrency)
       },
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )

@@ -1,8 +1,9 @@
-# One role per function, holding only what that function's code calls (function_permissions) plus what AWS
-# itself needs the role for (platform_permissions, each with its reason). tests/deploy/test_least_privilege.py
-# runs every function binary against the AWS emulator, records the API operations each one calls, and checks that
-# function_permissions grants exactly those actions: nothing missing, nothing extra. Keep both maps literal so the
-# test can read them.
+# One role per function, holding only what that function's code calls (function_permissions; the judge's Bedrock
+# models only when judge_backend = "bedrock") plus what AWS itself needs the role for (platform_permissions, each
+# with its reason). tests/deploy/test_least_privilege.py runs every function binary against the AWS emulator,
+# records the API operations each one calls (and the models judge-worker names), and checks that
+# function_permissions grants exactly those actions on those models: nothing missing, nothing extra. Keep both
+# maps literal so the test can read them.
 
 locals {
   bootstrap_secret_arn = module.state.bootstrap_secret_arn
@@ -15,6 +16,28 @@ locals {
   judge_queue_arn    = module.state.judge_queue_arn
   anchor_bucket_arn  = module.state.anchor_bucket_arn
   anchor_objects_arn = "${module.state.anchor_bucket_arn}/${var.anchor_prefix}/*"
+
+  # The Bedrock models of the bedrock judge (judge.tf, local.bedrock_models; all empty with another backend). The
+  # calls name these resources: a foundation model id is its ARN in this region, an inference-profile id the
+  # profile's ARN in this region (the profile is called where judge-worker runs).
+  judge_model_arns = [
+    for id, model in local.bedrock_models : model.profile
+    ? "arn:${local.partition}:bedrock:${var.aws_region}:${local.account_id}:inference-profile/${id}"
+    : "arn:${local.partition}:bedrock:${var.aws_region}::foundation-model/${model.foundation_model}"
+  ]
+  judge_profile_arns = [
+    for id, model in local.bedrock_models :
+    "arn:${local.partition}:bedrock:${var.aws_region}:${local.account_id}:inference-profile/${id}" if model.profile
+  ]
+  # A profile passes each call on to the foundation model behind it in one of the regions it routes to, and
+  # Bedrock authorises that invocation against this role too, with the destination region in the ARN. Which
+  # regions a profile routes to is AWS's to change (and a global profile's model ARN has no region at all), so
+  # only here the region is `*`; the condition on InferenceProfileArn keeps these grants to calls arriving
+  # through the profiles above: the role still cannot call the model directly in another region.
+  judge_routed_model_arns = distinct([
+    for id, model in local.bedrock_models :
+    "arn:${local.partition}:bedrock:*::foundation-model/${model.foundation_model}" if model.profile
+  ])
 
   # Trust policies: each role may be assumed only by its AWS service, on behalf of this account.
   assume_role_policy = {
@@ -59,6 +82,17 @@ locals {
       { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
       { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
       { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] }, # mark before a decision commits, copy it after
+      {
+        sid       = "JudgeModels" # bedrock judge (shared/judges): Converse with judge_model, InvokeModel with embedding_model; both are authorised by bedrock:InvokeModel
+        actions   = ["bedrock:InvokeModel"]
+        resources = local.judge_model_arns
+      },
+      {
+        sid       = "JudgeModelsThroughProfiles" # the foundation models behind inference-profile ids, only through those profiles
+        actions   = ["bedrock:InvokeModel"]
+        resources = local.judge_routed_model_arns
+        condition = { test = "ArnEquals", variable = "bedrock:InferenceProfileArn", values = local.judge_profile_arns }
+      },
     ]
 
     "anchor-export" = [
@@ -73,6 +107,12 @@ locals {
       },
       { sid = "ExportCheckpointsAndTiles", actions = ["s3:PutObject"], resources = [local.anchor_objects_arn] },
     ]
+  }
+
+  # The statements each role gets: a statement left without resources (the Bedrock models with another judge
+  # backend, the profile statement without inference profiles) is left out.
+  function_statements = {
+    for name, statements in local.function_permissions : name => [for s in statements : s if length(s.resources) > 0]
   }
 
   # What AWS needs the role to hold on the function's behalf; not calls the code makes.
@@ -155,11 +195,20 @@ data "aws_iam_policy_document" "function" {
   for_each = local.function_names
 
   dynamic "statement" {
-    for_each = local.function_permissions[each.key]
+    for_each = local.function_statements[each.key]
     content {
       sid       = statement.value.sid
       actions   = statement.value.actions
       resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = try(statement.value.condition, null) == null ? [] : [statement.value.condition]
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
     }
   }
 

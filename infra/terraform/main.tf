@@ -45,12 +45,12 @@ locals {
   }
   flow_log_group_arn = "arn:${local.partition}:logs:${var.aws_region}:${local.account_id}:log-group:/aws/vpc/${var.name_prefix}-flow-logs"
 
+  # The interface endpoints of the in-VPC functions: the input's services, and Bedrock Runtime for the bedrock
+  # judge (judge-worker calls it from the private subnets like every other AWS API).
+  interface_endpoint_services = distinct(concat(var.interface_endpoint_services, var.judge_backend == "bedrock" ? ["bedrock-runtime"] : []))
+
   # AWS's guidance for SQS event sources: visibility timeout >= 6 x the function timeout.
   judge_queue_visibility_timeout_seconds = coalesce(var.judge_queue_visibility_timeout_seconds, 6 * var.judge_worker_timeout_seconds)
-
-  # Scheduler's rate() counts whole minutes; the vault's mmd_seconds is the same period in seconds.
-  anchor_interval_seconds    = var.anchor_interval_minutes * 60
-  anchor_schedule_expression = "rate(${var.anchor_interval_minutes} ${var.anchor_interval_minutes == 1 ? "minute" : "minutes"})"
 }
 
 module "network" {
@@ -60,8 +60,9 @@ module "network" {
   aws_region                    = var.aws_region
   vpc_cidr                      = var.vpc_cidr
   availability_zone_count       = var.availability_zone_count
-  interface_endpoint_services   = var.interface_endpoint_services
+  interface_endpoint_services   = local.interface_endpoint_services
   existing_database_cidr_blocks = var.create_database ? [] : var.existing_database_cidr_blocks
+  judge_egress_cidr_blocks      = contains(["openai", "http"], var.judge_backend) ? var.judge_egress_cidr_blocks : []
   enable_flow_logs              = var.enable_vpc_flow_logs
   flow_logs_role_arn            = aws_iam_role.flow_logs.arn
   log_retention_days            = var.log_retention_days
@@ -141,7 +142,7 @@ module "functions" {
   anchor_schedule_name         = "${var.name_prefix}-anchor-export"
   anchor_schedule_expression   = local.anchor_schedule_expression
   anchor_scheduler_role_arn    = aws_iam_role.anchor_scheduler.arn
-  anchor_max_event_age_seconds = max(60, local.anchor_interval_seconds)
+  anchor_max_event_age_seconds = local.anchor_schedule_seconds
 
   # Lambda checks the role when it creates a VPC function or an SQS event source mapping: permissions first.
   depends_on = [aws_iam_role_policy.function, aws_iam_role_policy.anchor_scheduler]
@@ -176,6 +177,8 @@ module "observability" {
   judge_queue_name              = module.state.judge_queue_name
   judge_dlq_name                = module.state.judge_dlq_name
   api_5xx_alarm_threshold       = var.api_5xx_alarm_threshold
-  anchor_lag_alarm_minutes      = var.anchor_lag_alarm_minutes
+  anchor_interval_seconds       = var.anchor_interval_seconds
+  anchor_schedule_seconds       = local.anchor_schedule_seconds
+  anchor_stalled_alarm_minutes  = var.anchor_stalled_alarm_minutes
   judge_queue_age_alarm_seconds = local.judge_queue_visibility_timeout_seconds * 2
 }

@@ -49,7 +49,7 @@ output "platform_key_arn" {
 }
 
 output "bootstrap_secret_name" {
-  description = "Set its value after apply: a JSON object with DATABASE_URL and LEDGIX_ADMIN_API_KEY (docs/deploy.md)."
+  description = "Set its value after apply: a JSON object with DATABASE_URL and LEDGIX_ADMIN_API_KEY, and VAULT_JUDGE_API_KEY for the openai/http judges (docs/deploy.md)."
   value       = module.state.bootstrap_secret_name
 }
 
@@ -91,4 +91,14 @@ output "admin_execute_arn" {
 output "admin_invoke_policy_arn" {
   description = "IAM policy granting execute-api:Invoke on the administration routes: attach it to the operators' roles or users (admin_auth = iam; else null)."
   value       = try(aws_iam_policy.admin_invoke[0].arn, null)
+}
+
+output "network" {
+  description = "The private network, for what the operator attaches to it (a NAT gateway route or a PrivateLink endpoint for the openai/http judge): VPC, private subnets, their route table, the functions' security group."
+  value = {
+    vpc_id                   = module.network.vpc_id
+    private_subnet_ids       = module.network.private_subnet_ids
+    private_route_table_id   = module.network.private_route_table_id
+    lambda_security_group_id = module.network.lambda_security_group_id
+  }
 }

@@ -82,9 +82,9 @@ variable "api_timeout_seconds" {
 }
 
 variable "judge_worker_timeout_seconds" {
-  description = "Timeout of the judge-worker function. The judge queue's visibility timeout is at least 6 times this."
+  description = "Timeout of the judge-worker function. The judge queue's visibility timeout is at least 6 times this. It must hold judge_worker_batch_size judgements of up to the judge's retry budget each, plus 15 s for the rest of the work (judge_retry_budget_seconds)."
   type        = number
-  default     = 60
+  default     = 90
 
   validation {
     condition     = var.judge_worker_timeout_seconds >= 10 && var.judge_worker_timeout_seconds <= 900
@@ -93,7 +93,7 @@ variable "judge_worker_timeout_seconds" {
 }
 
 variable "anchor_export_timeout_seconds" {
-  description = "Timeout of the anchor-export function (one anchor round over every tenant)."
+  description = "Timeout of the anchor-export function. One invocation runs the anchor rounds of one schedule period (two, 30 s apart, with the default 30 s interval), each sealing for up to min(anchor_interval_seconds / 2, 120) seconds; the plan refuses a timeout that cannot hold them plus 60 s for the rest (anchor.tf)."
   type        = number
   default     = 300
 
@@ -234,7 +234,7 @@ variable "cors_allowed_origin" {
 }
 
 variable "allow_stub_judge" {
-  description = "VAULT_ALLOW_STUB_JUDGE: enable the deterministic development judge (always asks a human). Only for trials; set on clearance-api and judge-worker when true."
+  description = "VAULT_ALLOW_STUB_JUDGE: enable the deterministic development judge (always asks a human). Only for trials; set on clearance-api and judge-worker when true. judge_backend = \"stub\" requires it."
   type        = bool
   default     = false
 }
@@ -250,14 +250,27 @@ variable "judge_queue_fifo_group_shards" {
   }
 }
 
-variable "anchor_interval_minutes" {
-  description = "How often EventBridge Scheduler runs anchor-export, in minutes (Scheduler's rate() has minute granularity). Also passed as VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS, the checkpoints' mmd_seconds."
+variable "anchor_interval_seconds" {
+  description = "The anchor interval: how often new ledger events are sealed into signed checkpoints, in seconds; passed as VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS (the checkpoints' mmd_seconds, the maximum merge delay). 30, 60 or a whole number of minutes. EventBridge Scheduler runs at most once a minute, so a 30 s interval invokes anchor-export every minute for two rounds 30 s apart (VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS); longer intervals invoke it once per interval."
   type        = number
-  default     = 1
+  default     = 30
 
   validation {
-    condition     = var.anchor_interval_minutes >= 1 && var.anchor_interval_minutes <= 1440 && floor(var.anchor_interval_minutes) == var.anchor_interval_minutes
-    error_message = "anchor_interval_minutes must be a whole number between 1 and 1440."
+    condition = (var.anchor_interval_seconds >= 30 && var.anchor_interval_seconds <= 86400
+      && floor(var.anchor_interval_seconds) == var.anchor_interval_seconds
+    && (60 % var.anchor_interval_seconds == 0 || var.anchor_interval_seconds % 60 == 0))
+    error_message = "anchor_interval_seconds must be 30, 60 or a whole number of minutes in seconds (120, 300, ...), at most 86400: Scheduler runs whole minutes, and a shorter interval must divide the minute."
+  }
+}
+
+variable "anchor_concurrency" {
+  description = "VAULT_LEDGER_ANCHOR_CONCURRENCY: tenants an anchor round seals at once, so one busy or slow tenant does not hold up the rest. Each holds up to tenant_db_max_open_conns connections to its database from the anchor-export instance."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.anchor_concurrency >= 1 && var.anchor_concurrency <= 64 && floor(var.anchor_concurrency) == var.anchor_concurrency
+    error_message = "anchor_concurrency must be a whole number between 1 and 64."
   }
 }
 
@@ -356,6 +369,120 @@ variable "tenant_secret_cache_ttl_seconds" {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
+# Policy judge (docs/judge.md; judge.tf)
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "judge_backend" {
+  description = "VAULT_JUDGE_BACKEND on clearance-api and judge-worker: the model that decides plain-English policies. bedrock: Amazon Bedrock through a VPC endpoint, with the role's IAM permission (no secret); openai: an OpenAI-compatible endpoint; http: a service-to-service judge (both need judge_url, egress to it and VAULT_JUDGE_API_KEY in the bootstrap secret); stub: always asks a human (development only; needs allow_stub_judge)."
+  type        = string
+  default     = "bedrock"
+
+  validation {
+    condition     = contains(["bedrock", "openai", "http", "stub"], var.judge_backend)
+    error_message = "judge_backend must be bedrock, openai, http or stub."
+  }
+}
+
+variable "judge_model" {
+  description = "VAULT_JUDGE_MODEL: the model that judges. bedrock: a foundation model id or a cross-Region inference profile id (us.amazon.nova-pro-v1:0); null means amazon.nova-pro-v1:0. openai: the endpoint's model name (required). Ignored by http and stub."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.judge_model == null || try(can(regex("^\\S+$", var.judge_model)) && length(var.judge_model) <= 2048, false)
+    error_message = "judge_model must be a model id without spaces."
+  }
+}
+
+variable "embedding_model" {
+  description = "VAULT_EMBEDDING_MODEL: the model that embeds long policies for retrieval. bedrock: a model id as judge_model; null means amazon.titan-embed-text-v2:0. openai: the endpoint's embedding model name, or null for none (long policies then go to the model whole). Ignored by http and stub."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.embedding_model == null || try(can(regex("^\\S+$", var.embedding_model)) && length(var.embedding_model) <= 2048, false)
+    error_message = "embedding_model must be a model id without spaces."
+  }
+}
+
+variable "judge_url" {
+  description = "VAULT_JUDGE_URL on judge-worker: the OpenAI-compatible base URL (openai) or the HTTP judge's URL (http); required by both, ignored by bedrock and stub. HTTPS only: the API key travels with every call. The functions have no internet route: provide one (docs/deploy.md, \"Policy judge\") and judge_egress_cidr_blocks."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.judge_url == null || can(regex("^https://[^\\s/]+(/\\S*)?$", var.judge_url))
+    error_message = "judge_url must be an https:// URL."
+  }
+}
+
+variable "judge_egress_cidr_blocks" {
+  description = "With judge_backend openai or http: CIDR blocks the in-VPC functions may reach on port 443, i.e. where the judge_url host is reached (0.0.0.0/0 through a NAT gateway you add, or the addresses of a PrivateLink endpoint). Routing is yours to set up (outputs network); the functions' security group allows nothing else outside the VPC endpoints and the database."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.judge_egress_cidr_blocks : can(cidrhost(cidr, 0))])
+    error_message = "judge_egress_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+variable "judge_timeout_seconds" {
+  description = "VAULT_JUDGE_TIMEOUT_SECONDS: how long one model call may take before it counts as timed out (and is retried within the retry budget)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.judge_timeout_seconds >= 1 && var.judge_timeout_seconds <= 300 && floor(var.judge_timeout_seconds) == var.judge_timeout_seconds
+    error_message = "judge_timeout_seconds must be a whole number between 1 and 300."
+  }
+}
+
+variable "judge_retry_budget_seconds" {
+  description = "VAULT_JUDGE_RETRY_BUDGET_SECONDS: how long the model calls of one judgement, retries of throttled or timed-out calls included, may take before the request goes to human review (no call outlives it). Null: what fits the worker, at most 60 s: (judge_worker_timeout_seconds - 15) / judge_worker_batch_size. A set value must fit too, and be at least judge_timeout_seconds."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.judge_retry_budget_seconds == null || try(var.judge_retry_budget_seconds >= 1 && var.judge_retry_budget_seconds <= 900 && floor(var.judge_retry_budget_seconds) == var.judge_retry_budget_seconds, false)
+    error_message = "judge_retry_budget_seconds must be a whole number between 1 and 900, or null."
+  }
+}
+
+variable "judge_tenant_concurrency" {
+  description = "VAULT_JUDGE_TENANT_CONCURRENCY: model calls one tenant may have in flight in one judge-worker instance."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.judge_tenant_concurrency >= 1 && var.judge_tenant_concurrency <= 64 && floor(var.judge_tenant_concurrency) == var.judge_tenant_concurrency
+    error_message = "judge_tenant_concurrency must be a whole number between 1 and 64."
+  }
+}
+
+variable "judge_policy_budget_chars" {
+  description = "VAULT_JUDGE_POLICY_BUDGET_CHARS: a policy longer than this (description and rules, in characters) is cut into chunks, embedded with embedding_model and retrieved from; shorter ones go to the model whole."
+  type        = number
+  default     = 4000
+
+  validation {
+    condition     = var.judge_policy_budget_chars >= 500 && var.judge_policy_budget_chars <= 200000 && floor(var.judge_policy_budget_chars) == var.judge_policy_budget_chars
+    error_message = "judge_policy_budget_chars must be a whole number between 500 and 200000."
+  }
+}
+
+variable "judge_top_k" {
+  description = "VAULT_JUDGE_TOP_K: policy chunks retrieved per judgement of a long policy."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.judge_top_k >= 1 && var.judge_top_k <= 32 && floor(var.judge_top_k) == var.judge_top_k
+    error_message = "judge_top_k must be a whole number between 1 and 32."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # API
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -430,9 +557,9 @@ variable "judge_queue_visibility_timeout_seconds" {
 }
 
 variable "judge_worker_batch_size" {
-  description = "Messages per judge-worker invocation (FIFO queues allow at most 10)."
+  description = "Messages per judge-worker invocation (FIFO queues allow at most 10). The worker judges them one after the other, so each one waits for the model answers of those before it, and the batch must fit judge_worker_timeout_seconds (see judge_retry_budget_seconds)."
   type        = number
-  default     = 10
+  default     = 1
 
   validation {
     condition     = var.judge_worker_batch_size >= 1 && var.judge_worker_batch_size <= 10
@@ -714,14 +841,14 @@ variable "alarm_email" {
   }
 }
 
-variable "anchor_lag_alarm_minutes" {
-  description = "Alarm when anchor-export has not completed an invocation without error for this many minutes."
+variable "anchor_stalled_alarm_minutes" {
+  description = "Alarm (anchor-stalled) when anchor-export has not completed an invocation without error for this many minutes. At least two schedule periods (2 x max(60, anchor_interval_seconds)), so one late or failed invocation alone does not fire it."
   type        = number
   default     = 15
 
   validation {
-    condition     = var.anchor_lag_alarm_minutes >= 2 && var.anchor_lag_alarm_minutes <= 1440
-    error_message = "anchor_lag_alarm_minutes must be between 2 and 1440."
+    condition     = var.anchor_stalled_alarm_minutes >= 2 && var.anchor_stalled_alarm_minutes <= 10080 && floor(var.anchor_stalled_alarm_minutes) == var.anchor_stalled_alarm_minutes
+    error_message = "anchor_stalled_alarm_minutes must be a whole number between 2 and 10080 (CloudWatch evaluates an alarm over at most seven days)."
   }
 }
 

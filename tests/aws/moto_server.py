@@ -38,8 +38,8 @@ Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SI
      POST /_ledgix/calls  {"reset": true}  forgets everything recorded
    The access key id and service come from the SigV4 credential scope; the operation from X-Amz-Target (the JSON
    protocols: DynamoDB, KMS, Secrets Manager, SQS) or, for S3's REST protocol, from the method, key and
-   subresource. A request the recorder cannot name is recorded as "unrecognised <METHOD> <path>?<query>", so a
-   test comparing operations fails rather than miss it.
+   subresource, and for Bedrock Runtime (6) from the path. A request the recorder cannot name is recorded as
+   "unrecognised <METHOD> <path>?<query>", so a test comparing operations fails rather than miss it.
 
 5. DynamoDB requests are applied one at a time. In DynamoDB a write to an item is atomic: a condition
    expression is evaluated and the write applied as one step, so of concurrent conditional writes each sees
@@ -48,6 +48,41 @@ Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SI
    pass a condition only one should (two `SET n = n + 1` if `n < 1` both applied). Serialising DynamoDB's
    operations (X-Amz-Target DynamoDB_20120810.*) gives each request the atomicity AWS promises per item, and
    more; other services are untouched.
+
+6. Bedrock Runtime, the judge's model service, answered by a scripted model (scripted_model.py: its rules, request
+   log, token counts and embeddings; scripted over HTTP on this port, /_ledgix/model/script and
+   /_ledgix/model/requests). moto 5.2.5's bedrock-runtime is a stub, so this is WSGI middleware in front of moto,
+   for requests whose SigV4 credential scope names the service `bedrock` (aws-sdk-bedrockruntime and boto3's
+   bedrock-runtime sign so) on these restJson1 paths of the API model (botocore's bedrock-runtime service-2.json):
+     POST /model/{modelId}/converse   Converse
+     POST /model/{modelId}/invoke     InvokeModel
+   modelId (URL-encoded) is a model id of the Nova, Titan, Claude or Llama families (versioned, -vN[:N]), such as
+   amazon.nova-pro-v1:0; an inference-profile id (us., eu., apac., global. before a chat model's id); or a bedrock
+   ARN (foundation-model, inference-profile, application-inference-profile, provisioned-model, ...). Anything else:
+   ValidationException "The provided model identifier is invalid."
+   - Converse is validated as Bedrock does: messages present, first role user, roles alternating, no empty content
+     or blank text; system a list of {"text"}; inferenceConfig's ranges; toolConfig.tools non-empty, each toolSpec
+     with a name ([a-zA-Z0-9_-]{1,64}, unique) and inputSchema {"json": {...}}; toolConfig.toolChoice.tool.name
+     naming a defined tool; toolUse/toolResult blocks need a toolConfig; an embedding model is refused. The prompt
+     the rules match is the system text blocks and the user messages' text blocks, joined with "\n". The answer:
+     with a toolConfig, content [{"toolUse": {"toolUseId": "tooluse_...", "name": <the forced tool, else the
+     first>, "input": <the reply>}}] and stopReason tool_use; with a "text" rule or no toolConfig, content
+     [{"text": <the text, or the reply's JSON>}] and stopReason end_turn; always usage {inputTokens, outputTokens,
+     totalTokens} and metrics {latencyMs}.
+   - InvokeModel serves Titan Text Embeddings V2 (amazon.titan-embed-text-v2:0, or its foundation-model ARN):
+     body {"inputText": 1..50,000 characters, "dimensions": 256|512|1024 (default 1024), "normalize": bool (default
+     true), "embeddingTypes": ["float"|"binary"] (optional)} -> {"embedding": [...], "inputTextTokenCount": n}
+     (+ "embeddingsByType" when asked), Content-Type application/json, headers X-Amzn-Bedrock-Input-Token-Count and
+     X-Amzn-Bedrock-Invocation-Latency. A malformed body: ValidationException "Malformed input request: #...,
+     please reformat your input and try again." Another model: ValidationException (the vault embeds only).
+   - ConverseStream / InvokeModelWithResponseStream are not emulated (ValidationException saying so).
+   - Errors are restJson1's: the status of the error shape in the API model, header
+     x-amzn-ErrorType: <Name>:http://internal.amazon.com/coral/com.amazon.bedrock/, body {"message": "..."}.
+     Scripted failures: throttle -> 429 ThrottlingException "Too many requests, please wait before trying again.";
+     timeout -> 408 ModelTimeoutException; validation -> 400 ValidationException; unavailable -> 503
+     ServiceUnavailableException; hang -> the answer, delay_seconds (default 30) late.
+   The call recorder (4) names them Converse and InvokeModel (service bedrock; IAM: bedrock:InvokeModel covers
+   both). They are not applied under the DynamoDB lock (5), and a hang holds up no other request.
 """
 
 from __future__ import annotations
@@ -57,10 +92,16 @@ import base64
 import json
 import os
 import re
+import secrets
 import signal
+import sys
 import threading
+import time
+import urllib.parse
 import uuid
+from http import HTTPStatus
 from importlib.metadata import version
+from pathlib import Path
 
 import botocore.session
 from cryptography.exceptions import InvalidSignature
@@ -71,6 +112,9 @@ from moto.kms import models as kms_models
 from moto.kms import responses as kms_responses
 from moto.kms.exceptions import ValidationException
 from moto.kms.utils import AbstractPrivateKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripted_model.py, beside this file
+from scripted_model import ScriptedModel, embedding, tokens  # noqa: E402
 
 ED25519_SPEC = "ECC_NIST_EDWARDS25519"
 ED25519_SHA_512 = "ED25519_SHA_512"
@@ -315,8 +359,13 @@ class Calls:
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:
             operation = target.rsplit(".", 1)[-1]
+        elif service == "s3":
+            operation = _s3_operation(method, path, query)
+        elif service == "bedrock":
+            route = _bedrock_route(environ) if method == "POST" else None
+            operation = route[0] if route else None
         else:
-            operation = _s3_operation(method, path, query) if service == "s3" else None
+            operation = None
         operation = operation or f"unrecognised {method} {path}?{query}"
         with self.lock:
             key = (access_key, service, operation)
@@ -355,10 +404,366 @@ def _rewrite_s3(body: bytes, subresource: str) -> bytes:
     return re.sub(rb"<(Days|Years)>0</\1>", b"", body)
 
 
-def ledgix_middleware(app, faults: Faults, calls: Calls):
-    """WSGI middleware: the fault and call-record endpoints, the throttling fault, the S3 response fixes and
-    one-at-a-time DynamoDB requests."""
+# --- 6. Bedrock Runtime: Converse and InvokeModel, answered by the scripted model (scripted_model.py) -----------------
+
+# The error names and HTTP statuses of the bedrock-runtime API model in the pinned botocore (restJson1).
+_BEDROCK_MODEL = botocore.session.get_session().get_service_model("bedrock-runtime")
+BEDROCK_ERROR_STATUS = {shape.name: shape.metadata["error"]["httpStatusCode"]
+                        for shape in _BEDROCK_MODEL.operation_model("InvokeModel").error_shapes}
+BEDROCK_ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
+BEDROCK_OPERATIONS = {"converse": "Converse", "invoke": "InvokeModel", "converse-stream": "ConverseStream",
+                      "invoke-with-response-stream": "InvokeModelWithResponseStream"}
+_BEDROCK_PATH = re.compile(r"/model/(.+)/(converse|invoke|converse-stream|invoke-with-response-stream)")
+
+# A scripted failure -> the Bedrock error it is answered with (hang is slept through by the scripted model).
+BEDROCK_FAILURES = {
+    "throttle": ("ThrottlingException", "Too many requests, please wait before trying again."),
+    "timeout": ("ModelTimeoutException", "Model has timed out in processing the request. Try your request again."),
+    "validation": ("ValidationException", "Malformed input request, please reformat your input and try again."),
+    "unavailable": ("ServiceUnavailableException", "Bedrock is unable to process your request."),
+}
+
+# Model identifiers the emulator knows: the Nova, Titan, Claude and Llama families (always versioned: -vN[:N]),
+# optionally behind a cross-region inference-profile prefix, or as a Bedrock ARN.
+_FOUNDATION_MODEL = re.compile(
+    r"(?:amazon\.(?:nova|titan)-[a-z0-9.-]+?|anthropic\.claude(?:-[a-z0-9.-]+?)?|meta\.llama[a-z0-9.-]+?)"
+    r"-v\d+(?::\d+)?(?::[a-z0-9]+)?")
+_PROFILE_PREFIX = re.compile(r"(?:us|eu|apac|global)\.")
+_BEDROCK_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:bedrock:[a-z0-9-]{1,20}:(\d{12})?:([a-z-]+)/(.+)")
+TITAN_EMBED_V2 = "amazon.titan-embed-text-v2:0"
+TITAN_V2_DIMENSIONS = (256, 512, 1024)
+TITAN_V2_MAX_CHARS = 50_000
+INVALID_MODEL = "The provided model identifier is invalid."
+
+
+class BedrockError(Exception):
+    """A Bedrock Runtime error: its name (a shape of the API model) and message."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name, self.message = name, message
+
+
+def _bedrock_model_kind(name: str, profile: bool | None) -> tuple[str, str] | None:
+    """("chat" | "embedding", base model id) of a model id or inference-profile id; None if unknown.
+    profile: True it must be an inference profile, False it must not, None either."""
+    prefix = _PROFILE_PREFIX.match(name)
+    if (prefix and profile is False) or (not prefix and profile):
+        return None
+    base = name[prefix.end():] if prefix else name
+    if not _FOUNDATION_MODEL.fullmatch(base):
+        return None
+    if "embed" in base:
+        # No cross-region inference profile serves an embedding model.
+        return None if prefix else ("embedding", base)
+    return "chat", base
+
+
+def bedrock_model(model_id: str) -> tuple[str, str]:
+    """("chat" | "embedding", base model id) of a Converse/InvokeModel modelId, or ValidationException."""
+    arn = _BEDROCK_ARN.fullmatch(model_id)
+    if arn is None:
+        kind = _bedrock_model_kind(model_id, None)
+    else:
+        account, resource, name = arn.groups()
+        if resource == "foundation-model" and account is None:
+            kind = _bedrock_model_kind(name, False)
+        elif resource == "inference-profile" and account:
+            kind = _bedrock_model_kind(name, True)
+        elif resource in ("application-inference-profile", "provisioned-model", "imported-model",
+                          "custom-model-deployment") and account and re.fullmatch(r"[a-z0-9]{12}", name):
+            kind = ("chat", model_id)  # the model behind it is the account's business; a chat model here
+        else:
+            kind = None
+    if kind is None:
+        raise BedrockError("ValidationException", INVALID_MODEL)
+    return kind
+
+
+def _bedrock_route(environ) -> tuple[str, str] | None:
+    """(operation, model id) of a request to a Bedrock Runtime path, else None. The model id is a URL-encoded
+    path label (an ARN's "/" arrives as %2F), so it is read from the raw request URI."""
+    raw = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+    if "://" in raw:  # absolute-form request target
+        raw = "/" + raw.split("://", 1)[1].partition("/")[2]
+    match = _BEDROCK_PATH.fullmatch(raw)
+    if match:
+        return BEDROCK_OPERATIONS[match.group(2)], urllib.parse.unquote(match.group(1))
+    match = _BEDROCK_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    return (BEDROCK_OPERATIONS[match.group(2)], match.group(1)) if match else None
+
+
+def _is_bedrock(environ) -> bool:
+    credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return credential is not None and credential.group(2) == "bedrock"
+
+
+def _union_member(value, where: str, members: tuple[str, ...]) -> str:
+    """The one member set in a union structure (as AWS requires), or ValidationException."""
+    if not isinstance(value, dict):
+        raise BedrockError("ValidationException", f"{where} must be a structure")
+    present = [name for name in value if value[name] is not None]
+    if len(present) != 1 or present[0] not in members:
+        raise BedrockError("ValidationException",
+                           f"{where} must set exactly one of {list(members)}, not {present or 'none'}")
+    return present[0]
+
+
+def _nonblank_text(value, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BedrockError("ValidationException",
+                           f"The text field in the ContentBlock object at {where} is blank. Add text to the text "
+                           "field, and try again.")
+    return value
+
+
+_CONTENT_BLOCKS = ("text", "image", "document", "video", "audio", "toolUse", "toolResult", "guardContent",
+                   "cachePoint", "reasoningContent", "citationsContent", "searchResult")
+
+
+def converse_request(request: object) -> tuple[str, list[str], str | None]:
+    """Validate a Converse request as Bedrock does; return (prompt text, tool names, the tool to answer with)."""
+    if not isinstance(request, dict):
+        raise BedrockError("ValidationException", "Malformed input request, please reformat your input and try again.")
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BedrockError("ValidationException",
+                           "A conversation must start with a user message. Try again with a conversation that "
+                           "starts with a user message.")
+    system_texts, user_texts, uses_tools = [], [], False
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise BedrockError("ValidationException",
+                               f"Value at 'messages.{i + 1}.member.role' failed to satisfy constraint: Member must "
+                               "satisfy enum value set: [user, assistant]")
+        expected = "user" if i % 2 == 0 else "assistant"
+        if i == 0 and message["role"] != "user":
+            raise BedrockError("ValidationException",
+                               "A conversation must start with a user message. Try again with a conversation that "
+                               "starts with a user message.")
+        if message["role"] != expected:
+            raise BedrockError("ValidationException",
+                               "A conversation must alternate between user and assistant roles. Make sure the "
+                               "conversation alternates between user and assistant roles and try again.")
+        content = message.get("content")
+        if not isinstance(content, list) or not content:
+            raise BedrockError("ValidationException",
+                               f"The content field in the Message object at messages.{i} is empty. Add a "
+                               "ContentBlock object to the content field and try again.")
+        for j, block in enumerate(content):
+            kind = _union_member(block, f"messages.{i}.content.{j}", _CONTENT_BLOCKS)
+            if kind == "text":
+                text = _nonblank_text(block["text"], f"messages.{i}.content.{j}")
+                if message["role"] == "user":
+                    user_texts.append(text)
+            uses_tools |= kind in ("toolUse", "toolResult")
+    system = request.get("system")
+    if system is not None:
+        if not isinstance(system, list):
+            raise BedrockError("ValidationException", "system must be a list of SystemContentBlock")
+        for k, block in enumerate(system):
+            if _union_member(block, f"system.{k}", ("text", "guardContent", "cachePoint")) == "text":
+                system_texts.append(_nonblank_text(block["text"], f"system.{k}"))
+    _check_inference_config(request.get("inferenceConfig"))
+    tool_config = request.get("toolConfig")
+    if tool_config is None:
+        if uses_tools:
+            raise BedrockError("ValidationException",
+                               "The toolConfig field must be defined when using toolUse and toolResult content "
+                               "blocks.")
+        return "\n".join(system_texts + user_texts), [], None
+    tools, forced = _tool_config(tool_config)
+    return "\n".join(system_texts + user_texts), tools, forced
+
+
+def _check_inference_config(config) -> None:
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise BedrockError("ValidationException", "inferenceConfig must be a structure")
+    limits = {"maxTokens": (1, None), "temperature": (0, 1), "topP": (0, 1)}
+    for name, (low, high) in limits.items():
+        value = config.get(name)
+        if value is None:
+            continue
+        if type(value) not in (int, float) or (name == "maxTokens" and type(value) is not int):
+            raise BedrockError("ValidationException", f"inferenceConfig.{name} must be a number")
+        if value < low or (high is not None and value > high):
+            bound = (f"greater than or equal to {low}" if value < low else f"less than or equal to {high}")
+            raise BedrockError("ValidationException",
+                               f"1 validation error detected: Value '{value}' at 'inferenceConfig.{name}' failed to "
+                               f"satisfy constraint: Member must have value {bound}")
+
+
+def _tool_config(config) -> tuple[list[str], str | None]:
+    """The tool names of a toolConfig and the tool the model answers with: the forced one, else the first."""
+    if not isinstance(config, dict) or not isinstance(config.get("tools"), list) or not config["tools"]:
+        raise BedrockError("ValidationException",
+                           "1 validation error detected: Value at 'toolConfig.tools' failed to satisfy constraint: "
+                           "Member must have length greater than or equal to 1")
+    names = []
+    for i, tool in enumerate(config["tools"]):
+        if _union_member(tool, f"toolConfig.tools.{i}", ("toolSpec", "systemTool", "cachePoint")) != "toolSpec":
+            continue
+        spec = tool["toolSpec"]
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
+            raise BedrockError("ValidationException",
+                               f"1 validation error detected: Value '{name}' at 'toolConfig.tools.{i + 1}.member."
+                               "toolSpec.name' failed to satisfy constraint: Member must satisfy regular expression "
+                               "pattern: [a-zA-Z0-9_-]+")
+        description = spec.get("description")
+        if description is not None and (not isinstance(description, str) or not description):
+            raise BedrockError("ValidationException",
+                               f"toolConfig.tools.{i}.toolSpec.description must be a non-empty string")
+        schema = spec.get("inputSchema")
+        if _union_member(schema, f"toolConfig.tools.{i}.toolSpec.inputSchema", ("json",)) and not isinstance(
+                schema["json"], dict):
+            raise BedrockError("ValidationException",
+                               f"toolConfig.tools.{i}.toolSpec.inputSchema.json must be a JSON object")
+        if name in names:
+            raise BedrockError("ValidationException",
+                               f"The toolConfig.tools field has more than one tool named {name}. Tool names must be "
+                               "unique.")
+        names.append(name)
+    choice = config.get("toolChoice")
+    if choice is None:
+        return names, names[0] if names else None
+    if _union_member(choice, "toolConfig.toolChoice", ("auto", "any", "tool")) != "tool":
+        return names, names[0] if names else None
+    forced = choice["tool"].get("name") if isinstance(choice["tool"], dict) else None
+    if forced not in names:
+        raise BedrockError("ValidationException",
+                           f"The tool {forced} in toolConfig.toolChoice.tool.name isn't defined in toolConfig.tools. "
+                           "Define the tool, or specify a tool that is defined, and try again.")
+    return names, forced
+
+
+def _titan_malformed(detail: str) -> BedrockError:
+    return BedrockError("ValidationException",
+                        f"Malformed input request: {detail}, please reformat your input and try again.")
+
+
+def titan_embedding_request(body: bytes) -> tuple[str, int, bool, list[str] | None]:
+    """Validate a Titan Text Embeddings V2 InvokeModel body: (inputText, dimensions, normalize, embeddingTypes)."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        raise _titan_malformed("expected a JSON object") from None
+    if not isinstance(request, dict):
+        raise _titan_malformed(f"#: expected type: JSONObject, found: {type(request).__name__}")
+    extra = set(request) - {"inputText", "dimensions", "normalize", "embeddingTypes"}
+    if extra:
+        raise _titan_malformed(f"#: extraneous key [{sorted(extra)[0]}] is not permitted")
+    text = request.get("inputText")
+    if "inputText" not in request:
+        raise _titan_malformed("#: required key [inputText] not found")
+    if not isinstance(text, str):
+        raise _titan_malformed("#/inputText: expected type: String")
+    if not 1 <= len(text) <= TITAN_V2_MAX_CHARS:
+        expected = "minLength: 1" if not text else f"maxLength: {TITAN_V2_MAX_CHARS}"
+        raise _titan_malformed(f"#/inputText: expected {expected}, actual: {len(text)}")
+    dimensions = request.get("dimensions", 1024)
+    if type(dimensions) is not int or dimensions not in TITAN_V2_DIMENSIONS:
+        raise _titan_malformed(f"#/dimensions: {dimensions} is not a valid enum value")
+    normalize = request.get("normalize", True)
+    if type(normalize) is not bool:
+        raise _titan_malformed("#/normalize: expected type: Boolean")
+    types = request.get("embeddingTypes")
+    if types is not None and (not isinstance(types, list) or not types
+                              or any(t not in ("float", "binary") for t in types)):
+        raise _titan_malformed("#/embeddingTypes: expected a non-empty subset of [float, binary]")
+    return text, dimensions, normalize, types
+
+
+def _bedrock_response(start_response, body: dict, extra=()):
+    data = json.dumps(body).encode()
+    return _respond(start_response, "200 OK", data, "application/json",
+                    [("x-amzn-RequestId", str(uuid.uuid4())), *extra])
+
+
+def _bedrock_error(start_response, error: BedrockError):
+    status = BEDROCK_ERROR_STATUS[error.name]
+    return _respond(start_response, f"{status} {HTTPStatus(status).phrase}",
+                    json.dumps({"message": error.message}).encode(), "application/json",
+                    [("x-amzn-RequestId", str(uuid.uuid4())),
+                     ("x-amzn-ErrorType", f"{error.name}:{BEDROCK_ERROR_NAMESPACE}")])
+
+
+def _bedrock_call(model: ScriptedModel, operation: str, model_id: str, environ) -> tuple[dict, list]:
+    """Serve a Converse or InvokeModel request: (response body, extra headers), or BedrockError."""
+    body = _read_body(environ)
+    if operation not in ("Converse", "InvokeModel"):
+        raise BedrockError("ValidationException", f"{operation} is not emulated by this test server")
+    kind, base = bedrock_model(model_id)
+    started = time.monotonic()
+    if operation == "Converse":
+        if kind != "chat":
+            raise BedrockError("ValidationException",
+                               "This action doesn't support the model that you provided. Try again with a supported "
+                               "text or chat model.")
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise BedrockError("ValidationException",
+                               "Malformed input request, please reformat your input and try again.") from None
+        prompt, tools, tool = converse_request(request)
+        outcome = model.call("converse", model_id, prompt, request)
+        if outcome.fail:
+            raise BedrockError(*BEDROCK_FAILURES[outcome.fail])
+        if outcome.text is not None or tool is None:
+            content, stop = [{"text": outcome.answer}], "end_turn"
+        else:
+            tool_use_id = "tooluse_" + secrets.token_urlsafe(16)[:22]
+            content, stop = [{"toolUse": {"toolUseId": tool_use_id, "name": tool, "input": outcome.reply}}], "tool_use"
+        latency = max(1, round((time.monotonic() - started) * 1000))
+        return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
+                "usage": {"inputTokens": outcome.input_tokens, "outputTokens": outcome.output_tokens,
+                          "totalTokens": outcome.input_tokens + outcome.output_tokens},
+                "metrics": {"latencyMs": latency}}, []
+
+    if base != TITAN_EMBED_V2:
+        raise BedrockError("ValidationException",
+                           f"This test server's InvokeModel serves {TITAN_EMBED_V2} only, not {model_id}")
+    content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type not in ("", "application/json", "*/*"):
+        raise BedrockError("ValidationException", f"Content type {content_type} is not supported by this model. "
+                                                  "Use application/json.")
+    text, dimensions, normalize, types = titan_embedding_request(body)
+    outcome = model.call("invoke_model", model_id, text, json.loads(body), embedding_call=True)
+    if outcome.fail:
+        raise BedrockError(*BEDROCK_FAILURES[outcome.fail])
+    vector = embedding(text, dimensions, normalize)
+    count = tokens(text)
+    answer: dict = {"embedding": vector, "inputTextTokenCount": count}
+    if types is not None:
+        answer["embeddingsByType"] = {t: vector if t == "float" else [1 if x > 0 else 0 for x in vector]
+                                      for t in types}
+    latency = max(1, round((time.monotonic() - started) * 1000))
+    return answer, [("X-Amzn-Bedrock-Input-Token-Count", str(count)),
+                    ("X-Amzn-Bedrock-Invocation-Latency", str(latency))]
+
+
+def _serve_bedrock(model: ScriptedModel, route: tuple[str, str], environ, start_response):
+    operation, model_id = route
+    if environ.get("REQUEST_METHOD") != "POST":
+        _read_body(environ)
+        body = json.dumps({"message": f"No operation matches {environ.get('REQUEST_METHOD')} on this path"})
+        return _respond(start_response, "404 Not Found", body.encode(), "application/json",
+                        [("x-amzn-RequestId", str(uuid.uuid4())),
+                         ("x-amzn-ErrorType", f"UnknownOperationException:{BEDROCK_ERROR_NAMESPACE}")])
+    try:
+        body, headers = _bedrock_call(model, operation, model_id, environ)
+    except BedrockError as error:
+        return _bedrock_error(start_response, error)
+    return _bedrock_response(start_response, body, headers)
+
+
+def ledgix_middleware(app, faults: Faults, calls: Calls, model: ScriptedModel | None = None):
+    """WSGI middleware: the fault, call-record and scripted-model endpoints, the throttling fault, Bedrock Runtime,
+    the S3 response fixes and one-at-a-time DynamoDB requests."""
     dynamodb = threading.Lock()
+    model = model if model is not None else ScriptedModel()
 
     def wrapped(environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -386,6 +791,20 @@ def ledgix_middleware(app, faults: Faults, calls: Calls):
                 return _respond(start_response, "400 Bad Request", json.dumps({"error": str(e)}).encode(),
                                 "application/json")
             return _respond(start_response, "200 OK", json.dumps(faults.state()).encode(), "application/json")
+
+        if path.startswith("/_ledgix/model/"):
+            answer = model.control(method, path, _read_body(environ))
+            if answer is None:
+                return _respond(start_response, "404 Not Found", b'{"error": "no such control path"}',
+                                "application/json")
+            status, payload = answer
+            return _respond(start_response, f"{status} {HTTPStatus(status).phrase}", json.dumps(payload).encode(),
+                            "application/json")
+
+        if _is_bedrock(environ):  # served here, outside the DynamoDB lock; other bedrock paths go on to moto
+            route = _bedrock_route(environ)
+            if route is not None:
+                return _serve_bedrock(model, route, environ, start_response)
 
         if environ.get("HTTP_X_AMZ_TARGET") == "TrentService.Sign" and faults.take_kms_sign_throttle():
             _read_body(environ)  # drain the request, so a keep-alive connection stays in step
@@ -426,10 +845,12 @@ def main() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    app = ledgix_middleware(DomainDispatcherApplication(create_backend_app), Faults(), Calls())
+    model = ScriptedModel()
+    app = ledgix_middleware(DomainDispatcherApplication(create_backend_app), Faults(), Calls(), model)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def stop(*_):  # shutdown() waits for serve_forever() to return, so it cannot run on the main thread
+        model.stop()  # ends scripted hangs early
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -19,48 +15,19 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+import servers
+
 HERE = Path(__file__).parent
+http = servers.http
 SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 
 
-def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 @pytest.fixture(scope="module")
 def endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(HERE / "moto_server.py"), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if http("GET", f"{url}/_ledgix/faults")[0] == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"moto_server.py did not start:\n{proc.communicate()[0]}")
-        time.sleep(0.1)
+    proc, url = servers.start("moto_server.py", ready="/_ledgix/faults")
     yield url
-    proc.terminate()  # SIGTERM: the server shuts down cleanly and exits 0
-    try:
-        assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    servers.stop(proc)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """What infra/terraform declares, read from its source: each function's environment variable names
-(environment.tf, local.function_environment) and IAM grants (iam.tf, local.function_permissions)."""
+(environment.tf, local.function_environment), IAM grants (iam.tf, local.function_permissions) and the Bedrock
+models the judge is given (judge.tf)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def function_environment() -> dict[str, set[str]]:
     text = (TERRAFORM / "environment.tf").read_text()
     text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
     body = text[text.index("function_environment = {"):]
-    # The named maps the functions merge, e.g. `signer_environment = { ... }`.
+    # The named maps the functions merge, e.g. `signer_environment = {` ... `}` over several lines (a one-line
+    # map must not run on into the next local's body).
     maps = {m.group(1): set(_NAME.findall(m.group(2)))
-            for m in re.finditer(r"\b(\w+_environment)\s*=\s*(?:var\.\w+\s*\?\s*)?\{(.*?)\n  \}", text, re.S)
+            for m in re.finditer(r"\b(\w+_environment)\s*=\s*(?:var\.\w+\s*\?\s*)?\{[ \t]*\n(.*?)\n  \}", text, re.S)
             if m.group(1) != "function_environment"}
     maps.update({m.group(1): set(_NAME.findall(m.group(0)))
                  for m in re.finditer(r"\b(\w+_environment)\s*=\s*var\.\w+\s*\?[^\n]*", text)})
@@ -54,3 +56,43 @@ def function_environment() -> dict[str, set[str]]:
             names |= maps[local]
         result[entry.group(1)] = names
     return result
+
+
+def bedrock_default_models() -> dict[str, str]:
+    """judge.tf's local.bedrock_default_models: VAULT_JUDGE_MODEL and VAULT_EMBEDDING_MODEL of the bedrock judge
+    when judge_model / embedding_model are left null ({"judge_model": ..., "embedding_model": ...})."""
+    models = _locals(TERRAFORM / "judge.tf")["bedrock_default_models"]
+    return {unquote(k): unquote(v) for k, v in models.items()}
+
+
+def bedrock_invoke_grants(model_ids: list[str], *, region: str, account: str,
+                          partition: str = "aws") -> tuple[set[str], dict[str, str]]:
+    """What iam.tf grants judge-worker bedrock:InvokeModel on for these model ids, as (the ARNs its calls name,
+    {routed foundation-model ARN: the inference-profile ARN it is granted through}).
+
+    The same rule as iam.tf's local.judge_model_arns / judge_routed_model_arns (with judge.tf's list of
+    inference-profile geographies, read from the source); tests/deploy/test_judge_grants.py pins it to the ARNs
+    infra/terraform/tests/plan.tftest.hcl asserts for the same inputs, so the two cannot drift apart."""
+    geographies = {unquote(g) for g in _locals(TERRAFORM / "judge.tf")["bedrock_profile_geographies"]}
+    called: set[str] = set()
+    routed: dict[str, str] = {}
+    for model_id in dict.fromkeys(model_ids):
+        prefix, _, foundation_model = model_id.partition(".")
+        if prefix in geographies:
+            profile = f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+            called.add(profile)
+            routed[f"arn:{partition}:bedrock:*::foundation-model/{foundation_model}"] = profile
+        else:
+            called.add(f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}")
+    return called, routed
+
+
+def bedrock_call_resource(model_id: str, *, region: str, account: str, partition: str = "aws") -> str:
+    """The resource a Bedrock Runtime call (Converse, InvokeModel) naming `model_id` is authorised on: the model
+    ARN itself, an inference profile's ARN in the caller's region, else the foundation model's ARN there."""
+    if model_id.startswith("arn:"):
+        return model_id
+    geographies = {unquote(g) for g in _locals(TERRAFORM / "judge.tf")["bedrock_profile_geographies"]}
+    if model_id.partition(".")[0] in geographies:
+        return f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}"
+    return f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}"

@@ -12,13 +12,15 @@ import terraform
 ROOT = Path(__file__).resolve().parents[2]
 
 # Set at cold start from the bootstrap secret (AWS_SECRET_NAME), never in Terraform: they are secrets.
-FROM_BOOTSTRAP_SECRET = {"DATABASE_URL", "LEDGIX_ADMIN_API_KEY"}
+# VAULT_JUDGE_API_KEY: the openai/http judge's key (docs/deploy.md, "Policy judge").
+FROM_BOOTSTRAP_SECRET = {"DATABASE_URL", "LEDGIX_ADMIN_API_KEY", "VAULT_JUDGE_API_KEY"}
 # Set by Lambda in every execution environment.
 FROM_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME"}
 
 EVERYWHERE = ("clearance-api", "jwks", "judge-worker", "anchor-export")
 NOT_HTTP = ("jwks", "judge-worker", "anchor-export")
 WITHOUT_STATE = ("jwks",)
+NOT_JUDGE_WORKER = ("clearance-api", "jwks", "anchor-export")
 
 # variable -> (functions that leave it at its default, why)
 DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -27,7 +29,15 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_TRANSPORT_KEY_BASE64": (EVERYWHERE, "payloads use KMS envelope encryption (VAULT_ENVELOPE_KMS_KEY_ID); "
                                                "a static key would be a secret in the environment"),
     "VAULT_DATA_DIR": (EVERYWHERE, "embedded backend only"),
-    "VAULT_JUDGE_URL": (EVERYWHERE, "no HTTP judge in this build: start-up refuses the variable"),
+    "VAULT_JUDGE_BACKEND": (("jwks", "anchor-export"), "they judge nothing and queue no judge work"),
+    "VAULT_JUDGE_URL": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
+    "VAULT_JUDGE_MODEL": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
+    "VAULT_EMBEDDING_MODEL": (NOT_JUDGE_WORKER, "only judge-worker embeds policies"),
+    "VAULT_JUDGE_TIMEOUT_SECONDS": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
+    "VAULT_JUDGE_RETRY_BUDGET_SECONDS": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
+    "VAULT_JUDGE_TENANT_CONCURRENCY": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
+    "VAULT_JUDGE_POLICY_BUDGET_CHARS": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
+    "VAULT_JUDGE_TOP_K": (NOT_JUDGE_WORKER, "only judge-worker retrieves policy chunks"),
     "VAULT_CLEARANCE_ASYNC_WORKERS": (EVERYWHERE, "the in-process queue; on Lambda judge work goes through SQS"),
     "VAULT_CLEARANCE_ASYNC_QUEUE_SIZE": (EVERYWHERE, "the in-process queue; on Lambda judge work goes through SQS"),
     "VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS": (EVERYWHERE, "ledgix dev's own SQS consumer; on Lambda the event "
@@ -58,6 +68,10 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_MINT_MAX_AGE_SECONDS": (NOT_HTTP, "only clearance-api serves /mint-token"),
     "VAULT_JWT_ISSUER": (("jwks", "anchor-export"), "they mint no tokens"),
     "VAULT_JWT_AUDIENCE": (("jwks", "anchor-export"), "they mint no tokens"),
+    "VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS": (("clearance-api", "jwks", "judge-worker"),
+                                             "only anchor-export is invoked by the anchor schedule"),
+    "VAULT_LEDGER_ANCHOR_CONCURRENCY": (("clearance-api", "jwks", "judge-worker"),
+                                        "only anchor-export runs anchor rounds (ledgix dev's timer is not on Lambda)"),
     "VAULT_LEDGER_ANCHOR_BUCKET": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
     "VAULT_LEDGER_ANCHOR_REGION": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
     "VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),

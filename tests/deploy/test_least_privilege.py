@@ -1,12 +1,28 @@
 """Least privilege, proven by running the code: each of the four function binaries runs under a local Lambda
 Runtime API (lambda_runtime.py) against the AWS emulator with its own access key, with exactly the environment
 variables its Terraform gives it, and handles the sample events of a full round (tenant created, policies,
-inline approval, queued judgement, token consumed, judge batch, anchor round, proofs). The emulator records the
+inline approval, queued judgements, token consumed, judge batches, anchor round, proofs). The emulator records the
 API operations per access key; the test checks that infra/terraform/iam.tf's function_permissions grants each
 function exactly the actions it called: nothing missing, nothing extra.
 
-Needs: the release build (target/release/<function>), the emulator (AWS_ENDPOINT_URL) with tests/aws/resources.py
-applied, and DATABASE_URL of a fresh control-plane database whose role may create databases and roles.
+The judge is Terraform's default, Bedrock with the default models, answered by the emulator's scripted model:
+judge-worker judges a short plain-English policy (whole, Converse only) and one longer than
+VAULT_JUDGE_POLICY_BUDGET_CHARS (chunks and the call embedded with InvokeModel, then Converse). Its Bedrock calls
+pass through bedrock_recorder.py, which notes the model each one names, and every one must be on a model ARN iam.tf
+grants for the configured models, every granted model used.
+
+Needs: the release build (target/release/<function>), the emulator (AWS_ENDPOINT_URL; Bedrock Runtime with its
+scripted model, POST /_ledgix/model/script) with tests/aws/resources.py applied, and DATABASE_URL of a fresh
+control-plane database whose role may create databases and roles. scripts/test.sh runs it (deploy_tests); by hand:
+
+    cargo build --release -p clearance-api -p jwks -p judge-worker -p anchor-export
+    .venv/bin/python tests/aws/moto_server.py --port 5000 &
+    eval "$(.venv/bin/python tests/aws/resources.py --endpoint http://127.0.0.1:5000)"
+    psql "$ADMIN_URL" -c 'CREATE DATABASE ledgix_deploy_control'      # a role with CREATEDB and CREATEROLE
+    DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:5432/ledgix_deploy_control?sslmode=disable" \
+      .venv/bin/python -m pytest -q -s -p no:cacheprovider tests/deploy/test_least_privilege.py
+
+(-s shows the AWS calls per request it prints.)
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ import pytest
 from botocore.session import get_session
 
 import terraform
+from bedrock_recorder import BedrockRecorder
 from lambda_runtime import FunctionProcess, lambda_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +58,35 @@ IAM_ACTION = {
     "s3:HeadObject": "s3:GetObject",
     "s3:ListObjectsV2": "s3:ListBucket",
     "s3:HeadBucket": "s3:ListBucket",
+    # Bedrock Runtime: Converse is authorised by bedrock:InvokeModel (ConverseStream by the streaming action).
+    "bedrock:Converse": "bedrock:InvokeModel",
+    "bedrock:ConverseStream": "bedrock:InvokeModelWithResponseStream",
 }
+
+REGION = "us-east-1"
+
+# The judge as Terraform deploys it by default (judge.tf): Bedrock, with the models it grants and tells the code.
+JUDGE_MODELS = terraform.bedrock_default_models()
+POLICY_BUDGET_CHARS = 4000  # VAULT_JUDGE_POLICY_BUDGET_CHARS, judge_policy_budget_chars' default
+
+# A plain-English policy over the budget: judged from retrieved chunks, so its chunks and each call are embedded.
+LONG_POLICY = {
+    "policy_id": "payments",
+    "description": "Outgoing wire transfers",
+    "tools": ["wire_transfer"],
+    "rules": [f"Rule {i} for outgoing wire transfers: a transfer to a payee first seen less than {i + 1} days ago, "
+              f"or above {1000 * (i + 1)} US dollars, or to a country outside the approved list for region {i}, "
+              f"is refused unless the treasury team approved that payee in writing beforehand."
+              for i in range(24)],
+}
+# What the emulator's model answers, by a piece of the prompt (the tool call is in it as JSON data).
+MODEL_SCRIPT = {"rules": [
+    {"match": "send_email", "reply": {"decision": "approve", "confidence": 0.97,
+                                      "reason": "Customers may be e-mailed", "rules_applied": ["R1"]}},
+    {"match": "wire_transfer", "reply": {"decision": "deny", "confidence": 0.95,
+                                         "reason": "The payee is new and the amount is over the limit",
+                                         "rules_applied": ["C1"]}},
+]}
 
 # SDK calls in the code that no function makes: the local SQS consumer of `ledgix dev --backend aws`.
 DEV_ONLY = {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
@@ -52,6 +97,10 @@ UNREACHED_PATHS = {
     ("clearance-api", "secretsmanager:PutSecretValue"):
         "tenant provisioning is idempotent: when the tenant's secret already exists (a retried provisioning) "
         "CreateSecret fails with ResourceExistsException and the code overwrites it (shared/aws/src/tenants.rs)",
+    ("anchor-export", "kms:Decrypt"):
+        "sealing reads only the unsealed rows' seq and leaf hash, never a payload; the anchor lag measured after a "
+        "round reads the oldest still-unsealed event and the newest one (envelope-encrypted payloads), which "
+        "happens only when a tenant is still behind after its round (shared/core/src/sealing.rs, anchor_lag)",
 }
 
 
@@ -110,6 +159,8 @@ def deployment(tmp_path_factory):
         "VAULT_TENANT_DB_MAX_OPEN_CONNS": "5", "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS": "300",
         "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS": "60", "VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE": "500",
         "VAULT_LEDGER_ANCHOR_PREFIX": "ledgix", "VAULT_LEDGER_LOG_ORIGIN": "ledgix-vault",
+        # A 60 s interval on a 60 s schedule: one round per invocation, so the test does not wait 30 s for a second.
+        "VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS": "60", "VAULT_LEDGER_ANCHOR_CONCURRENCY": "8",
         "VAULT_JWT_TTL": "300", "VAULT_JWT_ISSUER": "alcv-vault", "VAULT_JWT_AUDIENCE": "ledgix-sdk",
         "VAULT_ALLOW_STUB_JUDGE": "true", "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
         "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": "32", "VAULT_RATE_LIMIT_RPS": "20", "VAULT_RATE_LIMIT_BURST": "40",
@@ -121,7 +172,21 @@ def deployment(tmp_path_factory):
         # db_ca_bundle_path left null (PostgreSQL here has no verify-full); an empty value is unset to the code.
         "VAULT_DB_CA_BUNDLE": "",
     }
+    # The policy judge as Terraform's defaults set it (judge.tf, environment.tf): Bedrock with the default models;
+    # VAULT_JUDGE_URL is for the openai/http judges only (None: not set). The stub judge is not allowed.
+    values.update({
+        "VAULT_JUDGE_BACKEND": "bedrock", "VAULT_JUDGE_MODEL": JUDGE_MODELS["judge_model"],
+        "VAULT_EMBEDDING_MODEL": JUDGE_MODELS["embedding_model"], "VAULT_JUDGE_URL": None,
+        "VAULT_JUDGE_TIMEOUT_SECONDS": "20", "VAULT_JUDGE_RETRY_BUDGET_SECONDS": "60",
+        "VAULT_JUDGE_TENANT_CONCURRENCY": "4", "VAULT_JUDGE_POLICY_BUDGET_CHARS": str(POLICY_BUDGET_CHARS),
+        "VAULT_JUDGE_TOP_K": "4", "VAULT_ALLOW_STUB_JUDGE": "false",
+    })
     httpx.post(f"{ENDPOINT}/_ledgix/calls", json={"reset": True}).raise_for_status()
+    scripted = httpx.post(f"{ENDPOINT}/_ledgix/model/script", json=MODEL_SCRIPT)
+    if scripted.status_code == 404:
+        pytest.fail("the emulator has no scripted Bedrock model (tests/aws/moto_server.py: POST /_ledgix/model/script)")
+    scripted.raise_for_status()
+    bedrock = BedrockRecorder(ENDPOINT)
     logs = tmp_path_factory.mktemp("function-logs")
     started: dict[str, FunctionProcess] = {}
 
@@ -129,18 +194,21 @@ def deployment(tmp_path_factory):
         names = terraform.function_environment()[function]
         missing = names - values.keys()
         assert not missing, f"give the test a value for {sorted(missing)}"
-        env = {name: values[name] for name in names}
-        env.update(lambda_environment(), AWS_ENDPOINT_URL=ENDPOINT, AWS_REGION="us-east-1",
-                   AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID=access_key(function),
-                   AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test-session")
+        env = {name: values[name] for name in names if values[name] is not None}
+        env.update(lambda_environment(), AWS_ENDPOINT_URL=ENDPOINT, AWS_REGION=REGION,
+                   AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID=access_key(function),
+                   AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test-session",
+                   AWS_ENDPOINT_URL_BEDROCK_RUNTIME=bedrock.url)
         process = FunctionProcess(function, RELEASE / function, env, logs / f"{function}.log")
         started[function] = process
         process.init_seconds = process.wait_ready()
         return process
 
-    yield {"start": start, "queue_url": queue_url, "bucket": bucket, "logs": logs, "started": started}
+    yield {"start": start, "queue_url": queue_url, "bucket": bucket, "logs": logs, "started": started,
+           "values": values, "bedrock": bedrock}
     for process in started.values():
         process.stop()
+    bedrock.stop()
 
 
 def apigw(name: str, *, api_key: str | None = None, body: dict | None = None, path: str | None = None,
@@ -167,19 +235,28 @@ def answer(process: FunctionProcess, event: dict, status: int) -> dict:
     return json.loads(response["body"]) if response.get("body") else {}
 
 
-def judge_batch(queue_url: str) -> dict:
-    """The judge jobs clearance-api queued, as the SQS event source mapping would deliver them."""
+def judge_records(queue_url: str, count: int) -> dict[str, dict]:
+    """The judge jobs clearance-api queued (request id -> SQS record), as the event source mapping would deliver
+    them, once `count` have arrived."""
     template = json.loads((EVENTS / "sqs" / "judge-batch.json").read_text())["Records"][0]
-    messages = boto("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                           AttributeNames=["All"])["Messages"]
-    records = []
-    for m in messages:
-        record = copy.deepcopy(template)
-        record.update(messageId=m["MessageId"], receiptHandle=m["ReceiptHandle"], body=m["Body"],
-                      md5OfBody=m["MD5OfBody"])
-        record["attributes"].update({k: v for k, v in m["Attributes"].items() if k in record["attributes"]})
-        records.append(record)
-    return {"Records": records}
+    records: dict[str, dict] = {}
+    for _ in range(10):
+        messages = boto("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                               AttributeNames=["All"]).get("Messages", [])
+        for m in messages:
+            record = copy.deepcopy(template)
+            record.update(messageId=m["MessageId"], receiptHandle=m["ReceiptHandle"], body=m["Body"],
+                          md5OfBody=m["MD5OfBody"])
+            record["attributes"].update({k: v for k, v in m["Attributes"].items() if k in record["attributes"]})
+            records[json.loads(m["Body"])["request_id"]] = record
+        if len(records) >= count:
+            break
+    return records
+
+
+def bedrock_operations(calls: dict[str, int]) -> set[str]:
+    """The Bedrock Runtime operations among a calls_made() delta."""
+    return {op.split(":", 1)[1] for op in calls if op.startswith("bedrock:")}
 
 
 def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
@@ -200,11 +277,17 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     answer(api, apigw("register-policy", api_key=key), 201)
     answer(api, apigw("register-policy", api_key=key, body={
         "policy_id": "email", "description": "judged", "tools": ["send_email"], "rules": ["Only to customers"]}), 201)
+    assert len(LONG_POLICY["description"]) + sum(map(len, LONG_POLICY["rules"])) > POLICY_BUDGET_CHARS
+    answer(api, apigw("register-policy", api_key=key, body=LONG_POLICY), 201)
     answer(api, apigw("request-clearance", api_key=key), 200)  # warms the tenant's pool and caches
     approved, per_request = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key), 200))
     assert approved["status"] == "approved" and approved["token"]
     queued, per_request_queued = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key, body={
         "tool_name": "send_email", "tool_args": {"to": "a@example.com"}, "session_id": "s-1"}), 200))
+    queued_long = answer(api, apigw("request-clearance", api_key=key, body={
+        "tool_name": "wire_transfer", "tool_args": {"amount": 25000, "currency": "usd", "payee": "new-supplier"},
+        "session_id": "s-1"}), 200)
+    assert queued["status"] == queued_long["status"] == "processing", (queued, queued_long)
     _, per_consume = calls_made("clearance-api", lambda: answer(
         api, apigw("consume-token", api_key=key, body={
             "token": approved["token"], "tool_name": "stripe_refund", "tool_args": {"amount": 45, "currency": "usd"}}), 200))
@@ -214,15 +297,26 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
           f"\nAWS calls, consume-token: {json.dumps(per_consume, sort_keys=True)}")
 
     worker = start("judge-worker")
-    batch = judge_batch(queue_url)
-    assert [json.loads(r["body"])["request_id"] for r in batch["Records"]] == [queued["request_id"]]
-    outcome, per_judgement = calls_made("judge-worker", lambda: worker.invoke(batch))
+    records = judge_records(queue_url, 2)
+    assert set(records) == {queued["request_id"], queued_long["request_id"]}, sorted(records)
+    # One message per batch (judge_worker_batch_size's default), in queue order (one FIFO group: session s-1).
+    outcome, per_judgement = calls_made("judge-worker", lambda: worker.invoke({"Records": [records[queued["request_id"]]]}))
     assert outcome == {"batchItemFailures": []}
     print(f"AWS calls, queued judgement (worker, first batch of a cold instance): {json.dumps(per_judgement, sort_keys=True)}")
+    assert bedrock_operations(per_judgement) == {"Converse"}, (
+        f"a short policy goes to the model whole: one Converse, no embeddings; judge-worker called {per_judgement}")
+    outcome, per_long = calls_made("judge-worker", lambda: worker.invoke({"Records": [records[queued_long["request_id"]]]}))
+    assert outcome == {"batchItemFailures": []}
+    print(f"AWS calls, queued judgement of a long policy (worker, warm): {json.dumps(per_long, sort_keys=True)}")
+    assert bedrock_operations(per_long) == {"InvokeModel", "Converse"}, (
+        f"a policy over VAULT_JUDGE_POLICY_BUDGET_CHARS is embedded (InvokeModel) and judged from its chunks "
+        f"(Converse); judge-worker called {per_long}")
     status, per_poll = calls_made("clearance-api", lambda: answer(
         api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200))
     print(f"AWS calls, clearance-status poll: {json.dumps(per_poll, sort_keys=True)}")
-    assert status["status"] == "pending_review"
+    assert status["status"] == "approved", f"the scripted model approved the e-mail (0.97): {status}"
+    status_long = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued_long['request_id']}"), 200)
+    assert status_long["status"] == "denied", f"the scripted model denied the transfer: {status_long}"
 
     anchor = start("anchor-export")
     anchor.invoke(json.loads((EVENTS / "scheduler" / "anchor-export.json").read_text()))
@@ -245,6 +339,10 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
             f"{name}: iam.tf must grant exactly what the code calls; missing {sorted(missing)}, "
             f"never called {sorted(extra)}")
 
+    # The resources of bedrock:InvokeModel: the models judge-worker named, against what iam.tf grants for the
+    # configured models (terraform.bedrock_invoke_grants, pinned to plan.tftest.hcl by test_judge_grants.py).
+    check_bedrock_models(deployment["bedrock"], deployment["values"])
+
     # Every SDK operation the AWS adapters contain was exercised by some function (or is dev-only), so the round
     # above cannot have skipped a code path that would need a permission.
     called_anywhere = set().union(*observed.values()) | DEV_ONLY
@@ -254,17 +352,51 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     print(f"\ninit durations (ms, this machine): {json.dumps(report)}")
 
 
+def check_bedrock_models(bedrock: BedrockRecorder, values: dict) -> None:
+    """Every Bedrock call of judge-worker names a model ARN iam.tf grants for the configured models, every
+    granted model is called, and no other function calls Bedrock at all."""
+    worker = access_key("judge-worker")
+    named = bedrock.calls(worker)
+    emulated = {op.split(":", 1)[1]: n for op, n in recorded_counts("judge-worker").items() if op.startswith("bedrock:")}
+    through_recorder = {op: sum(n for (o, _), n in named.items() if o == op) for op in {o for o, _ in named}}
+    assert named and through_recorder == emulated, (
+        f"judge-worker's Bedrock calls must all pass bedrock_recorder.py (AWS_ENDPOINT_URL_BEDROCK_RUNTIME): "
+        f"it saw {through_recorder}, the emulator {emulated}; unrecognised paths {bedrock.unrecognised}")
+    account = boto("sts").get_caller_identity()["Account"]
+    configured = [values["VAULT_JUDGE_MODEL"], values["VAULT_EMBEDDING_MODEL"]]
+    called_on, routed = terraform.bedrock_invoke_grants(configured, region=REGION, account=account)
+    resources = {terraform.bedrock_call_resource(model, region=REGION, account=account) for _, model in named}
+    assert {op for op, _ in named} <= {"Converse", "InvokeModel"}, named  # both bedrock:InvokeModel, granted above
+    assert resources <= called_on, f"judge-worker called models iam.tf does not grant: {sorted(resources - called_on)}"
+    assert called_on <= resources, f"iam.tf grants models judge-worker never called: {sorted(called_on - resources)}"
+    # A profile's foundation model is invoked by Bedrock on the routed call, never by the code.
+    assert set(routed.values()) <= resources, routed
+    by_operation = {op: {model for o, model in named if o == op} for op in ("Converse", "InvokeModel")}
+    assert by_operation == {"Converse": {values["VAULT_JUDGE_MODEL"]}, "InvokeModel": {values["VAULT_EMBEDDING_MODEL"]}}, (
+        f"Converse judges with VAULT_JUDGE_MODEL, InvokeModel embeds with VAULT_EMBEDDING_MODEL: {by_operation}")
+    for name in terraform.FUNCTIONS:
+        if name != "judge-worker":
+            assert not bedrock.calls(access_key(name)), f"{name} called Bedrock: {bedrock.calls(access_key(name))}"
+
+
+# botocore service model -> IAM service prefix of its actions.
+SDK_SERVICES = {"dynamodb": "dynamodb", "kms": "kms", "secretsmanager": "secretsmanager", "sqs": "sqs", "s3": "s3",
+                "bedrock-runtime": "bedrock"}
+
+
 def sdk_operations_in_code() -> set[str]:
-    """IAM actions of the SDK operations called in shared/aws/src and functions/*/src (method names matched
-    against the botocore service models: `.get_item()` is DynamoDB GetItem)."""
+    """IAM actions of the SDK operations called in shared/aws/src, shared/judges/src and functions/*/src (method
+    names matched against the botocore service models: `.get_item()` is DynamoDB GetItem, `.converse()` Bedrock
+    Runtime Converse)."""
     session = get_session()
     sources = "\n".join(p.read_text() for p in [*(ROOT / "shared" / "aws" / "src").glob("*.rs"),
+                                                 *(ROOT / "shared" / "judges" / "src").rglob("*.rs"),
                                                  *(ROOT / "functions").glob("*/src/*.rs")])
     called = set(re.findall(r"\.([a-z][a-z0-9_]*)\(\)", sources))
     actions = set()
-    for service in ("dynamodb", "kms", "secretsmanager", "sqs", "s3"):
+    for service, prefix in SDK_SERVICES.items():
         for operation in session.get_service_model(service).operation_names:
             snake = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
             if snake in called:
-                actions.add(IAM_ACTION.get(f"{service}:{operation}", f"{service}:{operation}"))
+                actions.add(IAM_ACTION.get(f"{prefix}:{operation}", f"{prefix}:{operation}"))
     return actions

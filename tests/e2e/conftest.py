@@ -399,3 +399,86 @@ decision := "review" if { input.tool_args.amount > 100; input.tool_args.amount <
 reason := "over the hard limit" if { input.tool_args.amount > 1000 }
 reason_code := "amount_over_limit" if { input.tool_args.amount > 1000 }
 """
+
+
+# --- a vault with a real judge (docs/judge.md) on the emulated model services (tests/aws/README.md) ------------
+
+class ScriptedModel:
+    """The scripted model's control API (tests/aws/scripted_model.py) on the service the judge calls: what the
+    model answers (`script`) and what the vault sent it (`requests`). Shared by every test of a run: match on a
+    unique tool name rather than resetting."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def script(self, *rules: dict) -> None:
+        """Append rules (the newest is tried first): {"match", "reply" | "text", "fail", "times", "usage", ...}."""
+        r = httpx.post(f"{self.url}/_ledgix/model/script", json={"rules": list(rules)}, timeout=10)
+        assert r.status_code == 200, r.text
+
+    def requests(self, match: str, apis: tuple[str, ...] = ("chat", "converse", "judge")) -> list[dict]:
+        """The judge requests (`api`, `model`, `prompt`, `body`) whose prompt contains `match`, in order;
+        embedding requests only when `apis` names them."""
+        r = httpx.get(f"{self.url}/_ledgix/model/requests", timeout=10)
+        assert r.status_code == 200, r.text
+        return [q for q in r.json() if q["api"] in apis and match in q["prompt"]]
+
+
+# Retries give up after 3 s (not 60: a throttled judge must reach human review within a test), and a policy over
+# 600 characters is chunked, embedded and retrieved from (the top 2 chunks).
+JUDGE_TUNING = {"VAULT_JUDGE_RETRY_BUDGET_SECONDS": "3", "VAULT_JUDGE_POLICY_BUDGET_CHARS": "600",
+                "VAULT_JUDGE_TOP_K": "2"}
+
+
+def real_judge(judge: str | None = None) -> tuple[dict[str, str], ScriptedModel]:
+    """The VAULT_JUDGE_* variables of a real judge on this run's emulated model service, and its scripted model.
+    `judge=None`: the model judge of the backend (embedded: `openai` on tests/aws/model_server.py, models
+    `scripted-judge` / `scripted-embed`; aws: `bedrock` with its default models on the AWS emulator).
+    `judge="http"`: the HTTP judge of tests/aws/model_server.py. Skips when the service's variables are unset."""
+    if judge is None and BACKEND == "aws":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        if not endpoint:
+            pytest.skip("AWS_ENDPOINT_URL is not set: no AWS emulator to serve Bedrock (tests/aws/moto_server.py)")
+        return {"VAULT_JUDGE_BACKEND": "bedrock", **JUDGE_TUNING}, ScriptedModel(endpoint)
+    url, key = os.environ.get("LEDGIX_TEST_MODEL_SERVER_URL"), os.environ.get("LEDGIX_TEST_MODEL_SERVER_KEY")
+    if not url or not key:
+        pytest.skip("LEDGIX_TEST_MODEL_SERVER_URL / LEDGIX_TEST_MODEL_SERVER_KEY are not set: no model server "
+                    "(tests/aws/model_server.py)")
+    url = url.rstrip("/")
+    if judge == "http":
+        env = {"VAULT_JUDGE_BACKEND": "http", "VAULT_JUDGE_URL": f"{url}/judge", "VAULT_JUDGE_API_KEY": key}
+    else:
+        env = {"VAULT_JUDGE_BACKEND": "openai", "VAULT_JUDGE_URL": f"{url}/v1", "VAULT_JUDGE_API_KEY": key,
+               "VAULT_JUDGE_MODEL": "scripted-judge", "VAULT_EMBEDDING_MODEL": "scripted-embed"}
+    return {**env, **JUDGE_TUNING}, ScriptedModel(url)
+
+
+def _own_judge_queue() -> str:
+    """On AWS every `ledgix dev --backend aws` polls VAULT_CLEARANCE_SQS_QUEUE_URL, and the other vaults of the run
+    judge with the stub: a vault with a real judge gets a FIFO queue of its own. Returns its URL."""
+    return aws_client("sqs").create_queue(
+        QueueName=unique("ledgix-judge-e2e") + ".fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "60"})["QueueUrl"]
+
+
+@pytest.fixture(scope="module")
+def scripted_model() -> ScriptedModel:
+    """The scripted model behind `judge_vault`'s judge."""
+    return real_judge()[1]
+
+
+@pytest.fixture(scope="module")
+def judge_vault():
+    """A vault whose plain-English policies are decided by a real judge adapter (`real_judge()`) talking to the
+    emulated model service; script its answers with the `scripted_model` fixture."""
+    env, _ = real_judge()
+    queue_url = _own_judge_queue() if BACKEND == "aws" else None
+    if queue_url is not None:
+        env["VAULT_CLEARANCE_SQS_QUEUE_URL"] = queue_url
+    try:
+        v = started(Vault(**env))
+        yield v
+        v.cleanup()
+    finally:
+        if queue_url is not None:
+            aws_client("sqs").delete_queue(QueueUrl=queue_url)

@@ -117,16 +117,8 @@ run "functions" {
     error_message = "judge queue visibility timeout must be at least 6x the worker timeout"
   }
   assert {
-    condition     = local.anchor_schedule_expression == "rate(1 minute)"
-    error_message = "anchor-export runs every anchor_interval_minutes (default 1)"
-  }
-  assert {
     condition     = local.function_environment["clearance-api"]["VAULT_SIGNER_BACKEND"] == "aws_kms" && local.function_environment["jwks"]["VAULT_BACKEND"] == "aws"
     error_message = "every function signs with KMS on the AWS backend"
-  }
-  assert {
-    condition     = local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS"] == "60"
-    error_message = "mmd_seconds follows the schedule"
   }
   assert {
     condition     = !contains(keys(local.function_environment["clearance-api"]), "VAULT_LEDGER_ANCHOR_BUCKET") && !contains(keys(local.function_environment["judge-worker"]), "VAULT_LEDGER_ANCHOR_BUCKET")
@@ -136,6 +128,133 @@ run "functions" {
     condition     = alltrue([for name, env in local.function_environment : !contains(keys(env), "DATABASE_URL") && !contains(keys(env), "LEDGIX_ADMIN_API_KEY")])
     error_message = "secrets stay in the bootstrap secret, never in a function's environment"
   }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# The anchor cadence (anchor.tf): Scheduler's minute granularity, rounds per invocation, the timeout, the alarms.
+# ---------------------------------------------------------------------------------------------------------------
+
+run "anchor_every_30_seconds_by_default" {
+  command = plan
+
+  assert {
+    condition     = var.anchor_interval_seconds == 30 && local.anchor_schedule_expression == "rate(1 minute)" && local.anchor_rounds_per_invocation == 2
+    error_message = "a 30 s interval by default: Scheduler invokes anchor-export every minute (its minimum) for two rounds"
+  }
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker", "anchor-export"] :
+    local.function_environment[name]["VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS"] == "30"])
+    error_message = "every function that builds the ledger promises the 30 s interval (mmd_seconds)"
+  }
+  assert {
+    condition = (local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS"] == "60"
+    && local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_CONCURRENCY"] == "8")
+    error_message = "anchor-export is told it is invoked every 60 s (so it runs 60 / 30 rounds) and seals 8 tenants at once"
+  }
+  assert {
+    condition = alltrue(flatten([for name in ["clearance-api", "jwks", "judge-worker"] : [for key in ["VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS", "VAULT_LEDGER_ANCHOR_CONCURRENCY"] :
+    !contains(keys(local.function_environment[name]), key)]]))
+    error_message = "only anchor-export runs anchor rounds"
+  }
+  assert {
+    condition     = local.anchor_invocation_seconds == 30 + 15 + 60 && local.anchor_invocation_seconds <= var.anchor_export_timeout_seconds
+    error_message = "the second round starts 30 s in and seals for up to 15 s: with the reserve, well inside the 300 s timeout"
+  }
+  assert {
+    condition     = contains(module.observability.alarm_names, "ledgix-anchor-lag") && contains(module.observability.alarm_names, "ledgix-anchor-stalled")
+    error_message = "both anchor alarms: lag (rounds do not keep up) and stalled (no successful invocation)"
+  }
+}
+
+run "anchor_every_5_minutes" {
+  command = plan
+
+  variables {
+    anchor_interval_seconds      = 300
+    anchor_stalled_alarm_minutes = 15
+  }
+
+  assert {
+    condition     = local.anchor_schedule_expression == "rate(5 minutes)" && local.anchor_rounds_per_invocation == 1
+    error_message = "an interval of whole minutes is the schedule itself, one round per invocation"
+  }
+  assert {
+    condition = (local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS"] == "300"
+    && local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS"] == "300")
+    error_message = "schedule and interval are both 300 s"
+  }
+  assert {
+    condition     = local.anchor_invocation_seconds == 120 + 60
+    error_message = "one round sealing for at most 120 s (not half of 300 s) plus the reserve"
+  }
+}
+
+run "anchor_every_minute" {
+  command = plan
+
+  variables {
+    anchor_interval_seconds = 60
+    anchor_concurrency      = 16
+  }
+
+  assert {
+    condition     = local.anchor_schedule_expression == "rate(1 minute)" && local.anchor_rounds_per_invocation == 1
+    error_message = "a 60 s interval: one round per minute"
+  }
+  assert {
+    condition     = local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS"] == "60" && local.function_environment["anchor-export"]["VAULT_LEDGER_ANCHOR_CONCURRENCY"] == "16"
+    error_message = "anchor_concurrency reaches anchor-export"
+  }
+}
+
+run "anchor_interval_must_divide_the_minute" {
+  command = plan
+
+  variables {
+    anchor_interval_seconds = 45
+  }
+
+  expect_failures = [var.anchor_interval_seconds]
+}
+
+run "anchor_interval_above_a_minute_is_whole_minutes" {
+  command = plan
+
+  variables {
+    anchor_interval_seconds = 90
+  }
+
+  expect_failures = [var.anchor_interval_seconds]
+}
+
+run "anchor_interval_at_least_30_seconds" {
+  command = plan
+
+  variables {
+    anchor_interval_seconds = 15
+  }
+
+  expect_failures = [var.anchor_interval_seconds]
+}
+
+run "anchor_rounds_must_fit_the_timeout" {
+  command = plan
+
+  variables {
+    anchor_export_timeout_seconds = 90 # the second round starts at 30 s, seals up to 15 s, + 60 s reserve = 105 s
+  }
+
+  expect_failures = [terraform_data.anchor]
+}
+
+run "anchor_stalled_alarm_spans_two_invocations" {
+  command = plan
+
+  variables {
+    anchor_interval_seconds = 600 # invoked every 10 minutes: a 15-minute window can hold none
+  }
+
+  expect_failures = [terraform_data.anchor]
 }
 
 run "iam" {
@@ -484,7 +603,9 @@ run "observability_module" {
     judge_queue_name              = "ledgix-judge.fifo"
     judge_dlq_name                = "ledgix-judge-dlq.fifo"
     api_5xx_alarm_threshold       = 5
-    anchor_lag_alarm_minutes      = 10
+    anchor_interval_seconds       = 30
+    anchor_schedule_seconds       = 60
+    anchor_stalled_alarm_minutes  = 10
     judge_queue_age_alarm_seconds = 720
   }
 
@@ -497,12 +618,74 @@ run "observability_module" {
     error_message = "alarms on 5xx and on throttles of every function"
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.anchor_lag.treat_missing_data == "breaching"
-    error_message = "no anchor round at all is lag too"
+    condition     = aws_cloudwatch_metric_alarm.anchor_stalled.treat_missing_data == "breaching" && aws_cloudwatch_metric_alarm.anchor_stalled.alarm_name == "ledgix-anchor-stalled"
+    error_message = "no anchor-export invocation at all is a stalled anchor too"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.anchor_lag.alarm_name == "ledgix-anchor-lag"
+      && aws_cloudwatch_metric_alarm.anchor_lag.namespace == "LedgixVault"
+      && aws_cloudwatch_metric_alarm.anchor_lag.metric_name == "AnchorLagSeconds"
+      && try(length(aws_cloudwatch_metric_alarm.anchor_lag.dimensions), 0) == 0
+    && aws_cloudwatch_metric_alarm.anchor_lag.statistic == "Maximum")
+    error_message = "the anchor-lag alarm watches the dimensionless AnchorLagSeconds series by its Maximum (the worst tenant)"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.anchor_lag.threshold == 60
+      && aws_cloudwatch_metric_alarm.anchor_lag.comparison_operator == "GreaterThanThreshold"
+      && aws_cloudwatch_metric_alarm.anchor_lag.period == 60
+    && aws_cloudwatch_metric_alarm.anchor_lag.evaluation_periods == 3)
+    error_message = "the anchor-lag alarm fires when some tenant is more than two intervals (2 x 30 s) behind for three minutes"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.anchor_lag.treat_missing_data == "notBreaching"
+    && aws_cloudwatch_metric_alarm.anchor_stalled.treat_missing_data == "breaching")
+    error_message = "silence is the anchor-stalled alarm's to report, not the lag alarm's"
+  }
+  assert {
+    condition = (toset(aws_cloudwatch_metric_alarm.anchor_lag.alarm_actions) == toset(aws_cloudwatch_metric_alarm.api_5xx.alarm_actions)
+    && toset(aws_cloudwatch_metric_alarm.anchor_lag.ok_actions) == toset(aws_cloudwatch_metric_alarm.api_5xx.ok_actions))
+    error_message = "the anchor-lag alarm notifies the same topic as the others"
+  }
+  assert {
+    condition = (strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "AnchorLagSeconds")
+    && strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "AnchorEventsBehind"))
+    error_message = "the dashboard shows both anchor lag metrics"
   }
   assert {
     condition     = length(aws_sns_topic.alarms) == 1
     error_message = "a topic for the alarms when none is given"
+  }
+}
+
+run "observability_module_long_anchor_interval" {
+  command = plan
+
+  module {
+    source = "./modules/observability"
+  }
+
+  variables {
+    alarm_sns_topic_arn           = "arn:aws:sns:us-east-1:123456789012:oncall"
+    alarm_email                   = null
+    sns_kms_key_arn               = "arn:aws:kms:us-east-1:123456789012:key/platform"
+    function_names                = { for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] : name => "ledgix-${name}" }
+    api_id                        = "abc123"
+    judge_queue_name              = "ledgix-judge.fifo"
+    judge_dlq_name                = "ledgix-judge-dlq.fifo"
+    api_5xx_alarm_threshold       = 5
+    anchor_interval_seconds       = 300
+    anchor_schedule_seconds       = 300
+    anchor_stalled_alarm_minutes  = 15
+    judge_queue_age_alarm_seconds = 720
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.anchor_lag.threshold == 600 && aws_cloudwatch_metric_alarm.anchor_lag.period == 300
+    error_message = "a 300 s interval: the bar is 600 s, and each period holds one round's report"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.anchor_lag.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:oncall"]) && length(aws_sns_topic.alarms) == 0
+    error_message = "with a given topic, the anchor-lag alarm notifies it"
   }
 }
 
@@ -517,5 +700,378 @@ run "with_rds_proxy" {
   assert {
     condition     = length(aws_iam_role.db_proxy) == 1 && length(aws_iam_role_policy.db_proxy) == 1
     error_message = "the proxy gets a role that reads its auth secret"
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# The policy judge (judge.tf): environment, IAM on exactly the configured Bedrock models, the bedrock-runtime
+# endpoint, and the checks between inputs.
+# ---------------------------------------------------------------------------------------------------------------
+
+run "judge_bedrock_by_default" {
+  command = plan
+
+  assert {
+    condition     = local.function_environment["clearance-api"]["VAULT_JUDGE_BACKEND"] == "bedrock" && local.function_environment["judge-worker"]["VAULT_JUDGE_BACKEND"] == "bedrock"
+    error_message = "the bedrock judge by default, known to clearance-api (it queues judge work) and judge-worker"
+  }
+  assert {
+    condition = (local.function_environment["judge-worker"]["VAULT_JUDGE_MODEL"] == "amazon.nova-pro-v1:0"
+    && local.function_environment["judge-worker"]["VAULT_EMBEDDING_MODEL"] == "amazon.titan-embed-text-v2:0")
+    error_message = "judge-worker is told the models IAM grants: Nova Pro judges, Titan Text Embeddings v2 embeds"
+  }
+  assert {
+    condition = alltrue([for name in ["VAULT_JUDGE_MODEL", "VAULT_EMBEDDING_MODEL", "VAULT_JUDGE_URL", "VAULT_JUDGE_TIMEOUT_SECONDS", "VAULT_JUDGE_RETRY_BUDGET_SECONDS", "VAULT_JUDGE_TOP_K"] :
+    !contains(keys(local.function_environment["clearance-api"]), name)])
+    error_message = "clearance-api only needs to know the backend"
+  }
+  assert {
+    condition     = !contains(keys(local.function_environment["judge-worker"]), "VAULT_JUDGE_URL") && !contains(keys(local.function_environment["judge-worker"]), "VAULT_ALLOW_STUB_JUDGE")
+    error_message = "no judge URL and no stub judge with bedrock"
+  }
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : alltrue([for key in keys(env) : !strcontains(key, "API_KEY")])])
+    error_message = "VAULT_JUDGE_API_KEY (like every secret) is never in a function's environment: it is in the bootstrap secret"
+  }
+  assert {
+    condition = (length([for s in local.function_statements["judge-worker"] : s if contains(s.actions, "bedrock:InvokeModel")]) == 1
+      && one([for s in local.function_statements["judge-worker"] : s if contains(s.actions, "bedrock:InvokeModel")]).sid == "JudgeModels"
+      && toset(one([for s in local.function_statements["judge-worker"] : s if contains(s.actions, "bedrock:InvokeModel")]).resources) == toset([
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0",
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0",
+    ]))
+    error_message = "judge-worker may invoke exactly the two foundation models, in this region"
+  }
+  assert {
+    condition     = alltrue(flatten([for name in ["clearance-api", "jwks", "anchor-export"] : [for s in local.function_statements[name] : [for a in s.actions : !startswith(a, "bedrock:")]]]))
+    error_message = "only judge-worker calls Bedrock"
+  }
+  assert {
+    condition     = contains(keys(module.network.interface_endpoint_ids), "bedrock-runtime") && length(module.network.interface_endpoint_ids) == 4
+    error_message = "Bedrock Runtime gets an interface endpoint beside secretsmanager, kms and sqs (no NAT)"
+  }
+  assert {
+    condition = (local.judge_retry_budget_seconds == 60
+      && local.function_environment["judge-worker"]["VAULT_JUDGE_RETRY_BUDGET_SECONDS"] == "60"
+    && local.function_environment["judge-worker"]["VAULT_JUDGE_TIMEOUT_SECONDS"] == "20")
+    error_message = "the default worker (90 s, one message per batch) keeps the code's 60 s retry budget and 20 s call timeout"
+  }
+  assert {
+    condition = (var.judge_worker_batch_size * local.judge_retry_budget_seconds < var.judge_worker_timeout_seconds
+    && local.judge_retry_budget_seconds * 6 <= local.judge_queue_visibility_timeout_seconds)
+    error_message = "a batch's judgements fit the worker's timeout, well below the queue's visibility timeout"
+  }
+}
+
+run "judge_inference_profile" {
+  command = plan
+
+  variables {
+    judge_model = "us.amazon.nova-pro-v1:0"
+  }
+
+  assert {
+    condition     = local.function_environment["judge-worker"]["VAULT_JUDGE_MODEL"] == "us.amazon.nova-pro-v1:0"
+    error_message = "the inference-profile id is passed on as given"
+  }
+  assert {
+    condition = toset(one([for s in local.function_statements["judge-worker"] : s if s.sid == "JudgeModels"]).resources) == toset([
+      "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
+      "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0",
+    ])
+    error_message = "the calls' resources: the profile (this region, this account) and the embedding foundation model"
+  }
+  assert {
+    condition = toset(one([for s in local.function_statements["judge-worker"] : s if s.sid == "JudgeModelsThroughProfiles"]).resources) == toset([
+      "arn:aws:bedrock:*::foundation-model/amazon.nova-pro-v1:0",
+    ])
+    error_message = "the foundation model behind the profile, in whichever region the profile routes to"
+  }
+  assert {
+    condition = (one([for s in local.function_statements["judge-worker"] : s if s.sid == "JudgeModelsThroughProfiles"]).condition.variable == "bedrock:InferenceProfileArn"
+      && toset(one([for s in local.function_statements["judge-worker"] : s if s.sid == "JudgeModelsThroughProfiles"]).condition.values) == toset([
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
+    ]))
+    error_message = "the routed foundation model only through the granted profile"
+  }
+  assert {
+    condition     = length([for s in local.function_statements["judge-worker"] : s if contains(s.actions, "bedrock:InvokeModel")]) == 2
+    error_message = "two Bedrock statements: the models called, the models routed to"
+  }
+}
+
+run "judge_global_profile_and_embedding_profile" {
+  command = plan
+
+  variables {
+    judge_model     = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    embedding_model = "eu.cohere.embed-v4:0"
+    aws_region      = "eu-west-1"
+  }
+
+  assert {
+    condition = toset(one([for s in local.function_statements["judge-worker"] : s if s.sid == "JudgeModels"]).resources) == toset([
+      "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+      "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.cohere.embed-v4:0",
+    ])
+    error_message = "both profiles, in the deployment's region"
+  }
+  assert {
+    condition = toset(one([for s in local.function_statements["judge-worker"] : s if s.sid == "JudgeModelsThroughProfiles"]).resources) == toset([
+      "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+      "arn:aws:bedrock:*::foundation-model/cohere.embed-v4:0",
+    ])
+    error_message = "each profile's foundation model without its geography prefix"
+  }
+}
+
+run "judge_http" {
+  command = plan
+
+  variables {
+    judge_backend            = "http"
+    judge_url                = "https://judge.example.com/v1/judge"
+    judge_egress_cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  assert {
+    condition     = local.function_environment["judge-worker"]["VAULT_JUDGE_BACKEND"] == "http" && local.function_environment["judge-worker"]["VAULT_JUDGE_URL"] == "https://judge.example.com/v1/judge"
+    error_message = "judge-worker calls the HTTP judge at judge_url"
+  }
+  assert {
+    condition     = !contains(keys(local.function_environment["clearance-api"]), "VAULT_JUDGE_URL") && local.function_environment["clearance-api"]["VAULT_JUDGE_BACKEND"] == "http"
+    error_message = "clearance-api knows the backend, not the URL"
+  }
+  assert {
+    condition     = !contains(keys(local.function_environment["judge-worker"]), "VAULT_JUDGE_MODEL") && !contains(keys(local.function_environment["judge-worker"]), "VAULT_EMBEDDING_MODEL")
+    error_message = "the HTTP judge names its own model"
+  }
+  assert {
+    condition     = length(flatten([for name, statements in local.function_statements : [for s in statements : s if anytrue([for a in s.actions : startswith(a, "bedrock:")])]])) == 0
+    error_message = "no Bedrock statement without the bedrock judge"
+  }
+  assert {
+    condition     = !contains(keys(module.network.interface_endpoint_ids), "bedrock-runtime")
+    error_message = "no Bedrock Runtime endpoint without the bedrock judge"
+  }
+}
+
+run "judge_http_needs_its_url" {
+  command = plan
+
+  variables {
+    judge_backend = "http"
+  }
+
+  expect_failures = [terraform_data.judge]
+}
+
+run "judge_openai_needs_its_model" {
+  command = plan
+
+  variables {
+    judge_backend = "openai"
+    judge_url     = "https://api.openai.example/v1"
+  }
+
+  expect_failures = [terraform_data.judge]
+}
+
+run "judge_openai" {
+  command = plan
+
+  variables {
+    judge_backend   = "openai"
+    judge_url       = "https://api.openai.example/v1"
+    judge_model     = "gpt-4.1-mini"
+    embedding_model = "text-embedding-3-small"
+  }
+
+  assert {
+    condition = (local.function_environment["judge-worker"]["VAULT_JUDGE_MODEL"] == "gpt-4.1-mini"
+      && local.function_environment["judge-worker"]["VAULT_EMBEDDING_MODEL"] == "text-embedding-3-small"
+    && local.function_environment["judge-worker"]["VAULT_JUDGE_URL"] == "https://api.openai.example/v1")
+    error_message = "the OpenAI-compatible judge gets its URL and both model names"
+  }
+  assert {
+    condition     = length(local.bedrock_models) == 0 && !contains(keys(module.network.interface_endpoint_ids), "bedrock-runtime")
+    error_message = "no Bedrock grant and no endpoint for an OpenAI-compatible judge"
+  }
+}
+
+run "judge_openai_without_embeddings" {
+  command = plan
+
+  variables {
+    judge_backend = "openai"
+    judge_url     = "https://api.openai.example/v1"
+    judge_model   = "gpt-4.1-mini"
+  }
+
+  assert {
+    condition     = local.function_environment["judge-worker"]["VAULT_JUDGE_MODEL"] == "gpt-4.1-mini" && !contains(keys(local.function_environment["judge-worker"]), "VAULT_EMBEDDING_MODEL")
+    error_message = "an OpenAI-compatible endpoint without embeddings: long policies go to the model whole"
+  }
+}
+
+run "judge_url_must_be_https" {
+  command = plan
+
+  variables {
+    judge_backend = "http"
+    judge_url     = "http://judge.internal/v1/judge"
+  }
+
+  expect_failures = [var.judge_url]
+}
+
+run "judge_backend_is_checked" {
+  command = plan
+
+  variables {
+    judge_backend = "anthropic"
+  }
+
+  expect_failures = [var.judge_backend]
+}
+
+run "stub_judge_needs_allow_stub_judge" {
+  command = plan
+
+  variables {
+    judge_backend = "stub"
+  }
+
+  expect_failures = [terraform_data.judge]
+}
+
+run "stub_judge" {
+  command = plan
+
+  variables {
+    judge_backend    = "stub"
+    allow_stub_judge = true
+  }
+
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker"] :
+    local.function_environment[name]["VAULT_JUDGE_BACKEND"] == "stub" && local.function_environment[name]["VAULT_ALLOW_STUB_JUDGE"] == "true"])
+    error_message = "the stub judge, allowed on both functions"
+  }
+  assert {
+    condition     = length(local.bedrock_models) == 0 && !contains(keys(module.network.interface_endpoint_ids), "bedrock-runtime")
+    error_message = "no Bedrock grant and no endpoint for the stub"
+  }
+}
+
+run "judge_bedrock_model_ids_are_checked" {
+  command = plan
+
+  variables {
+    judge_model = "gpt-4o-mini" # an OpenAI model name left over with the bedrock backend
+  }
+
+  expect_failures = [terraform_data.judge]
+}
+
+run "judge_batch_must_fit_the_worker_timeout" {
+  command = plan
+
+  variables {
+    judge_worker_batch_size = 10 # 10 judgements in the default 90 s leave 7 s each: less than one 20 s model call
+  }
+
+  expect_failures = [terraform_data.judge]
+}
+
+run "judge_retry_budget_must_fit_the_worker_timeout" {
+  command = plan
+
+  variables {
+    judge_retry_budget_seconds = 80 # + 15 s for the rest > 90 s
+  }
+
+  expect_failures = [terraform_data.judge]
+}
+
+run "judge_batch_with_a_longer_timeout" {
+  command = plan
+
+  variables {
+    judge_worker_batch_size      = 10
+    judge_worker_timeout_seconds = 900
+  }
+
+  assert {
+    condition     = local.judge_retry_budget_seconds == 60 && 10 * local.judge_retry_budget_seconds + local.judge_worker_reserve_seconds <= 900
+    error_message = "a larger timeout holds ten judgements of the (capped) 60 s budget"
+  }
+}
+
+run "network_module" {
+  command = plan
+
+  module {
+    source = "./modules/network"
+  }
+
+  variables {
+    vpc_cidr                      = "10.42.0.0/16"
+    availability_zone_count       = 2
+    interface_endpoint_services   = ["secretsmanager", "kms", "sqs", "bedrock-runtime"]
+    existing_database_cidr_blocks = []
+    judge_egress_cidr_blocks      = ["0.0.0.0/0"]
+    enable_flow_logs              = false
+    flow_logs_role_arn            = "arn:aws:iam::123456789012:role/ledgix-vpc-flow-logs"
+    log_retention_days            = 90
+    logs_kms_key_arn              = "arn:aws:kms:us-east-1:123456789012:key/platform"
+  }
+
+  # Known ids, so the assertions can compare the endpoint's subnets and security group at plan time.
+  override_resource {
+    target          = aws_subnet.private[0]
+    override_during = plan
+    values          = { id = "subnet-a" }
+  }
+  override_resource {
+    target          = aws_subnet.private[1]
+    override_during = plan
+    values          = { id = "subnet-b" }
+  }
+  override_resource {
+    target          = aws_security_group.endpoints
+    override_during = plan
+    values          = { id = "sg-endpoints" }
+  }
+  override_resource {
+    target          = aws_security_group.lambda
+    override_during = plan
+    values          = { id = "sg-lambda" }
+  }
+
+  assert {
+    condition = (aws_vpc_endpoint.interface["bedrock-runtime"].service_name == "com.amazonaws.us-east-1.bedrock-runtime"
+      && aws_vpc_endpoint.interface["bedrock-runtime"].vpc_endpoint_type == "Interface"
+    && aws_vpc_endpoint.interface["bedrock-runtime"].private_dns_enabled)
+    error_message = "Bedrock Runtime through an interface endpoint with private DNS (the SDK's default endpoint resolves to it)"
+  }
+  assert {
+    condition = (aws_vpc_endpoint.interface["bedrock-runtime"].subnet_ids == toset(["subnet-a", "subnet-b"])
+    && aws_vpc_endpoint.interface["bedrock-runtime"].security_group_ids == toset(["sg-endpoints"]))
+    error_message = "the endpoint is in the functions' private subnets, one per AZ, behind the endpoints' security group"
+  }
+  assert {
+    condition = (aws_vpc_security_group_ingress_rule.endpoints_from_vpc["lambda"].from_port == 443
+      && aws_vpc_security_group_ingress_rule.endpoints_from_vpc["lambda"].referenced_security_group_id == "sg-lambda"
+    && aws_vpc_security_group_egress_rule.lambda_to_endpoints.to_port == 443)
+    error_message = "the endpoints' security group admits HTTPS from the functions"
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.lambda_to_judge["0.0.0.0/0"].from_port == 443 && aws_vpc_security_group_egress_rule.lambda_to_judge["0.0.0.0/0"].to_port == 443
+    error_message = "egress to the openai/http judge is HTTPS only"
+  }
+  assert {
+    condition     = length(aws_flow_log.this) == 0
+    error_message = "no flow logs when disabled"
   }
 }

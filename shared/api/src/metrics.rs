@@ -1,11 +1,9 @@
 //! CloudWatch Embedded Metric Format: one JSON line per request on stderr, which Lambda ships to
 //! CloudWatch Logs where the metrics are extracted. No SDK call on the request path.
 
-use std::io::Write as _;
-
 use serde_json::json;
 
-pub const NAMESPACE: &str = "LedgixVault";
+pub use ledgix_wiring::telemetry::emf::{emit, NAMESPACE};
 
 /// The EMF document for one served request.
 pub fn request_line(
@@ -37,11 +35,6 @@ pub fn request_line(
         "Latency": latency_ms,
     })
     .to_string()
-}
-
-pub fn emit(line: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
 }
 
 #[cfg(test)]

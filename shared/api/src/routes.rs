@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
         )
         .tenant(M::GET, "/ledger", LEDGER_READERS, ledger)
         .tenant(M::GET, "/ledger/checkpoints", LEDGER_READERS, checkpoints)
+        .tenant(M::GET, "/ledger/status", LEDGER_READERS, ledger_status)
         .tenant(
             M::GET,
             "/ledger/proof/inclusion",
@@ -422,6 +423,14 @@ async fn checkpoints(
         StatusCode::OK,
         &json!({"checkpoints": checkpoints}),
     ))
+}
+
+async fn ledger_status(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    let status = state.vault.ledger_status(&principal).await?;
+    Ok(json_response(StatusCode::OK, &status))
 }
 
 #[derive(Deserialize)]

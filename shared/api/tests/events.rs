@@ -199,8 +199,16 @@ async fn scheduled_anchor_round(vault: &ledgix_core::Vault) {
         .request_clearance(&principal, request, None)
         .await
         .expect("decided");
-    let summary = lambda::anchor_export(vault).await.expect("anchor round");
-    let mine = summary["tenants"]
+    let plan = lambda::AnchorPlan {
+        interval: std::time::Duration::from_secs(30),
+        schedule: std::time::Duration::from_secs(30),
+        emf: true,
+    };
+    let summary = lambda::anchor_export(vault, plan)
+        .await
+        .expect("anchor round");
+    assert_eq!(summary["rounds"].as_array().map(Vec::len), Some(1));
+    let mine = summary["rounds"][0]["tenants"]
         .as_array()
         .expect("tenants")
         .iter()

@@ -355,4 +355,14 @@ CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     body TEXT NOT NULL
 );
+-- A long policy's chunks for the judge's retrieval: text sealed in body, the embedding a plain array ranked
+-- by the worker (no pgvector here; with pgvector this column would become vector(n) and rank in SQL).
+CREATE TABLE IF NOT EXISTS policy_chunks (
+    version_id TEXT NOT NULL,
+    embedding_model TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    embedding REAL[] NOT NULL,
+    PRIMARY KEY (version_id, embedding_model, chunk_index)
+);
 "#;

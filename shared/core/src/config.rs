@@ -21,6 +21,9 @@ pub const DEFAULT_ANCHOR_PREFIX: &str = "ledgix";
 /// VAULT_LEDGER_LOG_ORIGIN: checkpoint note origins are `<prefix>/<tenant_id>`.
 pub const DEFAULT_LOG_ORIGIN: &str = "ledgix-vault";
 
+/// Tenants an anchor round seals at once (VAULT_LEDGER_ANCHOR_CONCURRENCY).
+pub const DEFAULT_ANCHOR_CONCURRENCY: usize = 8;
+
 #[derive(Debug, Clone)]
 pub struct VaultSettings {
     pub jwt_issuer: String,
@@ -42,6 +45,8 @@ pub struct VaultSettings {
     pub ledger_mmd_seconds: i64,
     /// Most events sequenced per tenant per anchor round.
     pub anchor_batch_size: usize,
+    /// VAULT_LEDGER_ANCHOR_CONCURRENCY: tenants sealed at once in an anchor round.
+    pub anchor_concurrency: usize,
     /// Checkpoint note origin is `<prefix>/<tenant_id>`.
     pub log_origin_prefix: String,
     /// VAULT_REGO_TIME_LIMIT_MS and VAULT_REGO_MEMORY_LIMIT_BYTES: what one evaluation of a tenant's Rego
@@ -49,6 +54,8 @@ pub struct VaultSettings {
     pub rego_limits: RegoLimits,
     /// VAULT_MAX_POLICIES_PER_TENANT: registering a further policy id answers 409 `policy_limit_reached`.
     pub max_policies_per_tenant: usize,
+    /// VAULT_JUDGE_*: retries, per-tenant concurrency and retrieval of the judge worker.
+    pub judge: crate::judge::JudgeSettings,
 }
 
 impl Default for VaultSettings {
@@ -64,9 +71,11 @@ impl Default for VaultSettings {
             auth_cache_ttl: Duration::from_secs(5),
             ledger_mmd_seconds: 30,
             anchor_batch_size: 500,
+            anchor_concurrency: DEFAULT_ANCHOR_CONCURRENCY,
             log_origin_prefix: DEFAULT_LOG_ORIGIN.into(),
             rego_limits: RegoLimits::default(),
             max_policies_per_tenant: DEFAULT_MAX_POLICIES_PER_TENANT,
+            judge: crate::judge::JudgeSettings::default(),
         }
     }
 }

@@ -11,8 +11,8 @@ use crate::error::{SignerError, StoreError};
 use crate::ledger::LedgerEvent;
 use crate::merkle::{Hash, Position};
 use crate::model::{
-    ApiKeyRecord, ClearanceRecord, ClearanceRequest, ClearanceStatus, ClearanceView,
-    ConfidenceBucket, IdempotencyRecord, PolicyVersion, ReviewSettings, Tenant,
+    ApiKeyRecord, ClearanceRecord, ClearanceStatus, ClearanceView, IdempotencyRecord,
+    PolicyVersion, ReviewSettings, Tenant,
 };
 use crate::ratelimit::{RateDecision, RateLimit};
 use crate::token::PublicKey;
@@ -70,6 +70,13 @@ pub enum Write {
     /// Append sequenced events to the tenant's Merkle tree and record the checkpoint that signs it. Fails with
     /// `Conflict::TreeMoved` unless the tree still has `expected_tree_size` leaves (another sealer won).
     Seal(Seal),
+    /// Store a long policy's chunks and their embeddings (retrieval for the judge). Keeps what is stored when
+    /// another worker stored them first: the same version and model give the same chunks.
+    PutPolicyChunks {
+        policy_version_id: String,
+        embedding_model: String,
+        chunks: Vec<PolicyChunk>,
+    },
     /// The checkpoint's export finished: record where it went.
     MarkExported {
         checkpoint_id: i64,
@@ -77,6 +84,14 @@ pub enum Write {
         export_version_id: Option<String>,
         exported_at: String,
     },
+}
+
+/// One chunk of a long policy and its embedding. Chunk `index` is shown to the judge as `C{index+1}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyChunk {
+    pub index: u32,
+    pub text: String,
+    pub embedding: Vec<f32>,
 }
 
 /// One sealing round's result for a tenant.
@@ -144,6 +159,13 @@ pub trait TenantStore: Send + Sync {
         version_id: &str,
     ) -> Result<Option<PolicyVersion>, StoreError>;
     async fn review_settings(&self, tenant_id: &str) -> Result<ReviewSettings, StoreError>;
+    /// The stored chunks of a policy version embedded with `embedding_model`, by index; empty when none are.
+    async fn policy_chunks(
+        &self,
+        tenant_id: &str,
+        policy_version_id: &str,
+        embedding_model: &str,
+    ) -> Result<Vec<PolicyChunk>, StoreError>;
     /// The newest `limit` events, in ascending `seq`.
     async fn ledger_tail(
         &self,
@@ -183,6 +205,13 @@ pub trait TenantStore: Send + Sync {
 
     // ----- the sealed ledger -----
     async fn tree_state(&self, tenant_id: &str) -> Result<TreeState, StoreError>;
+    /// `(seq, leaf_hash)` of committed events not yet in the tree, in `seq` order: all sealing needs, without
+    /// reading (and decrypting) the events themselves.
+    async fn unsequenced_leaves(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
     /// Committed events not yet in the tree, in `seq` order.
     async fn unsequenced_events(
         &self,
@@ -312,39 +341,91 @@ pub trait JudgeQueue: Send + Sync {
     }
 }
 
-/// What a judge concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JudgeVerdict {
-    Approve,
-    Deny,
-    Review,
+/// The prompt a judge model receives: a fixed system prompt and one user message that carries the call and the
+/// policy as delimited JSON data (see `judge::prompt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JudgePrompt {
+    pub system: String,
+    pub user: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct Judgement {
-    pub verdict: JudgeVerdict,
-    pub confidence_bucket: ConfidenceBucket,
-    pub reason: String,
-    pub reason_code: Option<String>,
-    pub citations: Vec<serde_json::Value>,
+/// One judgement asked of a model.
+#[derive(Debug, Clone, Copy)]
+pub struct JudgeCall<'a> {
+    pub tenant_id: &'a str,
+    pub request_id: &'a str,
+    /// What LLM backends send (Bedrock Converse, OpenAI-compatible chat).
+    pub prompt: &'a JudgePrompt,
+    /// The same call and policy excerpts as structured JSON: what the `http` judge receives (docs/judge.md).
+    pub data: &'a serde_json::Value,
+    /// JSON Schema of the verdict object the model must produce (a forced tool call's input schema, or an
+    /// OpenAI `json_schema` response format).
+    pub verdict_schema: &'a serde_json::Value,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum JudgeError {
-    #[error("judge unavailable: {0}")]
+/// A model's answer before the core validates it: the verdict object exactly as the model produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReply {
+    pub verdict: serde_json::Value,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Embeddings of policy chunks or of a call, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    pub input_tokens: u64,
+}
+
+/// Why a model gave no usable answer. Throttling, timeouts and unavailability are retried within the judge's
+/// retry budget; a rejected request is not (retrying cannot help); invalid output goes to human review.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("model throttled: {0}")]
+    Throttled(String),
+    #[error("model timed out: {0}")]
+    Timeout(String),
+    #[error("model unavailable: {0}")]
     Unavailable(String),
-    #[error("judge returned an invalid answer: {0}")]
-    InvalidAnswer(String),
+    /// The service refused the request itself (validation, access denied, unknown model).
+    #[error("model refused the request: {0}")]
+    Rejected(String),
+    /// The model answered, but not with a verdict object (no tool call, unparsable JSON, wrong shape).
+    #[error("model output is not a verdict: {0}")]
+    InvalidOutput(String),
 }
 
-/// Decides plain-English policies: the stub, an HTTP judge, or an LLM backend.
+impl ModelError {
+    /// Worth another attempt after a backoff.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ModelError::Throttled(_) | ModelError::Timeout(_) | ModelError::Unavailable(_)
+        )
+    }
+}
+
+/// The model behind the policy judge: Bedrock, an OpenAI-compatible endpoint, a tenant's HTTP judge, or the
+/// development stub. Adapters only move the call and the answer; prompt building, retrieval, validation,
+/// retries and the decision are the core's (`judge` module, `Vault::process_judge_job`).
 #[async_trait]
-pub trait Judge: Send + Sync {
-    fn name(&self) -> &str;
-    async fn judge(
-        &self,
-        tenant_id: &str,
-        request: &ClearanceRequest,
-        policy: &PolicyVersion,
-    ) -> Result<Judgement, JudgeError>;
+pub trait JudgeModel: Send + Sync {
+    /// `bedrock`, `openai`, `http` or `stub`.
+    fn backend(&self) -> &str;
+    /// The evaluation model (recorded in the ledger with each judgement).
+    fn model_id(&self) -> &str;
+    /// The embedding model used for retrieval; `None` when this backend does not embed (policies go in whole).
+    fn embedding_model(&self) -> Option<&str> {
+        None
+    }
+    /// One judgement: the verdict object as the model produced it, and the tokens it cost.
+    async fn decide(&self, call: JudgeCall<'_>) -> Result<ModelReply, ModelError>;
+    /// Embed `texts` (policy chunks or a call) with `embedding_model`.
+    async fn embed(&self, _texts: &[String]) -> Result<Embedded, ModelError> {
+        Err(ModelError::Rejected(format!(
+            "the {} judge does not embed text",
+            self.backend()
+        )))
+    }
 }

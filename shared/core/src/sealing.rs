@@ -58,13 +58,55 @@ pub struct ProofBundle {
     pub keys: Vec<KeyVersion>,
 }
 
-/// What one sealing round did for a tenant.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What one sealing round did for a tenant, and how far behind the tenant's log still is.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SealReport {
     pub sequenced: usize,
     pub checkpoint_id: Option<i64>,
     pub exported: usize,
     pub export_failed: bool,
+    /// Sealing this tenant failed this round (logged); `lag` still says how far behind it is.
+    pub seal_failed: bool,
+    pub lag: AnchorLag,
+}
+
+impl SealReport {
+    /// Nothing sealed, nothing exported, nothing waiting.
+    pub fn is_idle(&self) -> bool {
+        self.sequenced == 0
+            && self.exported == 0
+            && !self.export_failed
+            && !self.seal_failed
+            && self.lag.events_behind == 0
+    }
+}
+
+/// `GET /ledger/status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LedgerStatus {
+    pub tenant_id: String,
+    /// Events sealed into the Merkle tree.
+    pub tree_size: u64,
+    pub latest_checkpoint_id: Option<i64>,
+    pub latest_checkpoint_signed_at: Option<String>,
+    /// The interval checkpoints promise as maximum merge delay.
+    pub anchor_interval_seconds: i64,
+    #[serde(flatten)]
+    pub lag: AnchorLag,
+    /// The lag is within two anchor intervals (the bar the anchor-lag alarm uses).
+    pub within_bound: bool,
+}
+
+/// How far a tenant's sealed log trails its committed events: the anchor lag.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AnchorLag {
+    /// Committed events not yet sealed into a checkpoint.
+    pub events_behind: u64,
+    /// When the oldest of them was accepted (absent when caught up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_unsequenced_at: Option<String>,
+    /// Its age: 0 when caught up.
+    pub lag_seconds: f64,
 }
 
 fn hex_hash(h: &str) -> VaultResult<Hash> {
@@ -78,26 +120,86 @@ impl Vault {
         format!("{}/{tenant_id}", self.settings.log_origin_prefix)
     }
 
-    /// One anchor round over every tenant: sequence, sign, export. Errors for one tenant do not stop others.
-    /// Each tenant gets at least one batch; a tenant with more waiting keeps sealing batches while the round is
-    /// within half the anchor interval (at most two minutes, well inside anchor-export's default 300 s timeout), so
-    /// a busy tenant catches up instead of falling behind for ever.
+    /// One anchor round over every tenant: sequence, sign, export, then measure each tenant's lag. Tenants are
+    /// sealed concurrently, at most VAULT_LEDGER_ANCHOR_CONCURRENCY at a time, so one busy or slow tenant does
+    /// not hold up the rest. Errors for one tenant do not stop others. Each tenant gets at least one batch; a
+    /// tenant with more waiting keeps sealing batches while the round is within half the anchor interval (at
+    /// most two minutes, well inside anchor-export's default 300 s timeout), so a busy tenant catches up instead
+    /// of falling behind for ever. Every tenant's report is returned, idle ones included (`is_idle`).
     pub async fn anchor_round(&self) -> VaultResult<Vec<(String, SealReport)>> {
+        use futures_util::StreamExt as _;
         let budget = std::time::Duration::from_secs(
             (self.settings.ledger_mmd_seconds / 2).clamp(1, 120) as u64,
         );
         let deadline = std::time::Instant::now() + budget;
-        let mut reports = Vec::new();
-        for tenant_id in self.ports.control.tenant_ids().await? {
-            match self.catch_up(&tenant_id, deadline).await {
-                Ok(report) if report != SealReport::default() => reports.push((tenant_id, report)),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(tenant_id = %tenant_id, error = %e, "anchor round failed for tenant")
+        let tenants = self.ports.control.tenant_ids().await?;
+        // Each tenant's whole work, failure handling included, runs inside `buffer_unordered`: a combinator after
+        // it would stop polling the tenants still in flight while it waits, and those may hold what it waits
+        // for (a tenant database lock), a deadlock.
+        let reports = futures_util::stream::iter(tenants)
+            .map(|tenant_id| async move {
+                match self.catch_up(&tenant_id, deadline).await {
+                    Ok(report) => (tenant_id, report),
+                    Err(e) => {
+                        tracing::error!(tenant_id = %tenant_id, error = %e, "anchor round failed for tenant");
+                        // Still report how far behind it is, so a tenant that keeps failing raises the lag
+                        // alarm rather than dropping out of the metrics.
+                        let lag = self.anchor_lag(&tenant_id).await.unwrap_or_default();
+                        let report = SealReport {
+                            seal_failed: true,
+                            lag,
+                            ..SealReport::default()
+                        };
+                        (tenant_id, report)
+                    }
                 }
-            }
-        }
+            })
+            .buffer_unordered(self.settings.anchor_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         Ok(reports)
+    }
+
+    /// The tenant's anchor lag now. Events are sealed in `seq` order, so the unsealed ones are the newest: from
+    /// the oldest unsealed event to the last committed one.
+    pub async fn anchor_lag(&self, tenant_id: &str) -> VaultResult<AnchorLag> {
+        let store = &self.ports.store;
+        let Some(oldest) = store.unsequenced_events(tenant_id, 1).await?.pop() else {
+            return Ok(AnchorLag::default());
+        };
+        let last_seq = store
+            .ledger_tail(tenant_id, 1)
+            .await?
+            .last()
+            .map_or(oldest.seq, |e| e.seq.max(oldest.seq));
+        let lag_seconds = chrono::DateTime::parse_from_rfc3339(&oldest.accepted_at)
+            .map(|at| {
+                let age = chrono::Utc::now().signed_duration_since(at);
+                (age.num_milliseconds().max(0) as f64) / 1000.0
+            })
+            .unwrap_or(0.0);
+        Ok(AnchorLag {
+            events_behind: u64::try_from(last_seq - oldest.seq + 1).unwrap_or(0),
+            oldest_unsequenced_at: Some(oldest.accepted_at),
+            lag_seconds,
+        })
+    }
+
+    /// `GET /ledger/status`: the tenant's sealed tree, its latest checkpoint and its anchor lag.
+    pub async fn ledger_status(&self, principal: &Principal) -> VaultResult<LedgerStatus> {
+        let tenant_id = &principal.tenant_id;
+        let state = self.ports.store.tree_state(tenant_id).await?;
+        let lag = self.anchor_lag(tenant_id).await?;
+        let interval = self.settings.ledger_mmd_seconds;
+        Ok(LedgerStatus {
+            tenant_id: tenant_id.clone(),
+            tree_size: state.tree_size,
+            latest_checkpoint_id: state.latest.as_ref().map(|c| c.checkpoint_id),
+            latest_checkpoint_signed_at: state.latest.as_ref().map(|c| c.signed_at.clone()),
+            anchor_interval_seconds: interval,
+            within_bound: lag.lag_seconds <= (2 * interval) as f64,
+            lag,
+        })
     }
 
     /// Seal batch after batch until the tenant has nothing unsequenced or `deadline` has passed (always at least
@@ -119,6 +221,7 @@ impl Vault {
         let (exported, failed) = self.export_pending(tenant_id).await?;
         report.exported = exported;
         report.export_failed = failed;
+        report.lag = self.anchor_lag(tenant_id).await?;
         Ok(report)
     }
 
@@ -142,7 +245,7 @@ impl Vault {
         let store = &self.ports.store;
         let state = store.tree_state(tenant_id).await?;
         let events = store
-            .unsequenced_events(tenant_id, self.settings.anchor_batch_size)
+            .unsequenced_leaves(tenant_id, self.settings.anchor_batch_size)
             .await?;
         if events.is_empty() {
             return Ok(None);
@@ -155,16 +258,16 @@ impl Vault {
         let mut hashes = store.tree_hashes(tenant_id, &frontier).await?;
         let mut nodes = Vec::new();
         let mut leaves = Vec::with_capacity(events.len());
-        for (offset, event) in events.iter().enumerate() {
+        for (offset, (seq, leaf_hash)) in events.iter().enumerate() {
             let index = old_size + offset as u64;
-            let leaf = hex_hash(&event.leaf_hash)?;
+            let leaf = hex_hash(leaf_hash)?;
             let new = merkle::append_leaf(index, leaf, |p| hashes.get(&p).copied())
                 .map_err(|e| VaultError::Internal(e.to_string()))?;
             for (position, hash) in new {
                 hashes.insert(position, hash);
                 nodes.push((position, hash));
             }
-            leaves.push((event.seq, index));
+            leaves.push((*seq, index));
         }
         let new_size = old_size + events.len() as u64;
         let root = merkle::range_hash(

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ledgix_core::model::{ClearanceRequest, ConfidenceBucket, PolicyVersion};
+use ledgix_core::model::ClearanceRequest;
 use ledgix_core::policy::PolicyRegistration;
-use ledgix_core::ports::{Judge, JudgeError, JudgeJob, JudgeVerdict, Judgement};
+use ledgix_core::ports::{JudgeCall, JudgeJob, JudgeModel, ModelError, ModelReply};
 use ledgix_core::service::{MintRequest, Principal, VaultPorts};
 use ledgix_core::{Vault, VaultError};
 use ledgix_embedded::{EmbeddedQueue, LocalSigner, MemoryRateLimiter, SqliteStore};
@@ -17,23 +17,20 @@ use serde_json::json;
 struct ApprovingJudge;
 
 #[async_trait]
-impl Judge for ApprovingJudge {
-    fn name(&self) -> &str {
+impl JudgeModel for ApprovingJudge {
+    fn backend(&self) -> &str {
         "approving"
     }
 
-    async fn judge(
-        &self,
-        _tenant_id: &str,
-        _request: &ClearanceRequest,
-        _policy: &PolicyVersion,
-    ) -> Result<Judgement, JudgeError> {
-        Ok(Judgement {
-            verdict: JudgeVerdict::Approve,
-            confidence_bucket: ConfidenceBucket::ExtraHigh,
-            reason: "looks fine".into(),
-            reason_code: None,
-            citations: vec![],
+    fn model_id(&self) -> &str {
+        "approving"
+    }
+
+    async fn decide(&self, _call: JudgeCall<'_>) -> Result<ModelReply, ModelError> {
+        Ok(ModelReply {
+            verdict: json!({"decision": "approve", "confidence": 0.99, "reason": "looks fine", "rules_applied": ["R1"]}),
+            input_tokens: 1,
+            output_tokens: 1,
         })
     }
 }

@@ -22,6 +22,13 @@ use ledgix_embedded::{EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimite
 struct CrashingStore {
     inner: Arc<SqliteStore>,
     fail_seals: AtomicUsize,
+    /// Sealers reading a tree right now, and the most seen at once (how many tenants a round seals at once).
+    sealing_now: AtomicUsize,
+    most_sealing_at_once: AtomicUsize,
+    /// Sealing this tenant fails; and one lock, held across reading a tree and taken to read unsealed events,
+    /// stands for what a real store shares between tenants (the AWS adapter's tenant-database directory).
+    failing_tenant: std::sync::Mutex<Option<String>>,
+    shared_lock: tokio::sync::Mutex<()>,
 }
 
 #[async_trait]
@@ -56,6 +63,14 @@ impl TenantStore for CrashingStore {
     async fn review_settings(&self, t: &str) -> Result<ReviewSettings, StoreError> {
         self.inner.review_settings(t).await
     }
+    async fn policy_chunks(
+        &self,
+        t: &str,
+        v: &str,
+        m: &str,
+    ) -> Result<Vec<ledgix_core::ports::PolicyChunk>, StoreError> {
+        self.inner.policy_chunks(t, v, m).await
+    }
     async fn ledger_tail(&self, t: &str, l: usize) -> Result<Vec<LedgerEvent>, StoreError> {
         self.inner.ledger_tail(t, l).await
     }
@@ -79,9 +94,33 @@ impl TenantStore for CrashingStore {
         self.inner.consume_answer(t, k).await
     }
     async fn tree_state(&self, t: &str) -> Result<TreeState, StoreError> {
-        self.inner.tree_state(t).await
+        let now = self.sealing_now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_sealing_at_once.fetch_max(now, Ordering::SeqCst);
+        let guard = self.shared_lock.lock().await;
+        // Long enough for concurrent sealers to overlap here.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        drop(guard);
+        let state = self.inner.tree_state(t).await;
+        self.sealing_now.fetch_sub(1, Ordering::SeqCst);
+        state
+    }
+    async fn unsequenced_leaves(
+        &self,
+        t: &str,
+        l: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let failing = self
+            .failing_tenant
+            .lock()
+            .map(|f| f.as_deref() == Some(t))
+            .unwrap_or(false);
+        if failing {
+            return Err(StoreError::unavailable("simulated tenant database outage"));
+        }
+        self.inner.unsequenced_leaves(t, l).await
     }
     async fn unsequenced_events(&self, t: &str, l: usize) -> Result<Vec<LedgerEvent>, StoreError> {
+        let _shared = self.shared_lock.lock().await;
         self.inner.unsequenced_events(t, l).await
     }
     async fn tree_hashes(
@@ -154,11 +193,23 @@ struct Harness {
 }
 
 async fn harness(batch: usize) -> Harness {
+    harness_with(VaultSettings {
+        anchor_batch_size: batch,
+        ..VaultSettings::default()
+    })
+    .await
+}
+
+async fn harness_with(settings: VaultSettings) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite = Arc::new(SqliteStore::open(&dir.path().join("vault.db")).expect("open"));
     let store = Arc::new(CrashingStore {
         inner: sqlite.clone(),
         fail_seals: AtomicUsize::new(0),
+        sealing_now: AtomicUsize::new(0),
+        most_sealing_at_once: AtomicUsize::new(0),
+        failing_tenant: std::sync::Mutex::new(None),
+        shared_lock: tokio::sync::Mutex::new(()),
     });
     let anchor = Arc::new(FlakyAnchor {
         inner: FolderAnchor::new(dir.path().join("anchors"), "ledgix"),
@@ -175,10 +226,6 @@ async fn harness(batch: usize) -> Harness {
         judge: None,
         anchor: Some(anchor.clone()),
         usage: sqlite.clone(),
-    };
-    let settings = VaultSettings {
-        anchor_batch_size: batch,
-        ..VaultSettings::default()
     };
     let vault = Arc::new(Vault::new(settings, ports));
     let created = vault.create_tenant("t", None).await.expect("tenant");
@@ -394,7 +441,113 @@ async fn one_anchor_round_catches_a_backlog_up() {
     assert_tree_is_whole(&h, 10).await;
     let again = h.vault.anchor_round().await.expect("round");
     assert!(
-        again.is_empty(),
+        again.iter().all(|(_, r)| r.is_idle()),
         "nothing left for the next round: {again:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_round_seals_tenants_concurrently_within_its_bound_and_reports_their_lag() {
+    let h = harness_with(VaultSettings {
+        anchor_batch_size: 100,
+        anchor_concurrency: 4,
+        ..VaultSettings::default()
+    })
+    .await;
+    decide(&h, 6).await;
+    let lag = h
+        .vault
+        .anchor_lag(&h.principal.tenant_id)
+        .await
+        .expect("lag");
+    assert_eq!(lag.events_behind, 6);
+    assert!(lag.oldest_unsequenced_at.is_some() && lag.lag_seconds >= 0.0);
+    let status = h.vault.ledger_status(&h.principal).await.expect("status");
+    assert_eq!((status.tree_size, status.lag.events_behind), (0, 6));
+    assert!(status.within_bound);
+    let mut tenants = vec![h.principal.tenant_id.clone()];
+    for i in 0..11 {
+        let created = h
+            .vault
+            .create_tenant(&format!("t{i}"), None)
+            .await
+            .expect("tenant");
+        let principal = h
+            .vault
+            .authenticate(created.api_key.as_deref().expect("key"))
+            .await
+            .expect("principal");
+        for n in 0..3 {
+            let request = serde_json::from_value(
+                serde_json::json!({"tool_name": "t", "tool_args": {"n": n}}),
+            )
+            .expect("request");
+            h.vault
+                .request_clearance(&principal, request, None)
+                .await
+                .expect("decided");
+        }
+        tenants.push(principal.tenant_id);
+    }
+    let reports = h.vault.anchor_round().await.expect("round");
+    let mut sealed: Vec<&String> = reports.iter().map(|(t, _)| t).collect();
+    sealed.sort();
+    tenants.sort();
+    assert_eq!(
+        sealed,
+        tenants.iter().collect::<Vec<_>>(),
+        "every tenant is in the round"
+    );
+    for (tenant, report) in &reports {
+        assert!(report.sequenced > 0, "{tenant} sealed");
+        assert_eq!(report.lag.events_behind, 0, "{tenant} caught up");
+        assert_eq!(report.lag.lag_seconds, 0.0);
+    }
+    let most = h.store.most_sealing_at_once.load(Ordering::SeqCst);
+    assert!(
+        most > 1,
+        "tenants were sealed concurrently (at most {most} at once)"
+    );
+    assert!(
+        most <= 4,
+        "never more than VAULT_LEDGER_ANCHOR_CONCURRENCY at once: {most}"
+    );
+    let status = h.vault.ledger_status(&h.principal).await.expect("status");
+    assert_eq!((status.tree_size, status.lag.events_behind), (6, 0));
+    assert_eq!(status.latest_checkpoint_id, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_tenant_reports_its_lag_without_stalling_the_round() {
+    let h = harness_with(VaultSettings {
+        anchor_concurrency: 4,
+        ..VaultSettings::default()
+    })
+    .await;
+    decide(&h, 2).await;
+    let mut others = Vec::new();
+    for i in 0..6 {
+        let created = h
+            .vault
+            .create_tenant(&format!("o{i}"), None)
+            .await
+            .expect("tenant");
+        others.push(created.tenant_id);
+    }
+    if let Ok(mut failing) = h.store.failing_tenant.lock() {
+        *failing = Some(h.principal.tenant_id.clone());
+    }
+    // A failure handled outside the concurrent sealing would wait for a lock that a sealer it no longer polls
+    // holds: the round would never end.
+    let reports = tokio::time::timeout(std::time::Duration::from_secs(20), h.vault.anchor_round())
+        .await
+        .expect("the round ends")
+        .expect("round");
+    let (_, failed) = reports
+        .iter()
+        .find(|(t, _)| t == &h.principal.tenant_id)
+        .expect("the failing tenant is reported");
+    assert!(failed.seal_failed && !failed.is_idle(), "{failed:?}");
+    assert_eq!(failed.lag.events_behind, 2, "its lag is still measured");
+    assert_eq!(reports.len(), others.len() + 1);
 }

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use ledgix_aws::sqs::{self, SqsJudgeQueue};
 use ledgix_aws::{AwsBackend, AwsSettings};
-use ledgix_core::judge::StubJudge;
-use ledgix_core::ports::{AnchorSink, Judge, JudgeQueue, Signer};
+use ledgix_core::ports::{AnchorSink, JudgeModel, JudgeQueue, Signer};
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
@@ -27,17 +26,27 @@ pub struct WiredVault {
     sqs: Option<Arc<SqsJudgeQueue>>,
     workers: usize,
     anchor_interval: Duration,
+    emf_metrics: bool,
     sqs_wait_seconds: i32,
     sqs_visibility_seconds: i32,
 }
 
 /// Merge the AWS_SECRET_NAME bootstrap secret over the environment, then parse the configuration.
 pub async fn load_config(dev_defaults: bool) -> Result<Config, ConfigError> {
-    let overlay = Overlay(
+    load_config_with(dev_defaults, Default::default()).await
+}
+
+/// As `load_config`, with `overrides` (command-line flags) winning over both.
+pub async fn load_config_with(
+    dev_defaults: bool,
+    overrides: std::collections::HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let mut overlay = Overlay(
         ledgix_aws::bootstrap_environment()
             .await
             .map_err(|e| ConfigError(e.to_string()))?,
     );
+    overlay.0.extend(overrides);
     let mut config = Config::from_lookup(|name| overlay.get(name), dev_defaults)?;
     config.overlay = overlay;
     Ok(config)
@@ -49,15 +58,12 @@ pub async fn build(
     admin_key_hash: Option<String>,
 ) -> Result<WiredVault, ConfigError> {
     match config.backend {
-        Backend::Embedded => build_embedded(config, admin_key_hash),
+        Backend::Embedded => {
+            let judge = config.judge.build().await?;
+            embedded(config, admin_key_hash, judge)
+        }
         Backend::Aws => build_aws(config, admin_key_hash).await,
     }
-}
-
-fn judge(config: &Config) -> Option<Arc<dyn Judge>> {
-    config
-        .allow_stub_judge
-        .then(|| Arc::new(StubJudge) as Arc<dyn Judge>)
 }
 
 fn folder_anchor(config: &Config) -> Arc<dyn AnchorSink> {
@@ -67,9 +73,19 @@ fn folder_anchor(config: &Config) -> Arc<dyn AnchorSink> {
     ))
 }
 
+/// The embedded vault, built without awaiting anything (offline administration, tests). A Bedrock judge
+/// needs the AWS credential chain, which is async: use [`build`] for it.
 pub fn build_embedded(
     config: &Config,
     admin_key_hash: Option<String>,
+) -> Result<WiredVault, ConfigError> {
+    embedded(config, admin_key_hash, config.judge.build_local()?)
+}
+
+fn embedded(
+    config: &Config,
+    admin_key_hash: Option<String>,
+    judge: Option<Arc<dyn JudgeModel>>,
 ) -> Result<WiredVault, ConfigError> {
     if config.signer_backend == SignerBackend::AwsKms {
         return Err(ConfigError(
@@ -103,7 +119,7 @@ pub fn build_embedded(
         limiter: Arc::new(MemoryRateLimiter::default()),
         signer: Arc::new(signer),
         queue: Arc::new(queue),
-        judge: judge(config),
+        judge,
         anchor: Some(folder_anchor(config)),
         usage: store.clone(),
     };
@@ -114,6 +130,7 @@ pub fn build_embedded(
         sqs: None,
         workers: config.async_workers,
         anchor_interval: config.anchor_interval,
+        emf_metrics: config.emf_metrics,
         sqs_wait_seconds: 20,
         sqs_visibility_seconds: 60,
     })
@@ -160,7 +177,7 @@ async fn build_aws(
         limiter: aws.limiter.clone(),
         signer,
         queue,
-        judge: judge(config),
+        judge: config.judge.build().await?,
         anchor: config
             .exports_anchors
             .then(|| aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
@@ -173,6 +190,7 @@ async fn build_aws(
         sqs: aws.queue.clone(),
         workers: config.async_workers,
         anchor_interval: config.anchor_interval,
+        emf_metrics: config.emf_metrics,
         sqs_wait_seconds: wait,
         sqs_visibility_seconds: visibility,
     })
@@ -228,22 +246,16 @@ fn restrict_permissions(dir: &std::path::Path) {
 fn restrict_permissions(_dir: &std::path::Path) {}
 
 impl WiredVault {
-    /// Run the anchor job every VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS in the background.
+    /// Run an anchor round every VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS in the background.
     pub fn start_anchor_timer(&self) {
-        let (vault, interval) = (self.vault.clone(), self.anchor_interval);
+        let (vault, interval, emf) = (self.vault.clone(), self.anchor_interval, self.emf_metrics);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                match vault.anchor_round().await {
-                    Ok(reports) => {
-                        for (tenant_id, report) in reports {
-                            tracing::info!(tenant_id, sequenced = report.sequenced, checkpoint_id = ?report.checkpoint_id,
-                                exported = report.exported, export_failed = report.export_failed, "anchor round");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "anchor round failed"),
+                if let Err(e) = crate::lambda::anchor_round(&vault, emf).await {
+                    tracing::error!(error = %e, "anchor round failed");
                 }
             }
         });

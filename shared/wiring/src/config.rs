@@ -8,8 +8,11 @@ use ledgix_core::config::{
     VaultSettings, DEFAULT_ANCHOR_PREFIX, DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, DEFAULT_KEY_ID,
     DEFAULT_LOG_ORIGIN, DEFAULT_MAX_POLICIES_PER_TENANT, DEFAULT_MINT_MAX_AGE_SECONDS,
 };
+use ledgix_core::judge;
 use ledgix_core::ratelimit::RateLimit;
 use ledgix_core::rego_guard::{self, RegoLimits};
+
+use crate::judge::{JudgeConfig, JudgeVariables, DEFAULT_JUDGE_TIMEOUT_SECONDS};
 
 /// The shortest administration key the vault starts with (LEDGIX_ADMIN_API_KEY).
 pub const MIN_ADMIN_API_KEY_BYTES: usize = 32;
@@ -92,7 +95,8 @@ pub struct Config {
     pub async_workers: usize,
     pub async_queue_size: usize,
     pub allow_stub_judge: bool,
-    pub judge_url: Option<String>,
+    /// VAULT_JUDGE_*: the policy judge (`judge.rs`).
+    pub judge: JudgeConfig,
     pub admin_api_key: Option<String>,
     pub data_dir: PathBuf,
     pub policy_cache_ttl: Duration,
@@ -106,6 +110,11 @@ pub struct Config {
     /// 32-byte AES-256-GCM key (base64) for payloads at rest.
     pub transport_key_base64: Option<String>,
     pub anchor_batch_size: usize,
+    /// VAULT_LEDGER_ANCHOR_CONCURRENCY: tenants sealed at once in a round.
+    pub anchor_concurrency: usize,
+    /// VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS: how often anchor-export is invoked (EventBridge Scheduler's
+    /// minimum is a minute); each invocation runs one round per anchor interval in that period.
+    pub anchor_schedule: Duration,
     pub anchor_prefix: String,
     pub log_origin_prefix: String,
     /// `ledgix dev`: generate a signing key under the data directory when none is configured.
@@ -241,7 +250,29 @@ impl Config {
             async_workers: env.number("VAULT_CLEARANCE_ASYNC_WORKERS", 16)?,
             async_queue_size: env.number("VAULT_CLEARANCE_ASYNC_QUEUE_SIZE", 2048)?,
             allow_stub_judge: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
-            judge_url: env.get("VAULT_JUDGE_URL"),
+            judge: JudgeConfig::from_variables(JudgeVariables {
+                backend: env.get("VAULT_JUDGE_BACKEND"),
+                allow_stub: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
+                model: env.get("VAULT_JUDGE_MODEL"),
+                embedding_model: env.get("VAULT_EMBEDDING_MODEL"),
+                url: env.get("VAULT_JUDGE_URL"),
+                api_key: env.get("VAULT_JUDGE_API_KEY"),
+                timeout_seconds: env
+                    .number("VAULT_JUDGE_TIMEOUT_SECONDS", DEFAULT_JUDGE_TIMEOUT_SECONDS)?,
+                retry_budget_seconds: env.number(
+                    "VAULT_JUDGE_RETRY_BUDGET_SECONDS",
+                    judge::DEFAULT_JUDGE_RETRY_BUDGET_SECONDS,
+                )?,
+                tenant_concurrency: env.number(
+                    "VAULT_JUDGE_TENANT_CONCURRENCY",
+                    judge::DEFAULT_JUDGE_TENANT_CONCURRENCY,
+                )?,
+                policy_budget_chars: env.number(
+                    "VAULT_JUDGE_POLICY_BUDGET_CHARS",
+                    judge::DEFAULT_JUDGE_POLICY_BUDGET_CHARS,
+                )?,
+                top_k: env.number("VAULT_JUDGE_TOP_K", judge::DEFAULT_JUDGE_TOP_K)?,
+            })?,
             admin_api_key: env.get("LEDGIX_ADMIN_API_KEY"),
             data_dir: PathBuf::from(env.string("VAULT_DATA_DIR", ".ledgix")),
             policy_cache_ttl: Duration::from_secs(env.number("VAULT_POLICY_CACHE_TTL_SECONDS", 5)?),
@@ -277,13 +308,24 @@ impl Config {
                 env.number("VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", 30)?,
             ),
             anchor_batch_size: env.number("VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE", 500)?,
+            anchor_concurrency: env.number(
+                "VAULT_LEDGER_ANCHOR_CONCURRENCY",
+                ledgix_core::config::DEFAULT_ANCHOR_CONCURRENCY,
+            )?,
+            anchor_schedule: Duration::from_secs(
+                env.number("VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS", 60)?,
+            ),
             anchor_prefix: env.string("VAULT_LEDGER_ANCHOR_PREFIX", DEFAULT_ANCHOR_PREFIX),
             log_origin_prefix: env.string("VAULT_LEDGER_LOG_ORIGIN", DEFAULT_LOG_ORIGIN),
             dev_mode: dev_defaults,
         };
-        if config.anchor_interval.is_zero() || config.anchor_batch_size == 0 {
+        if config.anchor_interval.is_zero()
+            || config.anchor_batch_size == 0
+            || config.anchor_concurrency == 0
+            || config.anchor_schedule.is_zero()
+        {
             return Err(ConfigError(
-                "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS and VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE must be positive".into(),
+                "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS, _BACKFILL_BATCH_SIZE, _CONCURRENCY and _SCHEDULE_SECONDS must be positive".into(),
             ));
         }
         if config.rego_limits.time.is_zero()
@@ -300,11 +342,6 @@ impl Config {
             ));
         }
 
-        if config.judge_url.is_some() {
-            return Err(ConfigError(
-                "VAULT_JUDGE_URL is set, but only the stub judge is available in this build".into(),
-            ));
-        }
         if let Some(key) = &config.admin_api_key {
             // The length only, never the key: an operator key must not be guessable.
             if key.len() < MIN_ADMIN_API_KEY_BYTES {
@@ -334,9 +371,11 @@ impl Config {
             auth_cache_ttl: self.auth_cache_ttl,
             ledger_mmd_seconds: self.anchor_interval.as_secs() as i64,
             anchor_batch_size: self.anchor_batch_size,
+            anchor_concurrency: self.anchor_concurrency,
             log_origin_prefix: self.log_origin_prefix.clone(),
             rego_limits: self.rego_limits,
             max_policies_per_tenant: self.max_policies_per_tenant,
+            judge: self.judge.settings,
         }
     }
 }

@@ -1,5 +1,6 @@
 # A private-only VPC: no internet gateway and no NAT. The in-VPC functions reach AWS APIs through VPC endpoints
-# (gateway endpoints for S3 and DynamoDB, interface endpoints for the rest) and PostgreSQL directly.
+# (gateway endpoints for S3 and DynamoDB, interface endpoints for the rest, bedrock-runtime among them with the
+# bedrock judge) and PostgreSQL directly.
 
 data "aws_availability_zones" "available" {
   #checkov:skip=CKV_AWS_394:Only the first availability_zone_count names are used and they are kept in state; a new zone sorts after the existing ones in a region, so it does not move the subnets
@@ -111,6 +112,19 @@ resource "aws_vpc_security_group_egress_rule" "lambda_to_existing_database" {
   ip_protocol       = "tcp"
   from_port         = 5432
   to_port           = 5432
+  cidr_ipv4         = each.value
+}
+
+# The openai/http judges: judge-worker calls judge_url on 443. The route there (a NAT gateway, PrivateLink) is the
+# operator's; this only lets the functions' traffic out of their security group. Nothing with the default [].
+resource "aws_vpc_security_group_egress_rule" "lambda_to_judge" {
+  for_each = toset(var.judge_egress_cidr_blocks)
+
+  security_group_id = aws_security_group.lambda.id
+  description       = "HTTPS to the policy judge (judge_url)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
   cidr_ipv4         = each.value
 }
 

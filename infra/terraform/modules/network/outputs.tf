@@ -8,6 +8,11 @@ output "private_subnet_ids" {
   value       = aws_subnet.private[*].id
 }
 
+output "private_route_table_id" {
+  description = "Route table of the private subnets (where a NAT gateway route for the openai/http judge would go)."
+  value       = aws_route_table.private.id
+}
+
 output "lambda_security_group_id" {
   description = "Security group of the in-VPC functions."
   value       = aws_security_group.lambda.id

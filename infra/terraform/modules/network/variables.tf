@@ -19,7 +19,7 @@ variable "availability_zone_count" {
 }
 
 variable "interface_endpoint_services" {
-  description = "Short names of the services reached through interface endpoints (e.g. kms)."
+  description = "Short names of the services reached through interface endpoints (e.g. kms, bedrock-runtime)."
   type        = list(string)
 }
 
@@ -46,4 +46,10 @@ variable "logs_kms_key_arn" {
 variable "existing_database_cidr_blocks" {
   description = "CIDR blocks of a PostgreSQL outside this VPC (create_database = false), reached over peering or a transit gateway the operator sets up."
   type        = list(string)
+}
+
+variable "judge_egress_cidr_blocks" {
+  description = "CIDR blocks the functions may reach on 443 for the openai/http policy judge (routing is the operator's)."
+  type        = list(string)
+  default     = []
 }

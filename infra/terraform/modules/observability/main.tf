@@ -105,11 +105,11 @@ resource "aws_cloudwatch_metric_alarm" "function_throttles" {
   ok_actions          = local.alarm_actions
 }
 
-# Anchor lag: no anchor-export invocation finished without error within the window. Missing data (the schedule
-# stopped, or the function is never invoked) counts as lag too.
-resource "aws_cloudwatch_metric_alarm" "anchor_lag" {
-  alarm_name          = "${var.name_prefix}-anchor-lag"
-  alarm_description   = "No successful anchor round in ${var.anchor_lag_alarm_minutes} minutes: new decisions are not being sealed into checkpoints or exported to S3."
+# Anchor stalled: no anchor-export invocation finished without error within the window. Missing data (the
+# schedule stopped, or the function is never invoked) counts as stalled too.
+resource "aws_cloudwatch_metric_alarm" "anchor_stalled" {
+  alarm_name          = "${var.name_prefix}-anchor-stalled"
+  alarm_description   = "No successful anchor-export invocation in ${var.anchor_stalled_alarm_minutes} minutes: new decisions are not being sealed into checkpoints or exported to S3 (docs/deploy.md, Anchoring)."
   evaluation_periods  = 1
   comparison_operator = "LessThanThreshold"
   threshold           = 1
@@ -120,7 +120,7 @@ resource "aws_cloudwatch_metric_alarm" "anchor_lag" {
   metric_query {
     id          = "successes"
     expression  = "FILL(invocations, 0) - FILL(errors, 0)"
-    label       = "Successful anchor rounds"
+    label       = "Successful anchor-export invocations"
     return_data = true
   }
 
@@ -131,7 +131,7 @@ resource "aws_cloudwatch_metric_alarm" "anchor_lag" {
       metric_name = "Invocations"
       dimensions  = { FunctionName = var.function_names["anchor-export"] }
       stat        = "Sum"
-      period      = var.anchor_lag_alarm_minutes * 60
+      period      = var.anchor_stalled_alarm_minutes * 60
     }
   }
 
@@ -142,9 +142,38 @@ resource "aws_cloudwatch_metric_alarm" "anchor_lag" {
       metric_name = "Errors"
       dimensions  = { FunctionName = var.function_names["anchor-export"] }
       stat        = "Sum"
-      period      = var.anchor_lag_alarm_minutes * 60
+      period      = var.anchor_stalled_alarm_minutes * 60
     }
   }
+}
+
+locals {
+  # Every anchor round reports each tenant's lag as EMF (shared/wiring/src/telemetry.rs): per TenantId and without
+  # dimensions, so the dimensionless series' Maximum is the worst tenant's. A round with nothing to seal reports 0.
+  anchor_metrics_namespace = "LedgixVault"
+  anchor_lag_threshold     = 2 * var.anchor_interval_seconds
+  # One period holds at least one round's report: a minute with sub-minute intervals (two rounds each), the
+  # interval itself when anchor-export runs less often.
+  anchor_lag_period = max(60, var.anchor_schedule_seconds)
+}
+
+# Anchor lag: anchor-export runs but does not keep up. The bar is the issue's and GET /ledger/status's within_bound:
+# every tenant's oldest unsealed event at most two intervals old. Missing data is not breaching: without a round
+# there is no report, which is the anchor-stalled alarm's case (it treats silence as breaching), and a breaching
+# default here would only page twice for one cause.
+resource "aws_cloudwatch_metric_alarm" "anchor_lag" {
+  alarm_name          = "${var.name_prefix}-anchor-lag"
+  alarm_description   = "A tenant's oldest unsealed ledger event has been more than ${local.anchor_lag_threshold} s (two anchor intervals) old for 3 periods in a row: anchor rounds run but do not keep up (AnchorEventsBehind shows the backlog; docs/deploy.md, Anchoring). No data is not breaching: a stopped anchor-export is the anchor-stalled alarm's."
+  namespace           = local.anchor_metrics_namespace
+  metric_name         = "AnchorLagSeconds"
+  statistic           = "Maximum"
+  period              = local.anchor_lag_period
+  evaluation_periods  = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = local.anchor_lag_threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
 }
 
 locals {
@@ -205,12 +234,33 @@ resource "aws_cloudwatch_dashboard" "this" {
       {
         type = "metric", x = 12, y = 12, width = 12, height = 6
         properties = {
-          title = "Anchor rounds", region = var.aws_region, period = 300, view = "timeSeries"
+          title = "anchor-export invocations", region = var.aws_region, period = 300, view = "timeSeries"
           metrics = [
-            ["AWS/Lambda", "Invocations", "FunctionName", var.function_names["anchor-export"], { stat = "Sum", label = "rounds" }],
+            ["AWS/Lambda", "Invocations", "FunctionName", var.function_names["anchor-export"], { stat = "Sum", label = "invocations" }],
             ["AWS/Lambda", "Errors", "FunctionName", var.function_names["anchor-export"], { stat = "Sum", label = "failed" }],
             ["AWS/Lambda", "Duration", "FunctionName", var.function_names["anchor-export"], { stat = "Maximum", label = "duration max (ms)", yAxis = "right" }],
           ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 18, width = 12, height = 6
+        properties = {
+          title = "Anchor lag, worst tenant", region = var.aws_region, stat = "Maximum", period = local.anchor_lag_period, view = "timeSeries"
+          metrics = [
+            [local.anchor_metrics_namespace, "AnchorLagSeconds", { label = "lag (s)" }],
+            [local.anchor_metrics_namespace, "AnchorEventsBehind", { label = "events behind", yAxis = "right" }],
+          ]
+          annotations = { horizontal = [{ label = "anchor-lag alarm", value = local.anchor_lag_threshold }] }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 18, width = 12, height = 6
+        properties = {
+          title = "Anchor lag by tenant (s)", region = var.aws_region, stat = "Maximum", period = local.anchor_lag_period, view = "timeSeries"
+          metrics = [
+            [{ id = "lag", expression = "SEARCH('{${local.anchor_metrics_namespace},TenantId} MetricName=\"AnchorLagSeconds\"', 'Maximum', ${local.anchor_lag_period})", label = "$${PROP('Dim.TenantId')}" }],
+          ]
+          annotations = { horizontal = [{ label = "anchor-lag alarm", value = local.anchor_lag_threshold }] }
         }
       },
     ]

@@ -48,8 +48,18 @@ variable "api_5xx_alarm_threshold" {
   type        = number
 }
 
-variable "anchor_lag_alarm_minutes" {
-  description = "Minutes without a successful anchor-export invocation before the alarm fires."
+variable "anchor_interval_seconds" {
+  description = "The anchor interval (VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS): the anchor-lag alarm fires above two of them."
+  type        = number
+}
+
+variable "anchor_schedule_seconds" {
+  description = "How often anchor-export is invoked (VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS): at least once in every period of the anchor-lag alarm."
+  type        = number
+}
+
+variable "anchor_stalled_alarm_minutes" {
+  description = "Minutes without a successful anchor-export invocation before the anchor-stalled alarm fires."
   type        = number
 }
 

@@ -24,7 +24,7 @@ use ledgix_core::model::{
     ClearanceRecord, ClearanceStatus, ClearanceView, IdempotencyRecord, PolicyVersion,
     ReviewSettings,
 };
-use ledgix_core::ports::{TenantStore, TreeState, Write};
+use ledgix_core::ports::{PolicyChunk, TenantStore, TreeState, Write};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -402,6 +402,38 @@ impl TenantStore for PgTenantStore {
             .unwrap_or_default())
     }
 
+    async fn policy_chunks(
+        &self,
+        tenant_id: &str,
+        policy_version_id: &str,
+        embedding_model: &str,
+    ) -> Result<Vec<PolicyChunk>, StoreError> {
+        let rows = self
+            .rows(
+                tenant_id,
+                "SELECT chunk_index, body, embedding FROM policy_chunks
+                 WHERE version_id = $1 AND embedding_model = $2 ORDER BY chunk_index",
+                &[&policy_version_id, &embedding_model],
+            )
+            .await?;
+        let mut chunks = Vec::with_capacity(rows.len());
+        for row in rows {
+            let index: i32 = row.try_get(0).map_err(StoreError::corrupt)?;
+            let body: serde_json::Value = self
+                .open(
+                    "policy_chunks",
+                    row.try_get(1).map_err(StoreError::corrupt)?,
+                )
+                .await?;
+            chunks.push(PolicyChunk {
+                index: u32::try_from(index).map_err(StoreError::corrupt)?,
+                text: body["text"].as_str().unwrap_or_default().to_string(),
+                embedding: row.try_get(2).map_err(StoreError::corrupt)?,
+            });
+        }
+        Ok(chunks)
+    }
+
     async fn ledger_tail(
         &self,
         tenant_id: &str,
@@ -471,6 +503,29 @@ impl TenantStore for PgTenantStore {
         )
         .await
         .map(TreeState::signed_by)
+    }
+
+    async fn unsequenced_leaves(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let limit = limit as i64;
+        let rows = self
+            .rows(
+                tenant_id,
+                "SELECT seq, leaf_hash FROM ledger WHERE leaf_index IS NULL ORDER BY seq LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0).map_err(StoreError::corrupt)?,
+                    row.try_get(1).map_err(StoreError::corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     async fn unsequenced_events(

@@ -92,6 +92,27 @@ async fn apply(
             .await
             .map_err(pg_error)?;
         }
+        Write::PutPolicyChunks {
+            policy_version_id,
+            embedding_model,
+            chunks,
+        } => {
+            for chunk in chunks {
+                let index = i32::try_from(chunk.index).map_err(StoreError::corrupt)?;
+                let body = sealed(
+                    "policy_chunks",
+                    json(&serde_json::json!({"text": chunk.text}))?,
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO policy_chunks (version_id, embedding_model, chunk_index, body, embedding)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[policy_version_id, embedding_model, &index, &body, &chunk.embedding],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+        }
         Write::PutIdempotency(record) => {
             tx.execute(
                 "INSERT INTO idempotency (key, body) VALUES ($1, $2)",

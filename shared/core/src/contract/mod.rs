@@ -222,6 +222,48 @@ pub async fn seq_is_per_tenant_gapless_under_concurrency(p: Ports) {
     );
 }
 
+pub async fn unsequenced_leaves_are_the_unsealed_events_in_order(p: Ports) {
+    let tenant = unique("t");
+    for i in 0..3 {
+        let mut e = event(&format!("r{i}"));
+        e.leaf_hash = format!("{i:02x}").repeat(32);
+        p.store
+            .commit(&tenant, vec![Write::AppendEvent(e)])
+            .await
+            .expect("append");
+    }
+    let leaves = p.store.unsequenced_leaves(&tenant, 10).await.expect("read");
+    assert_eq!(
+        leaves,
+        (0..3)
+            .map(|i| (i64::from(i) + 1, format!("{i:02x}").repeat(32)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        p.store
+            .unsequenced_leaves(&tenant, 2)
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+    let events = p.store.unsequenced_events(&tenant, 10).await.expect("read");
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.seq, e.leaf_hash.clone()))
+            .collect::<Vec<_>>(),
+        leaves,
+        "the same events as unsequenced_events"
+    );
+    assert!(p
+        .store
+        .unsequenced_leaves(&unique("other"), 10)
+        .await
+        .expect("read")
+        .is_empty());
+}
+
 pub async fn idempotency_keys_are_recorded_once_per_scope(p: Ports) {
     let (a, b) = (unique("a"), unique("b"));
     p.store
@@ -428,6 +470,72 @@ pub async fn policies_and_settings_round_trip(p: Ports) {
     );
 }
 
+pub async fn policy_chunks_are_kept_per_version_and_model(p: Ports) {
+    let tenant = unique("t");
+    let chunk = |index: u32, text: &str, x: f32| crate::ports::PolicyChunk {
+        index,
+        text: text.into(),
+        embedding: vec![x, -x, 0.25, f32::MIN_POSITIVE],
+    };
+    let put = |model: &str, chunks| Write::PutPolicyChunks {
+        policy_version_id: "pv1".into(),
+        embedding_model: model.into(),
+        chunks,
+    };
+    assert!(p
+        .store
+        .policy_chunks(&tenant, "pv1", "m1")
+        .await
+        .expect("read")
+        .is_empty());
+    // Written out of order; read back by index.
+    p.store
+        .commit(
+            &tenant,
+            vec![put(
+                "m1",
+                vec![chunk(1, "second", 2.0), chunk(0, "first", 1.0)],
+            )],
+        )
+        .await
+        .expect("put");
+    // A second worker storing the same version and model keeps the first's rows and does not fail.
+    p.store
+        .commit(&tenant, vec![put("m1", vec![chunk(0, "other", 9.0)])])
+        .await
+        .expect("put again");
+    p.store
+        .commit(&tenant, vec![put("m2", vec![chunk(0, "re-embedded", 3.0)])])
+        .await
+        .expect("another model");
+    assert_eq!(
+        p.store
+            .policy_chunks(&tenant, "pv1", "m1")
+            .await
+            .expect("read"),
+        vec![chunk(0, "first", 1.0), chunk(1, "second", 2.0)]
+    );
+    assert_eq!(
+        p.store
+            .policy_chunks(&tenant, "pv1", "m2")
+            .await
+            .expect("read"),
+        vec![chunk(0, "re-embedded", 3.0)]
+    );
+    assert!(p
+        .store
+        .policy_chunks(&tenant, "pv2", "m1")
+        .await
+        .expect("read")
+        .is_empty());
+    assert!(p
+        .store
+        .policy_chunks(&unique("other"), "pv1", "m1")
+        .await
+        .expect("read")
+        .is_empty());
+}
+
 pub async fn tenants_and_keys(p: Ports) {
     let tenant = Tenant {
         tenant_id: unique("tn"),
@@ -562,11 +670,13 @@ macro_rules! port_contract_tests {
         $crate::port_contract_tests!(@case [$(#[$meta])+] $factory,
             commit_is_all_or_nothing,
             seq_is_per_tenant_gapless_under_concurrency,
+            unsequenced_leaves_are_the_unsealed_events_in_order,
             jti_burns_exactly_once_under_concurrency,
             consume_answers_are_burned_with_the_jti_and_kept_apart,
             idempotency_keys_are_recorded_once_per_scope,
             clearance_updates_are_conditional_and_reads_isolated,
             policies_and_settings_round_trip,
+            policy_chunks_are_kept_per_version_and_model,
             tenants_and_keys,
             keys_carry_roles_and_are_listed_per_tenant,
             tenant_key_answers_are_kept_apart_from_admin_answers,

@@ -5,6 +5,7 @@ mod admin;
 mod clearance;
 mod idempotency;
 mod judge;
+mod judging;
 mod policies;
 mod reviews;
 mod tokens;
@@ -17,7 +18,7 @@ use crate::config::VaultSettings;
 use crate::error::{VaultError, VaultResult};
 use crate::ledger::LedgerEvent;
 use crate::ports::{
-    AnchorSink, ControlPlane, Judge, JudgeQueue, RateLimiter, Signer, TenantStore, UsageMeter,
+    AnchorSink, ControlPlane, JudgeModel, JudgeQueue, RateLimiter, Signer, TenantStore, UsageMeter,
 };
 use crate::ratelimit::RateDecision;
 use crate::roles::{self, Role};
@@ -58,7 +59,7 @@ pub struct VaultPorts {
     pub signer: Arc<dyn Signer>,
     pub queue: Arc<dyn JudgeQueue>,
     /// `None`: no judge configured; plain-English policies go straight to human review.
-    pub judge: Option<Arc<dyn Judge>>,
+    pub judge: Option<Arc<dyn JudgeModel>>,
     /// Where checkpoints and tiles are exported; `None` seals without exporting.
     pub anchor: Option<Arc<dyn AnchorSink>>,
     pub usage: Arc<dyn UsageMeter>,
@@ -76,6 +77,8 @@ pub struct Vault {
     compilations: std::sync::atomic::AtomicU64,
     /// API key hash → principal (or `None` for an unknown or revoked key).
     principals: TtlCache<Option<Principal>>,
+    /// Model calls in flight per tenant (VAULT_JUDGE_TENANT_CONCURRENCY).
+    judge_gate: crate::judge::gate::TenantGate,
 }
 
 impl Vault {
@@ -85,6 +88,7 @@ impl Vault {
             compiled: BoundedCache::new(policies::COMPILED_POLICY_CACHE_ENTRIES),
             compilations: std::sync::atomic::AtomicU64::new(0),
             principals: TtlCache::new(settings.auth_cache_ttl),
+            judge_gate: crate::judge::gate::TenantGate::new(settings.judge.tenant_concurrency),
             settings,
             ports,
         }
@@ -92,6 +96,11 @@ impl Vault {
 
     pub fn settings(&self) -> &VaultSettings {
         &self.settings
+    }
+
+    /// The configured judge's backend name (`bedrock`, `openai`, `http`, `stub`), if any.
+    pub fn judge_backend(&self) -> Option<&str> {
+        self.ports.judge.as_deref().map(|j| j.backend())
     }
 
     // ----- authentication, rate limiting, metering -----------------------------------------------------
@@ -134,8 +143,21 @@ impl Vault {
 
     /// Count one billable event. Metering never fails a decision: a lost count is logged, not raised.
     async fn meter(&self, tenant_id: &str, metric: &str) {
+        self.meter_count(tenant_id, metric, 1).await;
+    }
+
+    /// Add `count` to a usage counter (tokens, judgements); zero counts nothing.
+    async fn meter_count(&self, tenant_id: &str, metric: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
         let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        if let Err(e) = self.ports.usage.record(tenant_id, &day, metric, 1).await {
+        if let Err(e) = self
+            .ports
+            .usage
+            .record(tenant_id, &day, metric, count)
+            .await
+        {
             tracing::warn!(tenant_id, metric, error = %e, "usage not recorded");
         }
     }

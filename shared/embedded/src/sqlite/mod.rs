@@ -19,6 +19,7 @@ mod control;
 mod schema;
 mod tenant;
 mod usage;
+mod vector;
 mod writer;
 
 use std::path::{Path, PathBuf};

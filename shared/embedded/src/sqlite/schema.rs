@@ -2,7 +2,8 @@
 //!
 //! Payload columns (`body`) hold JSON, sealed by the store's `Codec` where the table's rows carry request data
 //! (clearances, ledger, policies, idempotency). Idempotent answers share one table by scope: a tenant id (the
-//! tenant's ledger-writing requests), `<tenant id>#consume` (its token consumes) or `admin`.
+//! tenant's ledger-writing requests), `<tenant id>#consume` (its token consumes) or `admin`. A policy chunk's
+//! text is sealed in `body`; its embedding is little-endian `f32`s in `embedding`.
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
@@ -85,6 +86,15 @@ CREATE TABLE IF NOT EXISTS usage (
     count INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, day, metric)
 );
+CREATE TABLE IF NOT EXISTS policy_chunks (
+    tenant_id TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    embedding_model TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    embedding BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, version_id, embedding_model, chunk_index)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS burned_jtis (
     jti TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL,

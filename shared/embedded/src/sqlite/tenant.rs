@@ -10,11 +10,11 @@ use ledgix_core::merkle::{Hash, Position};
 use ledgix_core::model::{
     ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings,
 };
-use ledgix_core::ports::{ControlPlane, TenantStore, TreeState, Write};
+use ledgix_core::ports::{ControlPlane, PolicyChunk, TenantStore, TreeState, Write};
 use rusqlite::{params, OptionalExtension};
 
 use super::writer::{Done, Op};
-use super::{consume_answer_scope, SqliteStore};
+use super::{consume_answer_scope, parse, vector, SqliteStore};
 
 #[async_trait]
 impl TenantStore for SqliteStore {
@@ -94,6 +94,43 @@ impl TenantStore for SqliteStore {
         .map(Option::unwrap_or_default)
     }
 
+    async fn policy_chunks(
+        &self,
+        tenant_id: &str,
+        policy_version_id: &str,
+        embedding_model: &str,
+    ) -> Result<Vec<PolicyChunk>, StoreError> {
+        let key = (
+            tenant_id.to_string(),
+            policy_version_id.to_string(),
+            embedding_model.to_string(),
+        );
+        self.read(move |conn, codec| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT chunk_index, body, embedding FROM policy_chunks
+                     WHERE tenant_id = ?1 AND version_id = ?2 AND embedding_model = ?3 ORDER BY chunk_index",
+                )
+                .map_err(StoreError::unavailable)?;
+            let rows = stmt
+                .query_map(key, |row| {
+                    Ok((row.get::<_, u32>(0)?, row.get::<_, String>(1)?, row.get::<_, Vec<u8>>(2)?))
+                })
+                .map_err(StoreError::unavailable)?;
+            rows.map(|row| {
+                let (index, body, embedding) = row.map_err(StoreError::unavailable)?;
+                let body: serde_json::Value = parse(codec, "policy_chunks", body)?;
+                Ok(PolicyChunk {
+                    index,
+                    text: body["text"].as_str().unwrap_or_default().to_string(),
+                    embedding: vector::from_bytes(&embedding)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
     async fn ledger_tail(
         &self,
         tenant_id: &str,
@@ -151,6 +188,30 @@ impl TenantStore for SqliteStore {
         )
         .await
         .map(TreeState::signed_by)
+    }
+
+    async fn unsequenced_leaves(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let key = (tenant_id.to_string(), limit as i64);
+        self.read(move |conn, _| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, leaf_hash FROM ledger WHERE tenant_id = ?1 AND leaf_index IS NULL
+                     ORDER BY seq LIMIT ?2",
+                )
+                .map_err(StoreError::unavailable)?;
+            let rows = stmt
+                .query_map(key, |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(StoreError::unavailable)?;
+            rows.map(|row| row.map_err(StoreError::unavailable))
+                .collect()
+        })
+        .await
     }
 
     async fn unsequenced_events(

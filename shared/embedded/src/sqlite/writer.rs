@@ -398,6 +398,28 @@ fn apply_write(
             .map_err(StoreError::unavailable)?;
         }
         Write::PutIdempotency(record) => put_idempotency(conn, &record.scope, record, codec)?,
+        Write::PutPolicyChunks {
+            policy_version_id,
+            embedding_model,
+            chunks,
+        } => {
+            for chunk in chunks {
+                exec(
+                    conn,
+                    "INSERT INTO policy_chunks (tenant_id, version_id, embedding_model, chunk_index, body, embedding)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                    params![
+                        tenant_id,
+                        policy_version_id,
+                        embedding_model,
+                        chunk.index,
+                        codec.seal("policy_chunks", json(&serde_json::json!({"text": chunk.text}))?)?,
+                        super::vector::to_bytes(&chunk.embedding)
+                    ],
+                )
+                .map_err(StoreError::unavailable)?;
+            }
+        }
         Write::Seal(seal) => apply_seal(conn, tenant_id, seal)?,
         Write::MarkExported {
             checkpoint_id,
