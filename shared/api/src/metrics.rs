@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-pub use ledgix_wiring::telemetry::emf::{emit, NAMESPACE};
+pub use ledgix_wiring::telemetry::emf::{emit, now_ms, NAMESPACE};
 
 /// The EMF document for one served request.
 pub fn request_line(

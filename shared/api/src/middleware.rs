@@ -51,7 +51,7 @@ pub async fn request_context(
         );
     });
     if state.emf_metrics {
-        let now_ms = chrono_now_ms();
+        let now_ms = crate::metrics::now_ms();
         crate::metrics::emit(&crate::metrics::request_line(
             &route,
             method.as_str(),
@@ -165,10 +165,4 @@ pub(crate) async fn refuse(request: Request, response: impl IntoResponse) -> Res
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -161,6 +161,8 @@ fn payload_cipher(
     Ok(PayloadCipher::new(codec, envelope))
 }
 
+pub use aws_config::SdkConfig;
+
 pub async fn sdk_config() -> aws_config::SdkConfig {
     // Region, credentials and AWS_ENDPOINT_URL come from the standard chain.
     aws_config::defaults(BehaviorVersion::latest()).load().await
@@ -226,6 +228,8 @@ pub struct AwsBackend {
     pub queue: Option<Arc<SqsJudgeQueue>>,
     pub anchor: Option<Arc<dyn AnchorSink>>,
     pub settings: AwsSettings,
+    /// The SDK configuration the clients above were built from, for other clients of this process.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl AwsBackend {
@@ -317,6 +321,7 @@ impl AwsBackend {
             queue: queue.map(|q| q as Arc<SqsJudgeQueue>),
             anchor,
             settings,
+            sdk,
         })
     }
 

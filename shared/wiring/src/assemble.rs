@@ -59,7 +59,7 @@ pub async fn build(
 ) -> Result<WiredVault, ConfigError> {
     match config.backend {
         Backend::Embedded => {
-            let judge = config.judge.build().await?;
+            let judge = config.judge.build(None).await?;
             embedded(config, admin_key_hash, judge)
         }
         Backend::Aws => build_aws(config, admin_key_hash).await,
@@ -177,7 +177,7 @@ async fn build_aws(
         limiter: aws.limiter.clone(),
         signer,
         queue,
-        judge: config.judge.build().await?,
+        judge: config.judge.build(Some(&aws.sdk)).await?,
         anchor: config
             .exports_anchors
             .then(|| aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),

@@ -182,6 +182,7 @@ impl Config {
                 )))
             }
         };
+        let allow_stub_judge = env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?;
         let jwt_ttl_seconds: i64 = env.number("VAULT_JWT_TTL", 300)?;
         if !(1..=86_400).contains(&jwt_ttl_seconds) {
             return Err(ConfigError(format!(
@@ -249,10 +250,10 @@ impl Config {
             admin_auth,
             async_workers: env.number("VAULT_CLEARANCE_ASYNC_WORKERS", 16)?,
             async_queue_size: env.number("VAULT_CLEARANCE_ASYNC_QUEUE_SIZE", 2048)?,
-            allow_stub_judge: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
+            allow_stub_judge,
             judge: JudgeConfig::from_variables(JudgeVariables {
                 backend: env.get("VAULT_JUDGE_BACKEND"),
-                allow_stub: env.boolean("VAULT_ALLOW_STUB_JUDGE", dev_defaults)?,
+                allow_stub: allow_stub_judge,
                 model: env.get("VAULT_JUDGE_MODEL"),
                 embedding_model: env.get("VAULT_EMBEDDING_MODEL"),
                 url: env.get("VAULT_JUDGE_URL"),

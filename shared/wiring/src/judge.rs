@@ -171,15 +171,26 @@ impl JudgeConfig {
         })
     }
 
-    /// The model adapter, built once (the Bedrock client from the standard AWS chain, AWS_ENDPOINT_URL included).
-    pub async fn build(&self) -> Result<Option<Arc<dyn JudgeModel>>, ConfigError> {
+    /// The model adapter, built once. The Bedrock client uses `sdk` (the AWS backend's, already loaded) or
+    /// else loads the standard AWS chain (AWS_ENDPOINT_URL included).
+    pub async fn build(
+        &self,
+        sdk: Option<&ledgix_aws::bootstrap::SdkConfig>,
+    ) -> Result<Option<Arc<dyn JudgeModel>>, ConfigError> {
         if self.backend != Some(JudgeBackend::Bedrock) {
             return self.build_local();
         }
-        let sdk = ledgix_aws::bootstrap::sdk_config().await;
+        let loaded;
+        let sdk = match sdk {
+            Some(sdk) => sdk,
+            None => {
+                loaded = ledgix_aws::bootstrap::sdk_config().await;
+                &loaded
+            }
+        };
         Ok(Some(Arc::new(
             ledgix_judges::BedrockJudge::new(
-                &sdk,
+                sdk,
                 self.model.clone().unwrap_or_default(),
                 self.embedding_model.clone().unwrap_or_default(),
             )

@@ -67,7 +67,7 @@ impl AnchorPlan {
 /// Returns the active tenants' summaries.
 pub async fn anchor_round(vault: &Vault, emf: bool) -> Result<Vec<Value>, ledgix_core::VaultError> {
     let reports = vault.anchor_round().await?;
-    let now_ms = chrono_now_ms();
+    let now_ms = emf::now_ms();
     let mut summaries = Vec::new();
     for (tenant_id, report) in reports.iter().filter(|(_, r)| !r.is_idle()) {
         if emf {
@@ -104,12 +104,6 @@ pub async fn anchor_export(
         rounds.push(json!({"round": round + 1, "tenants": anchor_round(vault, plan.emf).await?}));
     }
     Ok(json!({"rounds": rounds}))
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

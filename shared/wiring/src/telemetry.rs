@@ -21,6 +21,13 @@ pub mod emf {
 
     pub const NAMESPACE: &str = "LedgixVault";
 
+    /// EMF's `Timestamp`: milliseconds since the Unix epoch.
+    pub fn now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
     pub fn emit(line: &str) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");
