@@ -116,6 +116,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .start_judge_workers()
         .await
         .map_err(|e| e.to_string())?;
+    // Before serving: with delegated signing no approval can be signed until the current period's key exists.
+    if let Err(e) = wired.vault.rotate_signing_keys().await {
+        tracing::error!("signing key step failed at start: {e}");
+    }
     wired.start_anchor_timer();
     match &wired.vault.judge_backend() {
         Some("stub") => tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review"),

@@ -52,6 +52,33 @@ enum Command {
         #[command(subcommand)]
         command: verify::VerifyCommand,
     },
+    /// The signing keys of a local data directory (embedded mode): rotate, list.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new key the data directory's signing key. The vault signs with it from its next start; a
+    /// running vault keeps signing with the old key until restarted. The old key stays published (public
+    /// half only) so what it signed keeps verifying; its private key file is deleted.
+    Rotate {
+        /// The vault's data directory (as given to `ledgix dev --data-dir`); it must exist.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Key id of the new key (default: the current kid's base and the UTC time, e.g.
+        /// vault-key-001-20260102T030405Z). Letters, digits, `-`, `_` and `.` only.
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// List the data directory's signing keys, oldest first: kid, role, active_from, retired_at.
+    List {
+        /// The vault's data directory (as given to `ledgix dev --data-dir`); it must exist.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +149,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }),
         Command::Keygen { out, kid } => keygen(&out, &kid).map(|()| ExitCode::SUCCESS),
+        Command::Keys {
+            command: KeysCommand::Rotate { data_dir, kid },
+        } => rotate_key(&data_dir, kid).map(|()| ExitCode::SUCCESS),
+        Command::Keys {
+            command: KeysCommand::List { data_dir },
+        } => list_keys(&data_dir).map(|()| ExitCode::SUCCESS),
         Command::Tenant {
             command: TenantCommand::Create { name, data_dir },
         } => {
@@ -211,4 +244,207 @@ fn keygen(out: &std::path::Path, kid: &str) -> Result<(), String> {
         out.display()
     );
     Ok(())
+}
+
+/// The kid a data directory's first key gets: the one `ledgix dev` would give it (VAULT_KEY_ID, else the default).
+fn default_kid() -> String {
+    std::env::var("VAULT_KEY_ID")
+        .ok()
+        .map(|kid| kid.trim().to_string())
+        .filter(|kid| !kid.is_empty())
+        .unwrap_or_else(|| ledgix_core::config::DEFAULT_KEY_ID.to_string())
+}
+
+fn existing_data_dir(data_dir: &std::path::Path) -> Result<(), String> {
+    if data_dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "data directory {} does not exist",
+            data_dir.display()
+        ))
+    }
+}
+
+/// A kid names the key's file in the data directory and appears in token headers: keep it to a safe alphabet.
+fn check_kid(kid: &str) -> Result<(), String> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if kid.is_empty() || kid.len() > 128 || kid.starts_with('.') || !kid.chars().all(safe) {
+        return Err(format!(
+            "kid {kid:?} must be 1 to 128 letters, digits, '-', '_' or '.' (not starting with '.')"
+        ));
+    }
+    Ok(())
+}
+
+/// `YYYYMMDDTHHMMSSZ`, the suffix a rotated kid gets.
+fn is_stamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+}
+
+/// The kid without the suffixes a rotation adds (`-<stamp>`, and `-<n>` after a stamp).
+fn kid_base(kid: &str) -> &str {
+    let mut base = kid;
+    if let Some((head, tail)) = base.rsplit_once('-') {
+        let counter = !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit());
+        if counter
+            && head
+                .rsplit_once('-')
+                .is_some_and(|(_, stamp)| is_stamp(stamp))
+        {
+            base = head;
+        }
+    }
+    if let Some((head, tail)) = base.rsplit_once('-') {
+        if is_stamp(tail) && !head.is_empty() {
+            base = head;
+        }
+    }
+    base
+}
+
+/// The UTC time now as `YYYYMMDDTHHMMSSZ`.
+fn utc_stamp() -> String {
+    let stamp: String = now_rfc3339()
+        .chars()
+        .take(19)
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    format!("{stamp}Z")
+}
+
+/// `<base>-<stamp>`, with `-2`, `-3`, ... if that kid is taken.
+fn next_kid(current: &str, stamp: &str, taken: &[String]) -> String {
+    let kid = format!("{}-{stamp}", kid_base(current));
+    let mut candidate = kid.clone();
+    let mut n = 2;
+    while taken.contains(&candidate) {
+        candidate = format!("{kid}-{n}");
+        n += 1;
+    }
+    candidate
+}
+
+fn rotate_key(data_dir: &std::path::Path, kid: Option<String>) -> Result<(), String> {
+    existing_data_dir(data_dir)?;
+    let mut ring = ledgix_embedded::Keyring::load_or_create(data_dir, &default_kid())
+        .map_err(|e| e.to_string())?;
+    let previous = ring.active_kid().to_string();
+    let taken: Vec<String> = ring
+        .published()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    let kid = match kid {
+        Some(kid) => kid.trim().to_string(),
+        None => next_kid(&previous, &utc_stamp(), &taken),
+    };
+    check_kid(&kid)?;
+    let key = ring.rotate(&kid).map_err(|e| e.to_string())?;
+    let jwk = serde_json::to_string(&key.public_key().to_jwk()).map_err(|e| e.to_string())?;
+    println!("kid={}\n{jwk}", key.kid);
+    println!(
+        "{} is the signing key from the vault's next start; a running vault keeps signing with {previous} \
+         until it is restarted. {previous} stays published for verification (public key only); its private \
+         key file has been deleted.",
+        key.kid
+    );
+    for variable in ["VAULT_PRIVATE_KEY_FILE", "VAULT_PRIVATE_KEY_BASE64"] {
+        if std::env::var(variable).is_ok_and(|v| !v.trim().is_empty()) {
+            eprintln!(
+                "ledgix: warning: {variable} is set; a vault started with it signs with that key, not the data \
+                 directory's key ring"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn list_keys(data_dir: &std::path::Path) -> Result<(), String> {
+    existing_data_dir(data_dir)?;
+    // Listing never creates a key: a directory the vault has not started on yet has none.
+    let has_keys = ["signing-keys.json", "signing-key.pem"]
+        .iter()
+        .any(|file| data_dir.join(file).exists());
+    if !has_keys {
+        return Err(format!(
+            "{} holds no signing keys yet (the vault creates the first at its first start)",
+            data_dir.display()
+        ));
+    }
+    let ring = ledgix_embedded::Keyring::load_or_create(data_dir, &default_kid())
+        .map_err(|e| e.to_string())?;
+    let keys = ring.published().map_err(|e| e.to_string())?;
+    let rows: Vec<[String; 4]> = keys
+        .iter()
+        .map(|k| {
+            let role = match k.role {
+                ledgix_core::keys::KeyRole::Root => "root",
+                ledgix_core::keys::KeyRole::Delegated => "delegated",
+            };
+            [
+                k.kid.clone(),
+                role.to_string(),
+                k.active_from.clone(),
+                k.retired_at.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["KID", "ROLE", "ACTIVE_FROM", "RETIRED_AT"].map(String::from);
+    let mut widths = [0; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        println!("{}", line.trim_end());
+    }
+    println!("active: {}", ring.active_kid());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_kids_keep_their_base() {
+        assert_eq!(kid_base("vault-key-001"), "vault-key-001");
+        assert_eq!(kid_base("vault-key-001-20260102T030405Z"), "vault-key-001");
+        assert_eq!(
+            kid_base("vault-key-001-20260102T030405Z-3"),
+            "vault-key-001"
+        );
+        assert_eq!(kid_base("k-2"), "k-2");
+        assert!(is_stamp(&utc_stamp()), "{}", utc_stamp());
+        let stamp = "20260102T030405Z";
+        let next = next_kid("vault-key-001-20250101T000000Z-2", stamp, &[]);
+        assert_eq!(next, "vault-key-001-20260102T030405Z");
+        let taken = vec![next.clone(), format!("{next}-2")];
+        assert_eq!(
+            next_kid("vault-key-001", stamp, &taken),
+            format!("{next}-3")
+        );
+    }
+
+    #[test]
+    fn kids_are_safe_file_names() {
+        assert!(check_kid("vault-key-002").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "with space"] {
+            assert!(check_kid(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use clap::Subcommand;
-use ledgix_core::audit::{self, AuditError};
+use ledgix_core::audit::{self, AuditError, PinnedRoots};
 use ledgix_core::checkpoint::Checkpoint;
 use ledgix_core::note;
 use ledgix_core::sealing::ProofBundle;
@@ -13,17 +13,27 @@ use crate::source::Source;
 #[derive(Subcommand)]
 pub enum VerifyCommand {
     /// Verify a proof bundle (`GET /ledger/proof/bundle`): event hash, receipt, inclusion, consistency,
-    /// checkpoint signatures, with the keys embedded in the bundle.
+    /// checkpoint signatures, with the keys embedded in the bundle. A delegated key's certificate is checked
+    /// against a root key and its window against the receipt's time; only root keys may sign checkpoints.
+    ///
+    /// Pin the root keys with --jwks and/or --root-key: the bundle's root keys must then be pinned, and its
+    /// delegated keys' certificates must be signed by a pinned root. Without pins the root keys embedded in
+    /// the bundle are trusted as they are, which a forger could replace.
     Bundle {
         /// A file, an http(s):// URL of the bundle endpoint, or an s3://bucket/key object.
         source: String,
         /// Tenant API key, when `source` is a URL.
         #[arg(long, env = "LEDGIX_VAULT_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
-        /// Pin the vault's keys: a JWKS file or http(s):// URL. Without it the keys embedded in the bundle
-        /// are trusted as they are, which a forger could replace.
+        /// Pin the vault's published keys as roots: a JWKS file or http(s):// URL
+        /// (https://<vault>/.well-known/jwks.json). Certificates of delegated keys are checked against them.
         #[arg(long)]
         jwks: Option<String>,
+        /// Pin a root key (repeatable; combines with --jwks): the raw 32-byte Ed25519 public key in base64url
+        /// or base64, `KID=<key>` to pin it under that kid only, or a file holding a JWK, a JWKS or a PEM
+        /// public key. Certificates of delegated keys are checked against the pinned roots.
+        #[arg(long = "root-key", value_name = "KEY")]
+        root_keys: Vec<String>,
     },
     /// Verify a tenant's whole exported log: the signed C2SP checkpoint, every entry bundle and hash tile,
     /// and the chain of SDK checkpoints.
@@ -47,18 +57,18 @@ pub async fn run(command: VerifyCommand) -> Result<bool, String> {
             source,
             api_key,
             jwks,
+            root_keys,
         } => {
+            // The pins are read first: a bad --root-key is an input error whatever the bundle holds.
+            let pinned = pinned_roots(jwks.as_deref(), &root_keys).await?;
             let bytes = Source::parse(&source, api_key.as_deref())
                 .await?
                 .read_whole()
                 .await?;
             let bundle: ProofBundle = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{source} is not a proof bundle: {e}"))?;
-            match jwks {
-                Some(jwks) => {
-                    let pinned = pinned_keys(&jwks).await?;
-                    Ok(report(audit::verify_bundle_pinned(&bundle, &pinned)))
-                }
+            match pinned {
+                Some(pinned) => Ok(report(audit::verify_bundle_pinned(&bundle, &pinned))),
                 None => Ok(report(audit::verify_bundle(&bundle))),
             }
         }
@@ -85,6 +95,35 @@ async fn pinned_keys(jwks: &str) -> Result<HashMap<String, [u8; 32]>, String> {
     let jwks: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
     audit::keys_from_jwks(&jwks).map_err(|e| e.to_string())
+}
+
+/// The roots pinned by `--jwks` and `--root-key`, or `None` when neither was given.
+async fn pinned_roots(
+    jwks: Option<&str>,
+    root_keys: &[String],
+) -> Result<Option<PinnedRoots>, String> {
+    if jwks.is_none() && root_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut pinned = PinnedRoots::new();
+    if let Some(jwks) = jwks {
+        pinned.extend(PinnedRoots::from_keys(&pinned_keys(jwks).await?));
+    }
+    for value in root_keys {
+        let path = std::path::Path::new(value);
+        if path.is_file() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --root-key {value}: {e}"))?;
+            pinned
+                .add_document(&text)
+                .map_err(|e| format!("--root-key {value}: {e}"))?;
+        } else {
+            pinned
+                .add_encoded(value)
+                .map_err(|e| format!("--root-key: {e} (nor is it a readable file)"))?;
+        }
+    }
+    Ok(Some(pinned))
 }
 
 fn report(result: Result<String, AuditError>) -> bool {

@@ -12,6 +12,7 @@ use ledgix_core::ports::{
 
 use crate::control::PgControlPlane;
 use crate::dynamo::HotTable;
+use crate::key_registry::DynamoKeyRegistry;
 use crate::kms::{KmsDataKeys, KmsSigner};
 use crate::pg::{self, PgTls, TlsMode};
 use crate::s3::{BucketRequirements, S3Anchor};
@@ -19,6 +20,8 @@ use crate::sqs::SqsJudgeQueue;
 use crate::tenant_store::PgTenantStore;
 use crate::tenants::TenantDirectory;
 use ledgix_core::at_rest::{Codec, Envelope, PayloadCipher};
+use ledgix_core::key_registry::{Delegation, RegistrySigner};
+use ledgix_core::keys::KeySchedule;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -55,6 +58,9 @@ pub struct AwsSettings {
     pub transport_key_base64: Option<String>,
     /// VAULT_ENVELOPE_KMS_KEY_ID: KMS key that wraps the data keys of payloads at rest (takes precedence).
     pub envelope_kms_key_id: Option<String>,
+    /// VAULT_SIGNER_BACKEND=aws_kms_delegated: the delegated keys' calendar (VAULT_SIGNING_KEY_*_SECONDS);
+    /// `None` signs everything with the KMS root key.
+    pub key_delegation: Option<KeySchedule>,
 }
 
 impl AwsSettings {
@@ -106,6 +112,23 @@ impl AwsSettings {
                 "VAULT_DB_CA_BUNDLE is set but neither VAULT_CONTROL_PLANE_DB_SSLMODE nor VAULT_TENANT_DB_SSLMODE is verify-full, so no certificate would be checked against it".into(),
             ));
         }
+        let key_delegation = match get("VAULT_SIGNER_BACKEND").as_deref() {
+            Some("aws_kms_delegated") => {
+                let schedule = KeySchedule {
+                    period_seconds: number("VAULT_SIGNING_KEY_PERIOD_SECONDS", 3600)?,
+                    publish_ahead_seconds: number("VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS", 600)?,
+                    overlap_seconds: number("VAULT_SIGNING_KEY_OVERLAP_SECONDS", 60)?,
+                };
+                schedule.check().map_err(AwsConfigError)?;
+                if get("VAULT_ENVELOPE_KMS_KEY_ID").is_none() {
+                    return Err(AwsConfigError(
+                        "VAULT_SIGNER_BACKEND=aws_kms_delegated seals its keys under VAULT_ENVELOPE_KMS_KEY_ID, which is not set".into(),
+                    ));
+                }
+                Some(schedule)
+            }
+            _ => None,
+        };
         Ok(AwsSettings {
             control_plane_sslmode,
             db_ca_bundle,
@@ -138,6 +161,7 @@ impl AwsSettings {
             require_object_lock: flag("VAULT_LEDGER_REQUIRE_OBJECT_LOCK", false)?,
             transport_key_base64: get("VAULT_TRANSPORT_KEY_BASE64"),
             envelope_kms_key_id: get("VAULT_ENVELOPE_KMS_KEY_ID"),
+            key_delegation,
         })
     }
 }
@@ -206,15 +230,31 @@ pub async fn bootstrap_environment() -> Result<HashMap<String, String>, AwsConfi
         .collect())
 }
 
-/// The KMS signer alone (the JWKS function needs nothing else).
-pub async fn kms_signer(kms_key_id: &str, kid: &str) -> Result<KmsSigner, AwsConfigError> {
-    KmsSigner::connect(
-        aws_sdk_kms::Client::new(&sdk_config().await),
-        kms_key_id,
-        kid,
-    )
-    .await
-    .map_err(|e| AwsConfigError(e.to_string()))
+/// The vault's signer on AWS: the KMS root key `kms_key_id` (kid `kid`) over the key registry in the hot
+/// table `table`, issuing and opening delegated keys when `delegation` (the calendar and the envelope KMS key
+/// that seals them) is given. The JWKS function passes none: it only publishes.
+pub async fn registry_signer(
+    sdk: &aws_config::SdkConfig,
+    kms_key_id: &str,
+    kid: &str,
+    table: &str,
+    delegation: Option<(KeySchedule, &str)>,
+) -> Result<RegistrySigner, AwsConfigError> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let root = KmsSigner::connect(kms.clone(), kms_key_id, kid)
+        .await
+        .map_err(|e| AwsConfigError(e.to_string()))?;
+    let root_public = root.public_key();
+    let registry = DynamoKeyRegistry::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let delegation = delegation.map(|(schedule, envelope)| {
+        Delegation::new(schedule, Arc::new(KmsDataKeys::new(kms, envelope)))
+    });
+    Ok(RegistrySigner::new(
+        Arc::new(root),
+        root_public,
+        Arc::new(registry),
+        delegation,
+    ))
 }
 
 /// Every AWS adapter, built once.
@@ -223,7 +263,7 @@ pub struct AwsBackend {
     pub store: Arc<dyn TenantStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub usage: Arc<dyn UsageMeter>,
-    /// KMS signer, when VAULT_KMS_KEY_ID is set.
+    /// The KMS-rooted signer (`registry_signer`), when VAULT_KMS_KEY_ID is set.
     pub signer: Option<Arc<dyn Signer>>,
     pub queue: Option<Arc<SqsJudgeQueue>>,
     pub anchor: Option<Arc<dyn AnchorSink>>,
@@ -275,11 +315,20 @@ impl AwsBackend {
         );
         let store = PgTenantStore::new(directory, hot.clone(), payload_cipher(&settings, &sdk)?);
         let signer: Option<Arc<dyn Signer>> = match &settings.kms_key_id {
-            Some(kms_key) => Some(Arc::new(
-                KmsSigner::connect(aws_sdk_kms::Client::new(&sdk), kms_key, &settings.key_id)
-                    .await
-                    .map_err(|e| AwsConfigError(e.to_string()))?,
-            )),
+            Some(kms_key) => {
+                let delegation = settings
+                    .key_delegation
+                    .zip(settings.envelope_kms_key_id.as_deref());
+                let signer = registry_signer(
+                    &sdk,
+                    kms_key,
+                    &settings.key_id,
+                    &settings.dynamodb_table,
+                    delegation,
+                )
+                .await?;
+                Some(Arc::new(signer))
+            }
             None => None,
         };
         let queue = settings.sqs_queue_url.as_ref().map(|url| {

@@ -12,8 +12,7 @@ use aws_sdk_kms::types::{DataKeySpec, MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
 use ledgix_core::at_rest::{DataKey, DataKeySource};
 use ledgix_core::error::{SignerError, StoreError};
-use ledgix_core::ports::Signer;
-use ledgix_core::token::PublicKey;
+use ledgix_core::ports::SigningKey;
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE, AlgorithmIdentifier 1.3.101.112,
 /// BIT STRING of 32 bytes. The whole structure is 44 bytes.
@@ -78,20 +77,12 @@ impl KmsSigner {
         })
     }
 
-    pub fn with_retry(mut self, max_attempts: u32, base_delay: Duration) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self.base_delay = base_delay;
-        self
-    }
-}
-
-#[async_trait]
-impl Signer for KmsSigner {
-    fn key_id(&self) -> &str {
-        &self.kid
+    /// The raw Ed25519 public key (from GetPublicKey).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public
     }
 
-    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+    async fn sign_with_retries(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         if message.len() > MAX_MESSAGE {
             return Err(SignerError::Misconfigured(format!(
                 "message of {} bytes exceeds KMS's 4096-byte limit",
@@ -148,11 +139,21 @@ impl Signer for KmsSigner {
         }
     }
 
-    async fn public_keys(&self) -> Result<Vec<PublicKey>, SignerError> {
-        Ok(vec![PublicKey {
-            kid: self.kid.clone(),
-            ed25519: self.public,
-        }])
+    pub fn with_retry(mut self, max_attempts: u32, base_delay: Duration) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self.base_delay = base_delay;
+        self
+    }
+}
+
+#[async_trait]
+impl SigningKey for KmsSigner {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        self.sign_with_retries(message).await
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod control;
 pub mod dynamo;
+pub mod key_registry;
 pub mod kms;
 pub mod pg;
 pub mod s3;
@@ -13,4 +14,4 @@ pub mod sqs;
 pub mod tenant_store;
 pub mod tenants;
 
-pub use bootstrap::{bootstrap_environment, kms_signer, AwsBackend, AwsSettings};
+pub use bootstrap::{bootstrap_environment, registry_signer, sdk_config, AwsBackend, AwsSettings};

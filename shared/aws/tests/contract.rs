@@ -479,3 +479,21 @@ mod hot_copies {
         );
     }
 }
+
+/// The key-registry contract suite (ledgix_core::contract, key_registry.rs) on the signing-key items of the
+/// DynamoDB hot table. Needs only the emulator (AWS_ENDPOINT_URL and VAULT_DYNAMODB_TABLE).
+mod key_registry {
+    use super::*;
+    use ledgix_aws::key_registry::DynamoKeyRegistry;
+    use ledgix_core::key_registry_contract_tests;
+    use ledgix_core::ports::KeyRegistry;
+
+    async fn dynamo() -> Arc<dyn KeyRegistry> {
+        Arc::new(DynamoKeyRegistry::new(
+            aws_sdk_dynamodb::Client::new(&sdk().await),
+            env("VAULT_DYNAMODB_TABLE"),
+        ))
+    }
+
+    key_registry_contract_tests!(dynamo(), #[ignore = "needs the AWS emulator; scripts/test.sh runs it"]);
+}

@@ -170,7 +170,7 @@ impl Envelope {
         }
     }
 
-    async fn seal(&self, table: &str, json: &str) -> Result<String, StoreError> {
+    pub(crate) async fn seal(&self, table: &str, json: &str) -> Result<String, StoreError> {
         let mut current = self.current.lock().await;
         let stale = current.as_ref().is_none_or(|k| {
             k.born.elapsed() >= DATA_KEY_LIFETIME || k.used >= DATA_KEY_MAX_RECORDS
@@ -198,7 +198,7 @@ impl Envelope {
         Ok(format!("{ENVELOPE_PREFIX}{}", STANDARD.encode(out)))
     }
 
-    async fn open(&self, table: &str, encoded: &str) -> Result<String, StoreError> {
+    pub(crate) async fn open(&self, table: &str, encoded: &str) -> Result<String, StoreError> {
         let bytes = decode(encoded)?;
         let truncated = || StoreError::Corrupt("envelope record is truncated".into());
         let length = bytes.get(..2).ok_or_else(truncated)?;

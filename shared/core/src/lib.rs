@@ -13,6 +13,8 @@ pub mod contract;
 pub mod error;
 pub mod hashing;
 pub mod judge;
+pub mod key_registry;
+pub mod keys;
 pub mod ledger;
 pub mod merkle;
 pub mod model;

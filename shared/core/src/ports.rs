@@ -3,11 +3,13 @@
 //! pins their behaviour.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{SignerError, StoreError};
+use crate::keys::{KeyRecord, PublishedKey};
 use crate::ledger::LedgerEvent;
 use crate::merkle::{Hash, Position};
 use crate::model::{
@@ -15,7 +17,6 @@ use crate::model::{
     PolicyVersion, ReviewSettings, Tenant,
 };
 use crate::ratelimit::{RateDecision, RateLimit};
-use crate::token::PublicKey;
 
 /// The scope of the control plane's idempotent answers (administration requests).
 pub const ADMIN_SCOPE: &str = "admin";
@@ -299,14 +300,58 @@ pub trait RateLimiter: Send + Sync {
     async fn take(&self, principal: &str, limit: RateLimit) -> Result<RateDecision, StoreError>;
 }
 
-/// Ed25519 signing for tokens, receipts and checkpoints.
+/// One Ed25519 key that can sign now.
+#[async_trait]
+pub trait SigningKey: Send + Sync {
+    fn kid(&self) -> &str;
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// The vault's keys (`keys` module): a root key that signs checkpoints, and the key that signs approval tokens
+/// and ledger receipts now (the root itself, or a delegated key the root certified).
 #[async_trait]
 pub trait Signer: Send + Sync {
-    /// `kid` of the active key.
-    fn key_id(&self) -> &str;
-    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
-    /// The active key and every retired key still needed to verify old signatures.
-    async fn public_keys(&self) -> Result<Vec<PublicKey>, SignerError>;
+    /// The key that signs tokens and receipts now. The caller signs with the handle it got, so a rotation
+    /// between naming the key (a token's `kid`, a receipt's `receipt_key_id`) and signing cannot mix keys.
+    async fn approval_key(&self) -> Result<Arc<dyn SigningKey>, SignerError>;
+    /// The root key: signs checkpoints.
+    async fn root_key(&self) -> Result<Arc<dyn SigningKey>, SignerError>;
+    /// The keys a JWKS lists now: every root, and the delegated keys of recent periods (enough for any token
+    /// still unexpired; `PublishedKey::in_jwks` decides).
+    async fn published_keys(&self) -> Result<Vec<PublishedKey>, SignerError>;
+    /// Any key ever published, by kid, retired ones included (what a proof bundle embeds).
+    async fn published_key(&self, kid: &str) -> Result<Option<PublishedKey>, SignerError> {
+        Ok(self
+            .published_keys()
+            .await?
+            .into_iter()
+            .find(|k| k.kid == kid))
+    }
+    /// The scheduled key step: record the root, retire rotated-out roots, issue delegated keys ahead of use.
+    /// Returns the kids it issued. Signers without a registry have nothing to do.
+    async fn rotate_ahead(&self) -> Result<Vec<String>, SignerError> {
+        Ok(vec![])
+    }
+}
+
+/// Where the vault keeps its key records (AWS: the DynamoDB hot table). Global, not per tenant. Every read is
+/// bounded: roots are few, delegated keys are read by kid or by a recent range of periods, never all of them.
+#[async_trait]
+pub trait KeyRegistry: Send + Sync {
+    /// Every root key record, retired ones included.
+    async fn roots(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// The delegated keys `root_kid` certified for periods starting at or after `from_start` (Unix seconds).
+    async fn delegated(
+        &self,
+        root_kid: &str,
+        from_start: i64,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// One record by kid.
+    async fn get(&self, kid: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Store `record` unless a record with its kid exists; `false` when one did (another instance won).
+    async fn insert(&self, record: &KeyRecord) -> Result<bool, StoreError>;
+    /// Mark a root key retired at `at`, unless it is already retired.
+    async fn retire(&self, kid: &str, at: &str) -> Result<(), StoreError>;
 }
 
 /// Work for the judge worker: identifies a clearance in status `processing`.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointDraft, EXPORT_DONE};
 use crate::error::{Conflict, StoreError, VaultError, VaultResult};
+use crate::keys::{KeyRole, PublishedKey};
 use crate::ledger::LedgerEvent;
 use crate::merkle::{self, Hash, Position, Range};
 use crate::model::now_rfc3339;
@@ -48,6 +49,43 @@ pub struct KeyVersion {
     pub public_jwk: String,
     pub active_from: String,
     pub retired_at: Option<String>,
+    /// A delegated key's certificate (`keys::KeyCertificate`, JCS JSON), base64url; empty for a root key.
+    #[serde(default)]
+    pub attestation_payload: String,
+    /// The root's Ed25519 signature over `attestation_payload`, base64url.
+    #[serde(default)]
+    pub attestation_signature: String,
+    /// kid of the root key that signed the certificate.
+    #[serde(default)]
+    pub attestation_key_id: String,
+    /// `root` for a root key, `certified` for a delegated key with its certificate.
+    #[serde(default)]
+    pub attestation_status: String,
+}
+
+impl KeyVersion {
+    pub fn of(key: &PublishedKey) -> Result<Self, serde_json::Error> {
+        let jwk = serde_json::to_vec(&key.public_key().to_jwk())?;
+        let certificate = key.certificate.as_ref();
+        Ok(KeyVersion {
+            key_id: key.kid.clone(),
+            algorithm: "Ed25519".into(),
+            public_jwk: URL_SAFE_NO_PAD.encode(jwk),
+            active_from: key.active_from.clone(),
+            retired_at: key.retired_at.clone(),
+            attestation_payload: certificate
+                .map(|c| URL_SAFE_NO_PAD.encode(&c.payload))
+                .unwrap_or_default(),
+            attestation_signature: certificate
+                .map(|c| URL_SAFE_NO_PAD.encode(&c.signature))
+                .unwrap_or_default(),
+            attestation_key_id: certificate.map(|c| c.issuer.clone()).unwrap_or_default(),
+            attestation_status: match key.role {
+                KeyRole::Root => "root".into(),
+                KeyRole::Delegated => "certified".into(),
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -120,7 +158,18 @@ impl Vault {
         format!("{}/{tenant_id}", self.settings.log_origin_prefix)
     }
 
-    /// One anchor round over every tenant: sequence, sign, export, then measure each tenant's lag. Tenants are
+    /// The signing-key step (`Signer::rotate_ahead`): record the root, retire rotated-out roots, issue delegated
+    /// keys ahead of their periods. Returns the kids issued.
+    pub async fn rotate_signing_keys(&self) -> VaultResult<Vec<String>> {
+        let issued = self.ports.signer.rotate_ahead().await?;
+        if !issued.is_empty() {
+            tracing::info!(?issued, "signing keys issued");
+        }
+        Ok(issued)
+    }
+
+    /// One anchor round over every tenant: the signing-key step (`Signer::rotate_ahead`), then sequence, sign,
+    /// export, and measure each tenant's lag. Tenants are
     /// sealed concurrently, at most VAULT_LEDGER_ANCHOR_CONCURRENCY at a time, so one busy or slow tenant does
     /// not hold up the rest. Errors for one tenant do not stop others. Each tenant gets at least one batch; a
     /// tenant with more waiting keeps sealing batches while the round is within half the anchor interval (at
@@ -132,6 +181,12 @@ impl Vault {
             (self.settings.ledger_mmd_seconds / 2).clamp(1, 120) as u64,
         );
         let deadline = std::time::Instant::now() + budget;
+        // The key step first: the root is on record before it signs this round's checkpoints, and the next
+        // period's delegated key is issued (and so published) well ahead of use. A failure is reported and the
+        // round goes on: sealing does not depend on it, and the next round retries.
+        if let Err(e) = self.rotate_signing_keys().await {
+            tracing::error!("signing key step failed: {e}");
+        }
         let tenants = self.ports.control.tenant_ids().await?;
         // Each tenant's whole work, failure handling included, runs inside `buffer_unordered`: a combinator after
         // it would stop polling the tenants still in flight while it waits, and those may hold what it waits
@@ -278,6 +333,7 @@ impl Vault {
             &|p| hashes.get(&p).copied(),
         )
         .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let root_key = self.ports.signer.root_key().await?;
         let draft = CheckpointDraft {
             checkpoint_id: state.latest.as_ref().map_or(1, |c| c.checkpoint_id + 1),
             tree_size: new_size as i64,
@@ -287,7 +343,7 @@ impl Vault {
                 .as_ref()
                 .map(|c| c.checkpoint_hash.clone())
                 .unwrap_or_default(),
-            signer_key_id: self.ports.signer.key_id().to_string(),
+            signer_key_id: root_key.kid().to_string(),
             signed_at: now_rfc3339(),
             mmd_seconds: self.settings.ledger_mmd_seconds,
             export_target: self
@@ -300,7 +356,7 @@ impl Vault {
         let payload = draft
             .payload()
             .map_err(|e| VaultError::Internal(e.to_string()))?;
-        let signature = self.ports.signer.sign(&payload).await?;
+        let signature = root_key.sign(&payload).await?;
         let checkpoint = draft.seal(&payload, &signature);
         let checkpoint_id = checkpoint.checkpoint_id;
         let seal = Seal {
@@ -438,12 +494,13 @@ impl Vault {
         let origin = self.log_origin(tenant_id);
         let root = hex_hash(&checkpoint.root_hash)?;
         let body = note::checkpoint_body(&origin, checkpoint.tree_size as u64, &root);
-        let signature = self.ports.signer.sign(body.as_bytes()).await?;
-        let keys = self.ports.signer.public_keys().await?;
+        let root = self.ports.signer.root_key().await?;
+        let signature = root.sign(body.as_bytes()).await?;
+        let keys = self.ports.signer.published_keys().await?;
         let key = keys
             .iter()
-            .find(|k| k.kid == self.ports.signer.key_id())
-            .ok_or_else(|| VaultError::Internal("active signing key is not published".into()))?;
+            .find(|k| k.kid == root.kid())
+            .ok_or_else(|| VaultError::Internal("the root signing key is not published".into()))?;
         Ok(note::signed(&body, &origin, &key.ed25519, &signature))
     }
 
@@ -604,7 +661,14 @@ impl Vault {
         let inclusion = self
             .inclusion_at(tenant_id, &event, leaf_index, first)
             .await?;
-        let keys = self.key_versions().await?;
+        let mut signers = vec![
+            event.receipt_key_id.as_str(),
+            &inclusion.checkpoint.signer_key_id,
+        ];
+        if let Some(c) = &consistency {
+            signers.push(&c.to_checkpoint.signer_key_id);
+        }
+        let keys = self.key_versions(&signers).await?;
         Ok(ProofBundle {
             event,
             inclusion,
@@ -613,21 +677,28 @@ impl Vault {
         })
     }
 
-    pub async fn key_versions(&self) -> VaultResult<Vec<KeyVersion>> {
-        let keys = self.ports.signer.public_keys().await?;
-        keys.iter()
-            .map(|key| {
-                let jwk = serde_json::to_vec(&key.to_jwk())
-                    .map_err(|e| VaultError::Internal(e.to_string()))?;
-                Ok(KeyVersion {
-                    key_id: key.kid.clone(),
-                    algorithm: "Ed25519".into(),
-                    public_jwk: URL_SAFE_NO_PAD.encode(jwk),
-                    // Keys carry no creation time yet: valid from the start of the log until retired.
-                    active_from: "1970-01-01T00:00:00Z".into(),
-                    retired_at: None,
-                })
-            })
-            .collect()
+    /// The keys that signed something among `kids`, with the roots that certified them: what a bundle embeds
+    /// so it verifies for ever, whatever was rotated since.
+    pub async fn key_versions(&self, kids: &[&str]) -> VaultResult<Vec<KeyVersion>> {
+        let mut wanted: Vec<String> = kids.iter().map(|k| k.to_string()).collect();
+        let mut versions: Vec<KeyVersion> = Vec::new();
+        while let Some(kid) = wanted.pop() {
+            if versions.iter().any(|v| v.key_id == kid) {
+                continue;
+            }
+            let key = self
+                .ports
+                .signer
+                .published_key(&kid)
+                .await?
+                .ok_or_else(|| {
+                    VaultError::Internal(format!("signing key {kid} is not in the key registry"))
+                })?;
+            if let Some(certificate) = &key.certificate {
+                wanted.push(certificate.issuer.clone());
+            }
+            versions.push(KeyVersion::of(&key).map_err(|e| VaultError::Internal(e.to_string()))?);
+        }
+        Ok(versions)
     }
 }

@@ -3,12 +3,14 @@
 //! in-memory rate-limit buckets.
 
 pub mod anchor;
+pub mod keyring;
 pub mod queue;
 pub mod ratelimit;
 pub mod signer;
 pub mod sqlite;
 
 pub use anchor::FolderAnchor;
+pub use keyring::Keyring;
 pub use ledgix_core::at_rest::Codec;
 pub use queue::{spawn_judge_workers, EmbeddedQueue};
 pub use ratelimit::MemoryRateLimiter;

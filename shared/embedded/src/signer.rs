@@ -1,6 +1,6 @@
-//! The local Ed25519 signer (`Signer`): one key, from VAULT_PRIVATE_KEY_BASE64, a PKCS#8 PEM file, or
-//! generated on first start and written beside the database (owner-only). It signs tokens, receipts and
-//! checkpoints, and publishes only its own public key.
+//! The local Ed25519 signer (`Signer`): one active key, from VAULT_PRIVATE_KEY_BASE64, a PKCS#8 PEM file, or
+//! the data directory's key ring (created on first start, rotated with `ledgix keys rotate`). It signs tokens,
+//! receipts and checkpoints, and publishes its own public key and those of the keys it replaced.
 
 use std::path::Path;
 
@@ -8,22 +8,53 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::{Signer as _, SigningKey};
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
 use ledgix_core::error::SignerError;
-use ledgix_core::ports::Signer;
+use ledgix_core::key_registry::LocalKey;
+use ledgix_core::keys::{rfc3339, KeyRole, PublishedKey};
+use ledgix_core::ports::{Signer, SigningKey as SigningKeyPort};
 use ledgix_core::token::PublicKey;
 
-/// A local Ed25519 key (VAULT_SIGNER_BACKEND=local).
+/// A local Ed25519 key (VAULT_SIGNER_BACKEND=local): the root key, which signs tokens, receipts and
+/// checkpoints, and the keys it replaced (public halves only), still published for verification.
 pub struct LocalSigner {
     key: SigningKey,
     kid: String,
+    active: Arc<LocalKey>,
+    published: Vec<PublishedKey>,
 }
 
 impl LocalSigner {
+    /// A key with no history: active from now.
     pub fn new(key: SigningKey, kid: impl Into<String>) -> Self {
+        LocalSigner::with_history(key, kid, rfc3339(chrono::Utc::now()), vec![])
+    }
+
+    /// A key active since `active_from`, and the retired keys it replaced.
+    pub fn with_history(
+        key: SigningKey,
+        kid: impl Into<String>,
+        active_from: String,
+        retired: Vec<PublishedKey>,
+    ) -> Self {
+        let kid = kid.into();
+        let active = Arc::new(LocalKey::new(kid.clone(), key.clone()));
+        let mut published = vec![PublishedKey {
+            kid: kid.clone(),
+            ed25519: key.verifying_key().to_bytes(),
+            role: KeyRole::Root,
+            active_from,
+            retired_at: None,
+            certificate: None,
+        }];
+        published.extend(retired.into_iter().filter(|k| k.kid != kid));
         LocalSigner {
             key,
-            kid: kid.into(),
+            kid,
+            active,
+            published,
         }
     }
 
@@ -63,16 +94,9 @@ impl LocalSigner {
         Ok(LocalSigner::new(key, kid))
     }
 
-    /// Load the key at `path`, or create it (mode 0600) on first start.
-    pub fn load_or_create(path: &Path, kid: impl Into<String>) -> Result<Self, SignerError> {
-        if path.exists() {
-            return LocalSigner::from_pem_file(path, kid);
-        }
-        let signer = LocalSigner::generate(kid);
-        write_private(path, signer.to_pem()?.as_bytes()).map_err(|e| {
-            SignerError::Misconfigured(format!("cannot write {}: {e}", path.display()))
-        })?;
-        Ok(signer)
+    /// The data directory's key ring (`keyring`): its active key, or a new one created on first start.
+    pub fn load_or_create(data_dir: &Path, kid: &str) -> Result<Self, SignerError> {
+        crate::keyring::Keyring::load_or_create(data_dir, kid)?.signer()
     }
 
     pub fn to_pem(&self) -> Result<String, SignerError> {
@@ -112,15 +136,15 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 #[async_trait]
 impl Signer for LocalSigner {
-    fn key_id(&self) -> &str {
-        &self.kid
+    async fn approval_key(&self) -> Result<Arc<dyn SigningKeyPort>, SignerError> {
+        Ok(self.active.clone())
     }
 
-    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        Ok(self.key.sign(message).to_bytes().to_vec())
+    async fn root_key(&self) -> Result<Arc<dyn SigningKeyPort>, SignerError> {
+        Ok(self.active.clone())
     }
 
-    async fn public_keys(&self) -> Result<Vec<PublicKey>, SignerError> {
-        Ok(vec![self.public_key()])
+    async fn published_keys(&self) -> Result<Vec<PublishedKey>, SignerError> {
+        Ok(self.published.clone())
     }
 }

@@ -87,9 +87,10 @@ fn embedded(
     admin_key_hash: Option<String>,
     judge: Option<Arc<dyn JudgeModel>>,
 ) -> Result<WiredVault, ConfigError> {
-    if config.signer_backend == SignerBackend::AwsKms {
+    if config.signer_backend.uses_kms() {
         return Err(ConfigError(
-            "VAULT_SIGNER_BACKEND=aws_kms needs the AWS backend (VAULT_BACKEND=aws)".into(),
+            "VAULT_SIGNER_BACKEND=aws_kms and aws_kms_delegated need the AWS backend (VAULT_BACKEND=aws)"
+                .into(),
         ));
     }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -155,13 +156,13 @@ async fn build_aws(
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
     let signer: Arc<dyn Signer> = match (&config.signer_backend, &aws.signer) {
-        (SignerBackend::AwsKms, Some(kms)) => kms.clone(),
-        (SignerBackend::AwsKms, None) => {
+        (SignerBackend::Local, _) => Arc::new(local_signer_from_config(config)?),
+        (_, Some(kms)) => kms.clone(),
+        (_, None) => {
             return Err(ConfigError(
-                "VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into(),
+                "VAULT_SIGNER_BACKEND=aws_kms and aws_kms_delegated need VAULT_KMS_KEY_ID".into(),
             ))
         }
-        (SignerBackend::Local, _) => Arc::new(local_signer_from_config(config)?),
     };
     // Without SQS (local runs) judge work stays in process.
     let (queue, receiver): (Arc<dyn JudgeQueue>, Option<JudgeReceiver>) = match aws.judge_queue() {
@@ -196,20 +197,25 @@ async fn build_aws(
     })
 }
 
-/// The configured signer on its own: the local key, or KMS.
+/// The configured signer on its own, to publish keys (the JWKS function): the local key ring, or the KMS root
+/// over the key registry (VAULT_DYNAMODB_TABLE); it opens no delegated key.
 pub async fn signer_from_config(config: &Config) -> Result<Arc<dyn Signer>, ConfigError> {
     match config.signer_backend {
         SignerBackend::Local => Ok(Arc::new(local_signer_from_config(config)?)),
-        SignerBackend::AwsKms => {
-            let key = config
+        SignerBackend::AwsKms | SignerBackend::AwsKmsDelegated => {
+            let kms_key = config
                 .kms_key_id
                 .as_deref()
                 .ok_or_else(|| ConfigError("VAULT_KMS_KEY_ID is required".into()))?;
-            Ok(Arc::new(
-                ledgix_aws::kms_signer(key, &config.key_id)
-                    .await
-                    .map_err(|e| ConfigError(e.to_string()))?,
-            ))
+            let table = config
+                .overlay
+                .get("VAULT_DYNAMODB_TABLE")
+                .unwrap_or_else(|| "ledgix-hot".into());
+            let sdk = ledgix_aws::sdk_config().await;
+            let signer = ledgix_aws::registry_signer(&sdk, kms_key, &config.key_id, &table, None)
+                .await
+                .map_err(|e| ConfigError(e.to_string()))?;
+            Ok(Arc::new(signer))
         }
     }
 }
@@ -226,7 +232,7 @@ pub fn local_signer_from_config(config: &Config) -> Result<LocalSigner, ConfigEr
                 config.data_dir.display()
             ))
         })?;
-        LocalSigner::load_or_create(&config.data_dir.join("signing-key.pem"), &config.key_id)
+        LocalSigner::load_or_create(&config.data_dir, &config.key_id)
     } else {
         return Err(ConfigError(
             "VAULT_SIGNER_BACKEND=local needs VAULT_PRIVATE_KEY_FILE or VAULT_PRIVATE_KEY_BASE64"
@@ -296,11 +302,20 @@ pub fn admin_key_hash(key: &str) -> String {
     ledgix_core::apikey::hash(key)
 }
 
-/// The JWKS JSON document for a signer's public keys.
-pub async fn jwks_document(signer: &dyn ledgix_core::ports::Signer) -> Result<String, ConfigError> {
-    let keys = signer
-        .public_keys()
+/// The JWKS JSON document: every key a token of `token_ttl_seconds` signed until now may need
+/// (`PublishedKey::in_jwks`).
+pub async fn jwks_document(
+    signer: &dyn ledgix_core::ports::Signer,
+    token_ttl_seconds: i64,
+) -> Result<String, ConfigError> {
+    let now = chrono::Utc::now();
+    let keys: Vec<_> = signer
+        .published_keys()
         .await
-        .map_err(|e| ConfigError(e.to_string()))?;
+        .map_err(|e| ConfigError(e.to_string()))?
+        .iter()
+        .filter(|k| k.in_jwks(now, token_ttl_seconds))
+        .map(|k| k.public_key())
+        .collect();
     serde_json::to_string(&ledgix_core::token::jwks(&keys)).map_err(|e| ConfigError(e.to_string()))
 }

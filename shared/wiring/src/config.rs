@@ -49,7 +49,16 @@ pub const DEFAULT_CLIENT_RATE_LIMIT: RateLimit = RateLimit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignerBackend {
     Local,
+    /// The KMS root key signs everything.
     AwsKms,
+    /// The KMS root key signs checkpoints and certifies per-period keys that sign tokens and receipts.
+    AwsKmsDelegated,
+}
+
+impl SignerBackend {
+    pub fn uses_kms(&self) -> bool {
+        matches!(self, SignerBackend::AwsKms | SignerBackend::AwsKmsDelegated)
+    }
 }
 
 /// Values from the AWS_SECRET_NAME bootstrap secret, merged over the environment. Debug shows names only.
@@ -176,9 +185,10 @@ impl Config {
         let signer_backend = match env.string("VAULT_SIGNER_BACKEND", "local").as_str() {
             "local" => SignerBackend::Local,
             "aws_kms" => SignerBackend::AwsKms,
+            "aws_kms_delegated" => SignerBackend::AwsKmsDelegated,
             other => {
                 return Err(ConfigError(format!(
-                    "VAULT_SIGNER_BACKEND={other:?} must be local or aws_kms"
+                    "VAULT_SIGNER_BACKEND={other:?} must be local, aws_kms or aws_kms_delegated"
                 )))
             }
         };
@@ -337,9 +347,9 @@ impl Config {
                 "VAULT_REGO_TIME_LIMIT_MS, VAULT_REGO_MEMORY_LIMIT_BYTES and VAULT_MAX_POLICIES_PER_TENANT must be positive".into(),
             ));
         }
-        if config.signer_backend == SignerBackend::AwsKms && config.kms_key_id.is_none() {
+        if config.signer_backend.uses_kms() && config.kms_key_id.is_none() {
             return Err(ConfigError(
-                "VAULT_SIGNER_BACKEND=aws_kms needs VAULT_KMS_KEY_ID".into(),
+                "VAULT_SIGNER_BACKEND=aws_kms and aws_kms_delegated need VAULT_KMS_KEY_ID".into(),
             ));
         }
 

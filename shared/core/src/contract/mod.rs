@@ -5,6 +5,7 @@
 //! rate-limit case in `ratelimit`.
 
 mod burns;
+mod key_registry;
 mod keys;
 mod ratelimit;
 
@@ -21,6 +22,7 @@ use crate::model::{
 use crate::ports::{ControlPlane, RateLimiter, TenantStore, UsageMeter, Write};
 
 pub use burns::*;
+pub use key_registry::*;
 pub use keys::*;
 pub use ratelimit::*;
 

@@ -290,10 +290,11 @@ impl Vault {
             approved: record.status == ClearanceStatus::Approved,
             accepted_at: now_rfc3339(),
         };
-        let prepared = draft.prepare(self.ports.signer.key_id()).map_err(|e| {
+        let key = self.ports.signer.approval_key().await?;
+        let prepared = draft.prepare(key.kid()).map_err(|e| {
             VaultError::InvalidRequest(format!("arguments cannot be recorded: {e}"))
         })?;
-        let signature = self.ports.signer.sign(&prepared.receipt_payload).await?;
+        let signature = key.sign(&prepared.receipt_payload).await?;
         Ok(prepared.seal(&signature))
     }
 

@@ -92,8 +92,9 @@ impl Vault {
             tenant_id: record.tenant_id.clone(),
             request_id: request_id.to_string(),
         };
-        let input = token::signing_input(self.ports.signer.key_id(), &claims)?;
-        let signature = self.ports.signer.sign(input.as_bytes()).await?;
+        let key = self.ports.signer.approval_key().await?;
+        let input = token::signing_input(key.kid(), &claims)?;
+        let signature = key.sign(input.as_bytes()).await?;
         Ok((token::assemble(&input, &signature), claims))
     }
 
@@ -255,7 +256,7 @@ impl Vault {
         let scope = AnswerScope::Consume(tenant_id);
         self.replay(scope, idem).await?;
         tool_args::check(&request.tool_args)?;
-        let keys = self.ports.signer.public_keys().await?;
+        let keys = self.public_keys().await?;
         let claims = token::verify(
             &request.token,
             &keys,
@@ -304,10 +305,21 @@ impl Vault {
     }
 
     pub async fn jwks(&self) -> VaultResult<jsonwebtoken::jwk::JwkSet> {
-        Ok(token::jwks(&self.ports.signer.public_keys().await?))
+        Ok(token::jwks(&self.public_keys().await?))
     }
 
+    /// The keys the JWKS lists now: every root key, and each delegated key until the tokens it can have
+    /// signed have expired. Tokens are verified against the same set.
     pub async fn public_keys(&self) -> VaultResult<Vec<PublicKey>> {
-        Ok(self.ports.signer.public_keys().await?)
+        let now = chrono::Utc::now();
+        Ok(self
+            .ports
+            .signer
+            .published_keys()
+            .await?
+            .iter()
+            .filter(|k| k.in_jwks(now, self.settings.jwt_ttl_seconds))
+            .map(|k| k.public_key())
+            .collect())
     }
 }
