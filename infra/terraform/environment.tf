@@ -4,18 +4,28 @@
 # (AWS_SECRET_NAME), merged over this at cold start.
 
 locals {
-  # What every function needs to start: the AWS backend, the KMS signer and the bootstrap secret. It is all the
-  # jwks function reads.
+  # What every function needs to start: the AWS backend, the KMS signer (the root: the last key generation,
+  # signing.tf) and the bootstrap secret.
   signer_environment = {
     VAULT_BACKEND        = "aws"
-    VAULT_SIGNER_BACKEND = "aws_kms"
+    VAULT_SIGNER_BACKEND = local.signer_backend
     VAULT_KMS_KEY_ID     = module.state.signing_key_arn
-    VAULT_KEY_ID         = var.signing_key_kid
+    VAULT_KEY_ID         = local.active_signing_key_kid
     AWS_SECRET_NAME      = module.state.bootstrap_secret_name
     RUST_LOG             = var.rust_log
   }
 
+  # The delegated keys' calendar (signing_mode = "delegated"), read by the functions that build the vault: they
+  # must agree on it, since the period decides which key signs (and anchor-export issues them). Direct mode does
+  # not read it. The jwks function opens no delegated key and lists whatever the registry holds.
+  signing_key_environment = local.delegated_signing ? {
+    VAULT_SIGNING_KEY_PERIOD_SECONDS        = tostring(var.signing_key_period_seconds)
+    VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS = tostring(var.signing_key_publish_ahead_seconds)
+    VAULT_SIGNING_KEY_OVERLAP_SECONDS       = tostring(var.signing_key_overlap_seconds)
+  } : {}
+
   # The AWS backend's stores (shared/aws/src/bootstrap.rs, AwsSettings), read by the three data-plane functions.
+  # The hot table also holds the signing-key registry; the envelope key also seals delegated keys.
   data_plane_environment = {
     TENANT_SECRET_PREFIX                  = module.state.tenant_secret_prefix
     VAULT_DYNAMODB_TABLE                  = module.state.dynamodb_table_name
@@ -53,6 +63,7 @@ locals {
   function_environment = {
     "clearance-api" = merge(
       local.signer_environment,
+      local.signing_key_environment,
       local.data_plane_environment,
       local.ledger_environment,
       local.token_environment,
@@ -72,10 +83,19 @@ locals {
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 
-    "jwks" = local.signer_environment
+    # The root's public key and the key registry in the hot table (functions/jwks); the token lifetime keeps a
+    # retired delegated key listed until every token it signed has expired.
+    "jwks" = merge(
+      local.signer_environment,
+      {
+        VAULT_DYNAMODB_TABLE = module.state.dynamodb_table_name
+        VAULT_JWT_TTL        = tostring(var.jwt_ttl_seconds)
+      },
+    )
 
     "judge-worker" = merge(
       local.signer_environment,
+      local.signing_key_environment,
       local.data_plane_environment,
       local.ledger_environment,
       local.token_environment,
@@ -97,6 +117,7 @@ locals {
 
     "anchor-export" = merge(
       local.signer_environment,
+      local.signing_key_environment,
       local.data_plane_environment,
       local.ledger_environment,
       {

@@ -2,14 +2,16 @@
 # models only when judge_backend = "bedrock") plus what AWS itself needs the role for (platform_permissions, each
 # with its reason). tests/deploy/test_least_privilege.py runs every function binary against the AWS emulator,
 # records the API operations each one calls (and the models judge-worker names), and checks that
-# function_permissions grants exactly those actions on those models: nothing missing, nothing extra. Keep both
-# maps literal so the test can read them.
+# function_permissions grants exactly those actions on those models: nothing missing, nothing extra, in each
+# signing_mode. Keep both maps literal so the test can read them. A statement with `signing_modes` is granted only
+# in those modes (signing.tf): with delegated keys, tokens and receipts are signed in memory and only anchor-export
+# calls kms:Sign.
 
 locals {
   bootstrap_secret_arn = module.state.bootstrap_secret_arn
   # Tenant database secrets are created by the code (admin API: POST /admin/tenants) under this prefix.
   tenant_secrets_arn = "arn:${local.partition}:secretsmanager:${var.aws_region}:${local.account_id}:secret:${module.state.tenant_secret_prefix}/*"
-  signing_key_arn    = module.state.signing_key_arn
+  signing_key_arn    = module.state.signing_key_arn # the active root only: earlier generations are granted nothing
   envelope_key_arn   = module.state.envelope_key_arn
   platform_key_arn   = module.state.platform_key_arn
   hot_table_arn      = module.state.dynamodb_table_arn
@@ -61,10 +63,11 @@ locals {
         actions   = ["secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"]
         resources = [local.tenant_secrets_arn]
       },
-      { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
-      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
+      { sid = "SignTokensAndReceipts", signing_modes = ["direct"], actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
+      { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] }, # cold start: the root that certifies the delegated keys
+      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },     # Decrypt also opens each period's delegated key
       {
-        sid       = "HotState" # burned token ids with their consume answer (one transaction), clearance status and idempotent answer copies, rate-limit buckets, usage counters (GET /usage)
+        sid       = "HotState" # burned token ids with their consume answer (one transaction), clearance status and idempotent answer copies, rate-limit buckets, usage counters (GET /usage), the signing-key registry (Query)
         actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem"]
         resources = [local.hot_table_arn]
       },
@@ -74,14 +77,17 @@ locals {
     "jwks" = [
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
       { sid = "PublishPublicKey", actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] },
+      { sid = "SigningKeyRegistry", actions = ["dynamodb:Query"], resources = [local.hot_table_arn] }, # every root and delegated key a verifier may need
     ]
 
     "judge-worker" = [
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
       { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
-      { sid = "SignTokensAndReceipts", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
-      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
-      { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] }, # mark before a decision commits, copy it after
+      { sid = "SignTokensAndReceipts", signing_modes = ["direct"], actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
+      { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] },  # cold start: the root that certifies the delegated keys
+      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },      # Decrypt also opens each period's delegated key
+      { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] },                        # mark before a decision commits, copy it after
+      { sid = "SigningKeyRegistry", signing_modes = ["delegated"], actions = ["dynamodb:GetItem"], resources = [local.hot_table_arn] }, # reads the current period's delegated key by kid
       {
         sid       = "JudgeModels" # bedrock judge (shared/judges): Converse with judge_model, InvokeModel with embedding_model; both are authorised by bedrock:InvokeModel
         actions   = ["bedrock:InvokeModel"]
@@ -98,8 +104,15 @@ locals {
     "anchor-export" = [
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
       { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
-      { sid = "SignCheckpoints", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
-      { sid = "ReadLedgerPayloads", actions = ["kms:Decrypt"], resources = [local.envelope_key_arn] }, # it hashes, never writes payloads
+      { sid = "SignCheckpoints", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] }, # and, delegated, the key certificates
+      { sid = "ReadLedgerPayloads", actions = ["kms:Decrypt"], resources = [local.envelope_key_arn] },              # it hashes, never writes payloads
+      { sid = "SealDelegatedKeys", signing_modes = ["delegated"], actions = ["kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
+      {
+        sid       = "SigningKeyRegistry" # the key step of every anchor round: list the roots, record the root (conditional PutItem), retire rotated-out roots, insert issued delegated keys
+        actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        resources = [local.hot_table_arn]
+      },
+      { sid = "IssuedDelegatedKeys", signing_modes = ["delegated"], actions = ["dynamodb:GetItem"], resources = [local.hot_table_arn] }, # whether each due period's key is issued yet, by kid
       {
         sid       = "RefuseAnUnsafeBucket" # start-up checks (VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING / _OBJECT_LOCK)
         actions   = ["s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"]
@@ -109,10 +122,12 @@ locals {
     ]
   }
 
-  # The statements each role gets: a statement left without resources (the Bedrock models with another judge
-  # backend, the profile statement without inference profiles) is left out.
+  # The statements each role gets: those of the signing mode, without a statement left without resources (the
+  # Bedrock models with another judge backend, the profile statement without inference profiles).
   function_statements = {
-    for name, statements in local.function_permissions : name => [for s in statements : s if length(s.resources) > 0]
+    for name, statements in local.function_permissions : name => [
+      for s in statements : s if length(s.resources) > 0 && contains(try(s.signing_modes, ["direct", "delegated"]), var.signing_mode)
+    ]
   }
 
   # What AWS needs the role to hold on the function's behalf; not calls the code makes.
@@ -134,7 +149,8 @@ locals {
           via       = "secretsmanager"
         },
       ],
-      contains(["clearance-api", "judge-worker"], name) ? [
+      # Every function reads the hot table now: the signing-key registry is in it.
+      contains(["clearance-api", "jwks", "judge-worker", "anchor-export"], name) ? [
         {
           sid       = "HotTableKey"
           reason    = "The DynamoDB table is encrypted with the platform key; DynamoDB uses it as the caller"

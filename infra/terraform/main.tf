@@ -86,6 +86,7 @@ module "state" {
   anchor_object_lock_mode                = var.anchor_object_lock_mode
   anchor_object_lock_days                = var.anchor_object_lock_days
   anchor_noncurrent_transition_days      = var.anchor_noncurrent_transition_days
+  signing_key_generations                = var.signing_key_generations
   kms_deletion_window_days               = var.kms_deletion_window_days
   secret_recovery_window_days            = var.secret_recovery_window_days
 }

@@ -34,8 +34,19 @@ output "anchor_bucket_name" {
 }
 
 output "signing_key_arn" {
-  description = "KMS Ed25519 key signing approval tokens, receipts and checkpoints."
+  description = "The root: the KMS Ed25519 key of the last signing key generation. It signs checkpoints and key certificates, and with signing_mode = \"direct\" approval tokens and receipts."
   value       = module.state.signing_key_arn
+}
+
+output "signing_keys" {
+  description = "Every signing key generation kept: its KMS key ARN, its kid, and whether it is the active root."
+  value = {
+    for generation, arn in module.state.signing_key_arns : generation => {
+      arn    = arn
+      kid    = local.signing_key_kids[generation]
+      active = generation == local.active_signing_generation
+    }
+  }
 }
 
 output "envelope_key_arn" {

@@ -145,13 +145,68 @@ variable "rust_log" {
 # ---------------------------------------------------------------------------------------------------------------
 
 variable "signing_key_kid" {
-  description = "VAULT_KEY_ID: the kid in token headers, receipts, checkpoints and the JWKS. Change it together with the signing key."
+  description = "VAULT_KEY_ID of the root signing key: the kid of generation \"1\" of signing_key_generations; a later generation G is <signing_key_kid>-<G>. It names the root in checkpoints, key certificates and the JWKS (and, with signing_mode = \"direct\", in token headers and receipts; delegated keys are <root kid>.d<period start>)."
   type        = string
   default     = "vault-key-001"
 
   validation {
     condition     = can(regex("^[A-Za-z0-9._-]{1,64}$", var.signing_key_kid))
     error_message = "signing_key_kid must be 1-64 characters of letters, digits, '.', '_' or '-'."
+  }
+}
+
+variable "signing_key_generations" {
+  description = "Root signing key rotation: one KMS Ed25519 key per generation, oldest first. The last is the active root (VAULT_KMS_KEY_ID, kid signing_key_kid for \"1\", else <signing_key_kid>-<generation>); earlier ones are kept in KMS but no function may use them. To rotate, append a generation; the next anchor round records the new root and retires the old one in the key registry. Remove an old generation only after that round (docs/deploy.md, \"Signing modes and root key rotation\"). Keep \"1\" first while it exists: it is the key deployments made before generations existed."
+  type        = list(string)
+  default     = ["1"]
+
+  validation {
+    condition     = length(var.signing_key_generations) >= 1 && length(distinct(var.signing_key_generations)) == length(var.signing_key_generations) && alltrue([for g in var.signing_key_generations : can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$", g))])
+    error_message = "signing_key_generations must list at least one generation, each once, each 1-16 letters, digits, '_' or '-' (starting with a letter or digit)."
+  }
+}
+
+variable "signing_mode" {
+  description = "Who signs approval tokens and receipts. direct (VAULT_SIGNER_BACKEND=aws_kms): the KMS root key, two kms:Sign calls per approval; the private key never leaves KMS. delegated (aws_kms_delegated): an Ed25519 key per key period, certified by the KMS root and sealed under the envelope key, signs in Lambda memory: no KMS call per approval, but a compromised instance holds a key that signs until its certificate's not_after. The root signs checkpoints and certificates in both. docs/deploy.md, \"Signing modes and root key rotation\"."
+  type        = string
+  default     = "direct"
+
+  validation {
+    condition     = contains(["direct", "delegated"], var.signing_mode)
+    error_message = "signing_mode must be direct or delegated."
+  }
+}
+
+variable "signing_key_period_seconds" {
+  description = "VAULT_SIGNING_KEY_PERIOD_SECONDS (signing_mode = \"delegated\"): each delegated key signs for one period of this length, aligned to the Unix epoch; its private half lives in the functions' memory that long. Each function opens each period's key once (one kms:Decrypt per instance per period)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.signing_key_period_seconds >= 10 && floor(var.signing_key_period_seconds) == var.signing_key_period_seconds
+    error_message = "signing_key_period_seconds must be a whole number of at least 10."
+  }
+}
+
+variable "signing_key_publish_ahead_seconds" {
+  description = "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS (signing_mode = \"delegated\"): the anchor round issues a period's key this long before the period starts, so it is in the JWKS before it signs. At least 330: the JWKS is cached for up to 300 s (its Cache-Control max-age) on top of the jwks function's registry listing, up to 30 s old, so a verifier may not see a new key for 330 s after it is issued. The plan also wants it to cover one anchor interval (rounds issue keys) on top, and to be shorter than the period."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.signing_key_publish_ahead_seconds >= 330 && floor(var.signing_key_publish_ahead_seconds) == var.signing_key_publish_ahead_seconds
+    error_message = "signing_key_publish_ahead_seconds must be a whole number of at least 330: the JWKS max-age (300 s) plus the age of the jwks function's registry listing (30 s)."
+  }
+}
+
+variable "signing_key_overlap_seconds" {
+  description = "VAULT_SIGNING_KEY_OVERLAP_SECONDS (signing_mode = \"delegated\"): each delegated key's certificate covers its period widened by this much on both sides, so a record timestamped just before a period boundary and signed just after still verifies. Below half the period."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.signing_key_overlap_seconds >= 0 && floor(var.signing_key_overlap_seconds) == var.signing_key_overlap_seconds
+    error_message = "signing_key_overlap_seconds must be a whole number >= 0."
   }
 }
 

@@ -1,6 +1,6 @@
 """What infra/terraform declares, read from its source: each function's environment variable names
-(environment.tf, local.function_environment), IAM grants (iam.tf, local.function_permissions) and the Bedrock
-models the judge is given (judge.tf)."""
+(environment.tf, local.function_environment), IAM grants (iam.tf, local.function_permissions), both per signing
+mode (signing.tf), the Bedrock models the judge is given (judge.tf) and the inputs' defaults (variables.tf)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import hcl2
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 FUNCTIONS = ("clearance-api", "jwks", "judge-worker", "anchor-export")
+SIGNING_MODES = ("direct", "delegated")
 _NAME = re.compile(r"\b([A-Z][A-Z0-9_]{2,})\s*=")
+# Conditions in environment.tf that depend on the signing mode (the others count as true: "whatever the inputs").
+_MODE_CONDITIONS = {"local.delegated_signing": lambda mode: mode == "delegated"}
 
 
 def unquote(value: str) -> str:
@@ -26,26 +29,62 @@ def _locals(path: Path) -> dict:
     return merged
 
 
-def function_permissions() -> dict[str, set[str]]:
-    """Function name -> the IAM actions local.function_permissions grants it."""
+def _check_mode(signing_mode: str | None) -> None:
+    assert signing_mode is None or signing_mode in SIGNING_MODES, signing_mode
+
+
+def function_permissions(signing_mode: str | None = None) -> dict[str, set[str]]:
+    """Function name -> the IAM actions local.function_permissions grants it with `signing_mode` (iam.tf's
+    local.function_statements keeps a statement with `signing_modes` only in those modes); None: in any mode."""
+    _check_mode(signing_mode)
     permissions = _locals(TERRAFORM / "iam.tf")["function_permissions"]
-    return {unquote(name): {unquote(a) for statement in statements for a in statement["actions"]}
-            for name, statements in permissions.items()}
+    granted = {}
+    for name, statements in permissions.items():
+        granted[unquote(name)] = {
+            unquote(a) for statement in statements for a in statement["actions"]
+            if signing_mode is None or signing_mode in {unquote(m) for m in statement.get("signing_modes", SIGNING_MODES)}}
+    return granted
 
 
-def function_environment() -> dict[str, set[str]]:
-    """Function name -> the variable names local.function_environment gives it (whatever the inputs: optional
-    entries such as VAULT_CORS_ALLOWED_ORIGIN count as set)."""
+def signer_backend(signing_mode: str) -> str:
+    """VAULT_SIGNER_BACKEND for a signing_mode (signing.tf's local.signer_backends)."""
+    _check_mode(signing_mode)
+    return unquote(_locals(TERRAFORM / "signing.tf")["signer_backends"][signing_mode])
+
+
+def variable_default(name: str):
+    """The default of a root module input (variables.tf), strings unquoted."""
+    with open(TERRAFORM / "variables.tf") as f:
+        for block in hcl2.load(f).get("variable", []):
+            for variable, body in block.items():
+                if unquote(variable) == name:
+                    default = body["default"]
+                    return unquote(default) if isinstance(default, str) else default
+    raise KeyError(name)
+
+
+def function_environment(signing_mode: str | None = None) -> dict[str, set[str]]:
+    """Function name -> the variable names local.function_environment gives it with `signing_mode` (None: in any
+    mode). Whatever the other inputs: optional entries such as VAULT_CORS_ALLOWED_ORIGIN count as set."""
+    _check_mode(signing_mode)
     text = (TERRAFORM / "environment.tf").read_text()
     text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
     body = text[text.index("function_environment = {"):]
     # The named maps the functions merge, e.g. `signer_environment = {` ... `}` over several lines (a one-line
-    # map must not run on into the next local's body).
-    maps = {m.group(1): set(_NAME.findall(m.group(2)))
-            for m in re.finditer(r"\b(\w+_environment)\s*=\s*(?:var\.\w+\s*\?\s*)?\{[ \t]*\n(.*?)\n  \}", text, re.S)
-            if m.group(1) != "function_environment"}
-    maps.update({m.group(1): set(_NAME.findall(m.group(0)))
-                 for m in re.finditer(r"\b(\w+_environment)\s*=\s*var\.\w+\s*\?[^\n]*", text)})
+    # map must not run on into the next local's body), some under a condition (`var.x ? {` ... `} : {}`).
+    conditional = r"\b(\w+_environment)\s*=\s*(?:((?:var|local)\.\w+)\s*\?\s*)?"
+    maps, conditions = {}, {}
+    for m in re.finditer(conditional + r"\{[ \t]*\n(.*?)\n  \}", text, re.S):
+        if m.group(1) != "function_environment":
+            maps[m.group(1)], conditions[m.group(1)] = set(_NAME.findall(m.group(3))), m.group(2)
+    for m in re.finditer(r"\b(\w+_environment)\s*=\s*((?:var|local)\.\w+)\s*\?[^\n]*", text):
+        if m.group(1) not in maps:
+            maps[m.group(1)], conditions[m.group(1)] = set(_NAME.findall(m.group(0))), m.group(2)
+
+    def included(local: str) -> bool:
+        test = _MODE_CONDITIONS.get(conditions.get(local) or "")
+        return signing_mode is None or test is None or test(signing_mode)
+
     result = {}
     entries = list(re.finditer(r'^    "([a-z-]+)"\s*=', body, re.M))
     for i, entry in enumerate(entries):
@@ -53,7 +92,8 @@ def function_environment() -> dict[str, set[str]]:
         chunk = body[entry.end():end]
         names = set(_NAME.findall(chunk))
         for local in re.findall(r"local\.(\w+_environment)", chunk):
-            names |= maps[local]
+            if included(local):
+                names |= maps[local]
         result[entry.group(1)] = names
     return result
 

@@ -24,8 +24,10 @@ NOT_JUDGE_WORKER = ("clearance-api", "jwks", "anchor-export")
 
 # variable -> (functions that leave it at its default, why)
 DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "VAULT_PRIVATE_KEY_FILE": (EVERYWHERE, "keys stay in KMS (VAULT_SIGNER_BACKEND=aws_kms)"),
-    "VAULT_PRIVATE_KEY_BASE64": (EVERYWHERE, "keys stay in KMS (VAULT_SIGNER_BACKEND=aws_kms)"),
+    "VAULT_PRIVATE_KEY_FILE": (EVERYWHERE, "the root stays in KMS (VAULT_SIGNER_BACKEND=aws_kms*); delegated keys "
+                                           "are sealed under the envelope key in the key registry"),
+    "VAULT_PRIVATE_KEY_BASE64": (EVERYWHERE, "the root stays in KMS (VAULT_SIGNER_BACKEND=aws_kms*); delegated keys "
+                                             "are sealed under the envelope key in the key registry"),
     "VAULT_TRANSPORT_KEY_BASE64": (EVERYWHERE, "payloads use KMS envelope encryption (VAULT_ENVELOPE_KMS_KEY_ID); "
                                                "a static key would be a secret in the environment"),
     "VAULT_DATA_DIR": (EVERYWHERE, "embedded backend only"),
@@ -64,7 +66,7 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_METRICS": (NOT_HTTP, "request metrics are clearance-api's; the others run at EMF's Lambda default"),
     "VAULT_CLEARANCE_SQS_QUEUE_URL": (NOT_HTTP, "only clearance-api enqueues judge work"),
     "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": (NOT_HTTP, "only clearance-api enqueues judge work"),
-    "VAULT_JWT_TTL": (("jwks", "anchor-export"), "they mint no tokens"),
+    "VAULT_JWT_TTL": (("anchor-export",), "it mints no tokens and publishes no JWKS"),
     "VAULT_MINT_MAX_AGE_SECONDS": (NOT_HTTP, "only clearance-api serves /mint-token"),
     "VAULT_JWT_ISSUER": (("jwks", "anchor-export"), "they mint no tokens"),
     "VAULT_JWT_AUDIENCE": (("jwks", "anchor-export"), "they mint no tokens"),
@@ -77,14 +79,21 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
     "VAULT_LEDGER_REQUIRE_OBJECT_LOCK": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
 }
-# jwks builds only the KMS signer from the configuration (functions/jwks/src/main.rs): no store, no ledger.
-for _name in ("TENANT_SECRET_PREFIX", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID", "VAULT_TENANT_DB_SSLMODE",
+# jwks builds only the signer from the configuration (functions/jwks/src/main.rs): the KMS root over the key registry
+# in the hot table (VAULT_DYNAMODB_TABLE); no store, no ledger, and it opens no delegated key (so neither the
+# envelope key nor the key calendar).
+for _name in ("TENANT_SECRET_PREFIX", "VAULT_ENVELOPE_KMS_KEY_ID", "VAULT_TENANT_DB_SSLMODE",
               "VAULT_CONTROL_PLANE_DB_SSLMODE", "VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS",
               "VAULT_TENANT_DB_MAX_OPEN_CONNS", "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS",
               "VAULT_LEDGER_ANCHOR_BACKFILL_INTERVAL_SECONDS", "VAULT_LEDGER_ANCHOR_BACKFILL_BATCH_SIZE",
               "VAULT_LEDGER_ANCHOR_PREFIX", "VAULT_LEDGER_LOG_ORIGIN", "VAULT_DB_CA_BUNDLE"):
     DELIBERATE_DEFAULTS[_name] = (WITHOUT_STATE, "jwks builds only the signer")
 DELIBERATE_DEFAULTS["DATABASE_URL"] = (WITHOUT_STATE, "jwks builds only the signer")  # not even the bootstrap one
+for _name in ("VAULT_SIGNING_KEY_PERIOD_SECONDS", "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS",
+              "VAULT_SIGNING_KEY_OVERLAP_SECONDS"):
+    DELIBERATE_DEFAULTS[_name] = (WITHOUT_STATE, "jwks opens no delegated key: it lists the registry as it is")
+KEY_CALENDAR = {"VAULT_SIGNING_KEY_PERIOD_SECONDS", "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS",
+                "VAULT_SIGNING_KEY_OVERLAP_SECONDS"}
 
 
 def variables_the_code_reads() -> set[str]:
@@ -125,3 +134,19 @@ def test_every_variable_is_documented():
     documented = (ROOT / "docs" / "configuration.md").read_text()
     missing = {name for name in variables_the_code_reads() if f"`{name}`" not in documented}
     assert not missing, f"docs/configuration.md does not list {sorted(missing)}"
+
+
+def test_the_key_calendar_is_set_only_with_delegated_signing():
+    """The AWS backend reads VAULT_SIGNING_KEY_* only with VAULT_SIGNER_BACKEND=aws_kms_delegated
+    (shared/aws/src/bootstrap.rs, AwsSettings::from_lookup), where every function that builds the vault must get the
+    same calendar (the period decides which key signs), and the envelope key that seals the keys."""
+    assert terraform.signer_backend("direct") == "aws_kms"
+    assert terraform.signer_backend("delegated") == "aws_kms_delegated"
+    direct, delegated = terraform.function_environment("direct"), terraform.function_environment("delegated")
+    for function in terraform.FUNCTIONS:
+        assert not direct[function] & KEY_CALENDAR, f"{function}: the key calendar is set in direct mode"
+        assert "VAULT_SIGNER_BACKEND" in direct[function] and "VAULT_SIGNER_BACKEND" in delegated[function]
+        builds_the_vault = "VAULT_ENVELOPE_KMS_KEY_ID" in delegated[function]
+        assert (KEY_CALENDAR <= delegated[function]) == builds_the_vault, (
+            f"{function}: the key calendar goes to exactly the functions that build the vault")
+        assert delegated[function] - KEY_CALENDAR == direct[function], f"{function}: only the calendar differs"

@@ -3,7 +3,10 @@ Runtime API (lambda_runtime.py) against the AWS emulator with its own access key
 variables its Terraform gives it, and handles the sample events of a full round (tenant created, policies,
 inline approval, queued judgements, token consumed, judge batches, anchor round, proofs). The emulator records the
 API operations per access key; the test checks that infra/terraform/iam.tf's function_permissions grants each
-function exactly the actions it called: nothing missing, nothing extra.
+function exactly the actions it called: nothing missing, nothing extra. The round runs once per signing mode
+(signing_mode = "direct": the KMS root signs everything; "delegated": per-period keys certified by the root sign
+tokens and receipts in memory), each on a fresh deployment whose root key has just been rotated (generation 2 of
+signing_key_generations), so the key step retires the first generation's root as Terraform's rotation makes it.
 
 The judge is Terraform's default, Bedrock with the default models, answered by the emulator's scripted model:
 judge-worker judges a short plain-English policy (whole, Converse only) and one longer than
@@ -12,8 +15,9 @@ pass through bedrock_recorder.py, which notes the model each one names, and ever
 grants for the configured models, every granted model used.
 
 Needs: the release build (target/release/<function>), the emulator (AWS_ENDPOINT_URL; Bedrock Runtime with its
-scripted model, POST /_ledgix/model/script) with tests/aws/resources.py applied, and DATABASE_URL of a fresh
-control-plane database whose role may create databases and roles. scripts/test.sh runs it (deploy_tests); by hand:
+scripted model, POST /_ledgix/model/script) with tests/aws/resources.py applied, DATABASE_URL of a database whose
+role may create databases and roles (each mode's control plane is a fresh database created through it, with psql),
+and psql. scripts/test.sh runs it (deploy_tests); by hand:
 
     cargo build --release -p clearance-api -p jwks -p judge-worker -p anchor-export
     .venv/bin/python tests/aws/moto_server.py --port 5000 &
@@ -27,10 +31,13 @@ control-plane database whose role may create databases and roles. scripts/test.s
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
 import re
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -41,7 +48,11 @@ from botocore.session import get_session
 
 import terraform
 from bedrock_recorder import BedrockRecorder
+from apigw_events import answer, apigw
 from lambda_runtime import FunctionProcess, lambda_environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aws"))
+from resources import fresh_database, hot_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -103,6 +114,14 @@ UNREACHED_PATHS = {
         "happens only when a tenant is still behind after its round (shared/core/src/sealing.rs, anchor_lag)",
 }
 
+# The key calendar of signing_mode = "delegated", at Terraform's defaults.
+PERIOD_SECONDS = terraform.variable_default("signing_key_period_seconds")
+CALENDAR = {
+    "VAULT_SIGNING_KEY_PERIOD_SECONDS": str(PERIOD_SECONDS),
+    "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS": str(terraform.variable_default("signing_key_publish_ahead_seconds")),
+    "VAULT_SIGNING_KEY_OVERLAP_SECONDS": str(terraform.variable_default("signing_key_overlap_seconds")),
+}
+
 
 def boto(service: str):
     # The harness's own key: its calls are not attributed to any function.
@@ -131,9 +150,15 @@ def recorded_actions(function: str) -> set[str]:
     return {IAM_ACTION.get(operation, operation) for operation in recorded_counts(function)}
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    """A fresh deployment's worth of emulated resources, and the values Terraform would set."""
+def kms_calls(calls: dict[str, int]) -> dict[str, int]:
+    """The KMS operations among a calls_made() delta."""
+    return {op: n for op, n in calls.items() if op.startswith("kms:")}
+
+
+@pytest.fixture(scope="module", params=terraform.SIGNING_MODES)
+def deployment(request, tmp_path_factory):
+    """A fresh deployment's worth of emulated resources for one signing_mode, and the values Terraform would set."""
+    mode = request.param
     run = uuid.uuid4().hex[:8]
     queue_name, bucket = f"ledgix-lp-{run}-judge.fifo", f"ledgix-lp-{run}-anchors"
     sqs, s3, kms, sm = boto("sqs"), boto("s3"), boto("kms"), boto("secretsmanager")
@@ -142,18 +167,26 @@ def deployment(tmp_path_factory):
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
-    signing = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    # signing_key_generations = ["1", "2"]: one KMS key per generation, the last the root. Generation "1" keeps
+    # signing_key_kid as its kid, a later one is <signing_key_kid>-<generation> (infra/terraform/signing.tf).
+    generations = {generation: {
+        "arn": kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"],
+        "kid": f"lp-{run}" if generation == "1" else f"lp-{run}-{generation}"} for generation in ("1", "2")}
     envelope = kms.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["Arn"]
     bootstrap = f"ledgix-lp-{run}/bootstrap"
-    # What the operator puts in the bootstrap secret (docs/deploy.md): the only secrets, never in Terraform.
+    # What the operator puts in the bootstrap secret (docs/deploy.md): the only secrets, never in Terraform. Each
+    # mode's deployment has its own control plane, so one's anchor rounds never see the other's tenants.
+    control_plane = fresh_database(os.environ["DATABASE_URL"], f"ledgix_lp_{run}")
     sm.create_secret(Name=bootstrap, SecretString=json.dumps(
-        {"DATABASE_URL": os.environ["DATABASE_URL"], "LEDGIX_ADMIN_API_KEY": ADMIN_KEY}))
+        {"DATABASE_URL": control_plane, "LEDGIX_ADMIN_API_KEY": ADMIN_KEY}))
     # A value for every name infra/terraform/environment.tf may set, as a deployment would set it; PostgreSQL
     # without TLS and the stub judge are the test's only departures from the defaults.
     values = {
-        "VAULT_BACKEND": "aws", "VAULT_SIGNER_BACKEND": "aws_kms", "VAULT_KMS_KEY_ID": signing,
-        "VAULT_KEY_ID": f"lp-{run}", "AWS_SECRET_NAME": bootstrap, "RUST_LOG": "info",
-        "TENANT_SECRET_PREFIX": f"ledgix-lp-{run}/tenants", "VAULT_DYNAMODB_TABLE": os.environ.get("VAULT_DYNAMODB_TABLE", "ledgix-hot"),
+        "VAULT_BACKEND": "aws", "VAULT_SIGNER_BACKEND": terraform.signer_backend(mode),
+        "VAULT_KMS_KEY_ID": generations["2"]["arn"], "VAULT_KEY_ID": generations["2"]["kid"],
+        "AWS_SECRET_NAME": bootstrap, "RUST_LOG": "info",
+        "TENANT_SECRET_PREFIX": f"ledgix-lp-{run}/tenants", "VAULT_DYNAMODB_TABLE": hot_table(boto("dynamodb"), f"ledgix-lp-{run}-hot"),
+        **CALENDAR,
         "VAULT_ENVELOPE_KMS_KEY_ID": envelope, "VAULT_TENANT_DB_SSLMODE": "disable",
         "VAULT_CONTROL_PLANE_DB_SSLMODE": "disable", "VAULT_CONTROL_PLANE_DB_MAX_OPEN_CONNS": "5",
         "VAULT_TENANT_DB_MAX_OPEN_CONNS": "5", "VAULT_TENANT_SECRET_CACHE_TTL_SECONDS": "300",
@@ -190,49 +223,27 @@ def deployment(tmp_path_factory):
     logs = tmp_path_factory.mktemp("function-logs")
     started: dict[str, FunctionProcess] = {}
 
-    def start(function: str) -> FunctionProcess:
-        names = terraform.function_environment()[function]
+    def start(function: str, label: str = "", **overrides: str) -> FunctionProcess:
+        names = terraform.function_environment(mode)[function]
         missing = names - values.keys()
         assert not missing, f"give the test a value for {sorted(missing)}"
-        env = {name: values[name] for name in names if values[name] is not None}
+        env = {name: overrides.get(name, values[name]) for name in names if values[name] is not None}
         env.update(lambda_environment(), AWS_ENDPOINT_URL=ENDPOINT, AWS_REGION=REGION,
                    AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID=access_key(function),
                    AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test-session",
                    AWS_ENDPOINT_URL_BEDROCK_RUNTIME=bedrock.url)
-        process = FunctionProcess(function, RELEASE / function, env, logs / f"{function}.log")
+        process = FunctionProcess(function, RELEASE / function, env, logs / f"{function}{label}.log")
+        if function in started:
+            started[function].stop()
         started[function] = process
         process.init_seconds = process.wait_ready()
         return process
 
     yield {"start": start, "queue_url": queue_url, "bucket": bucket, "logs": logs, "started": started,
-           "values": values, "bedrock": bedrock}
+           "values": values, "bedrock": bedrock, "mode": mode, "generations": generations}
     for process in started.values():
         process.stop()
     bedrock.stop()
-
-
-def apigw(name: str, *, api_key: str | None = None, body: dict | None = None, path: str | None = None,
-          query: str | None = None) -> dict:
-    event = copy.deepcopy(json.loads((EVENTS / "apigw" / f"{name}.json").read_text()))
-    event["requestContext"]["requestId"] = str(uuid.uuid4())
-    event["headers"]["idempotency-key"] = str(uuid.uuid4())
-    if api_key is not None:
-        event["headers"]["x-vault-api-key"] = api_key
-    if body is not None:
-        event["body"] = json.dumps(body)
-    if path is not None:
-        event["rawPath"] = path
-        event["requestContext"]["http"]["path"] = path
-    if query is not None:
-        event["rawQueryString"] = query
-        event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
-    return event
-
-
-def answer(process: FunctionProcess, event: dict, status: int) -> dict:
-    response = process.invoke(event)
-    assert response["statusCode"] == status, response
-    return json.loads(response["body"]) if response.get("body") else {}
 
 
 def judge_records(queue_url: str, count: int) -> dict[str, dict]:
@@ -259,11 +270,45 @@ def bedrock_operations(calls: dict[str, int]) -> set[str]:
     return {op.split(":", 1)[1] for op in calls if op.startswith("bedrock:")}
 
 
+def jwks_kids(process: FunctionProcess) -> list[str]:
+    response = process.invoke(json.loads((EVENTS / "apigw" / "jwks.json").read_text()))
+    assert response["statusCode"] == 200, response
+    body = response["body"]
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return [key["kid"] for key in json.loads(body)["keys"]]
+
+
 def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
-    start, queue_url = deployment["start"], deployment["queue_url"]
+    start, queue_url, mode = deployment["start"], deployment["queue_url"], deployment["mode"]
+    generations, delegated = deployment["generations"], deployment["mode"] == "delegated"
+    scheduled = json.loads((EVENTS / "scheduler" / "anchor-export.json").read_text())
+
+    # The key step comes first, as after `terraform apply` with signing_key_generations = ["1", "2"]: generation 1's
+    # root was recorded (delegated: and it certified this period's key) while it was the root; the first round
+    # under generation 2 records the new root and retires the old one. Delegated, it also issues the current
+    # period's key, without which approvals answer 503, so anchor-export runs before clearance-api serves.
+    start("anchor-export", "-generation-1", VAULT_KMS_KEY_ID=generations["1"]["arn"],
+          VAULT_KEY_ID=generations["1"]["kid"]).invoke(scheduled)
+    # A root retires only the roots recorded before it, to the second (active_from): generation 2 comes later.
+    time.sleep(1.05 - time.time() % 1)
+    anchor = start("anchor-export")
+    _, key_step = calls_made("anchor-export", lambda: anchor.invoke(scheduled))
+    print(f"\n[{mode}] AWS calls, anchor round without tenants right after a root rotation (the key step): "
+          f"{json.dumps(key_step, sort_keys=True)}")
+    assert key_step.get("dynamodb:UpdateItem") == 1, f"the rotated-out root is retired once: {key_step}"
+    if delegated:
+        assert key_step.get("kms:Sign", 0) >= 1 and key_step.get("kms:GenerateDataKey", 0) >= 1, (
+            f"the new root certifies the period's key, sealed under the envelope key: {key_step}")
+    else:
+        assert not kms_calls(key_step), f"direct: no key to issue, and no checkpoint without tenants: {key_step}"
 
     jwks = start("jwks")
-    assert jwks.invoke(json.loads((EVENTS / "apigw" / "jwks.json").read_text()))["statusCode"] == 200
+    kids = jwks_kids(jwks)
+    assert {generations["1"]["kid"], generations["2"]["kid"]} <= set(kids), (
+        f"the JWKS keeps the retired root and lists the new one: {kids}")
+    issued = [kid for kid in kids if kid.startswith(f"{generations['2']['kid']}.d")]
+    assert bool(issued) == delegated, f"delegated keys of the new root are published only when delegated: {kids}"
 
     api = start("clearance-api")
     # As Terraform deploys it (VAULT_ADMIN_AUTH=iam): the operator's key alone is refused; a request API Gateway
@@ -279,9 +324,26 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
         "policy_id": "email", "description": "judged", "tools": ["send_email"], "rules": ["Only to customers"]}), 201)
     assert len(LONG_POLICY["description"]) + sum(map(len, LONG_POLICY["rules"])) > POLICY_BUDGET_CHARS
     answer(api, apigw("register-policy", api_key=key, body=LONG_POLICY), 201)
-    answer(api, apigw("request-clearance", api_key=key), 200)  # warms the tenant's pool and caches
-    approved, per_request = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key), 200))
+
+    def approval() -> dict:
+        return answer(api, apigw("request-clearance", api_key=key), 200)
+
+    while True:
+        period = int(time.time()) // PERIOD_SECONDS
+        # The instance's first approval in this key period (and its first at all): it warms the tenant's pool and
+        # caches, and, delegated, opens the period's key.
+        _, per_first = calls_made("clearance-api", approval)
+        approved, per_request = calls_made("clearance-api", approval)
+        if int(time.time()) // PERIOD_SECONDS == period:
+            break
+        # A key period began meanwhile (delegated: a new key to open); measure both again within the new one.
     assert approved["status"] == "approved" and approved["token"]
+    if delegated:
+        assert not kms_calls(per_request), f"a warm delegated approval calls no KMS at all: {per_request}"
+        assert kms_calls(per_first).get("kms:Decrypt") == 1 and "kms:Sign" not in per_first, (
+            f"the first approval of a key period opens its key with one envelope Decrypt, never Sign: {per_first}")
+    else:
+        assert kms_calls(per_request) == {"kms:Sign": 2}, f"direct: the token and the receipt, one Sign each: {per_request}"
     queued, per_request_queued = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key, body={
         "tool_name": "send_email", "tool_args": {"to": "a@example.com"}, "session_id": "s-1"}), 200))
     queued_long = answer(api, apigw("request-clearance", api_key=key, body={
@@ -292,9 +354,11 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
         api, apigw("consume-token", api_key=key, body={
             "token": approved["token"], "tool_name": "stripe_refund", "tool_args": {"amount": 45, "currency": "usd"}}), 200))
     # Measured AWS calls of a warm clearance-api per request (docs/benchmarks.md).
-    print(f"\nAWS calls, inline approval: {json.dumps(per_request, sort_keys=True)}"
-          f"\nAWS calls, queued judgement (request): {json.dumps(per_request_queued, sort_keys=True)}"
-          f"\nAWS calls, consume-token: {json.dumps(per_consume, sort_keys=True)}")
+    first_label = "first approval of a key period (this instance's first)" if delegated else "first approval of an instance"
+    print(f"[{mode}] AWS calls, {first_label}: {json.dumps(per_first, sort_keys=True)}"
+          f"\n[{mode}] AWS calls, inline approval: {json.dumps(per_request, sort_keys=True)}"
+          f"\n[{mode}] AWS calls, queued judgement (request): {json.dumps(per_request_queued, sort_keys=True)}"
+          f"\n[{mode}] AWS calls, consume-token: {json.dumps(per_consume, sort_keys=True)}")
 
     worker = start("judge-worker")
     records = judge_records(queue_url, 2)
@@ -302,24 +366,32 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     # One message per batch (judge_worker_batch_size's default), in queue order (one FIFO group: session s-1).
     outcome, per_judgement = calls_made("judge-worker", lambda: worker.invoke({"Records": [records[queued["request_id"]]]}))
     assert outcome == {"batchItemFailures": []}
-    print(f"AWS calls, queued judgement (worker, first batch of a cold instance): {json.dumps(per_judgement, sort_keys=True)}")
+    print(f"[{mode}] AWS calls, queued judgement (worker, first batch of a cold instance): {json.dumps(per_judgement, sort_keys=True)}")
     assert bedrock_operations(per_judgement) == {"Converse"}, (
         f"a short policy goes to the model whole: one Converse, no embeddings; judge-worker called {per_judgement}")
     outcome, per_long = calls_made("judge-worker", lambda: worker.invoke({"Records": [records[queued_long["request_id"]]]}))
     assert outcome == {"batchItemFailures": []}
-    print(f"AWS calls, queued judgement of a long policy (worker, warm): {json.dumps(per_long, sort_keys=True)}")
+    print(f"[{mode}] AWS calls, queued judgement of a long policy (worker, warm): {json.dumps(per_long, sort_keys=True)}")
     assert bedrock_operations(per_long) == {"InvokeModel", "Converse"}, (
         f"a policy over VAULT_JUDGE_POLICY_BUDGET_CHARS is embedded (InvokeModel) and judged from its chunks "
         f"(Converse); judge-worker called {per_long}")
+    if delegated:
+        # The cold worker reads the period's key by kid and opens it once (a registry GetItem, an envelope Decrypt
+        # beside the one that reads the request), then signs in memory; it never lists the registry.
+        assert "kms:Sign" not in per_judgement and "kms:Sign" not in per_long, (per_judgement, per_long)
+        assert per_judgement.get("dynamodb:GetItem") == 1 and "dynamodb:GetItem" not in per_long, (per_judgement, per_long)
+        assert "dynamodb:Query" not in per_judgement, per_judgement
+    else:
+        # The KMS root signs each judged decision's receipt, and the approval's token.
+        assert per_judgement.get("kms:Sign") == 2 and per_long.get("kms:Sign") == 1, (per_judgement, per_long)
     status, per_poll = calls_made("clearance-api", lambda: answer(
         api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200))
-    print(f"AWS calls, clearance-status poll: {json.dumps(per_poll, sort_keys=True)}")
+    print(f"[{mode}] AWS calls, clearance-status poll: {json.dumps(per_poll, sort_keys=True)}")
     assert status["status"] == "approved", f"the scripted model approved the e-mail (0.97): {status}"
     status_long = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued_long['request_id']}"), 200)
     assert status_long["status"] == "denied", f"the scripted model denied the transfer: {status_long}"
 
-    anchor = start("anchor-export")
-    anchor.invoke(json.loads((EVENTS / "scheduler" / "anchor-export.json").read_text()))
+    anchor.invoke(scheduled)
     exported = boto("s3").list_objects_v2(Bucket=deployment["bucket"], Prefix=f"ledgix/{tenant['tenant_id']}/")
     assert any(o["Key"].endswith("/checkpoint") for o in exported.get("Contents", [])), exported
     answer(api, apigw("proof-bundle", api_key=key, query=f"request_id={approved['request_id']}"), 200)
@@ -327,7 +399,7 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     usage = answer(api, apigw("ledger", api_key=key, path="/usage"), 200)
     assert usage, "the usage counters of the round"
 
-    granted = terraform.function_permissions()
+    granted = terraform.function_permissions(mode)
     observed = {name: recorded_actions(name) for name in terraform.FUNCTIONS}
     code = sdk_operations_in_code()
     for (name, action), reason in UNREACHED_PATHS.items():
@@ -336,7 +408,7 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     for name in terraform.FUNCTIONS:
         missing, extra = observed[name] - granted[name], granted[name] - observed[name]
         assert not missing and not extra, (
-            f"{name}: iam.tf must grant exactly what the code calls; missing {sorted(missing)}, "
+            f"{name} ({mode}): iam.tf must grant exactly what the code calls; missing {sorted(missing)}, "
             f"never called {sorted(extra)}")
 
     # The resources of bedrock:InvokeModel: the models judge-worker named, against what iam.tf grants for the
@@ -349,7 +421,7 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     assert code <= called_anywhere, sorted(code - called_anywhere)
 
     report = {name: round(process.init_seconds * 1000, 1) for name, process in deployment["started"].items()}
-    print(f"\ninit durations (ms, this machine): {json.dumps(report)}")
+    print(f"\n[{mode}] init durations (ms, this machine): {json.dumps(report)}")
 
 
 def check_bedrock_models(bedrock: BedrockRecorder, values: dict) -> None:

@@ -265,8 +265,8 @@ run "iam" {
     error_message = "one role per function"
   }
   assert {
-    condition     = alltrue([for s in local.function_permissions["jwks"] : alltrue([for a in s.actions : contains(["secretsmanager:GetSecretValue", "kms:GetPublicKey"], a)])])
-    error_message = "jwks may only read its settings and the public key"
+    condition     = alltrue([for s in local.function_permissions["jwks"] : alltrue([for a in s.actions : contains(["secretsmanager:GetSecretValue", "kms:GetPublicKey", "dynamodb:Query"], a)])])
+    error_message = "jwks may only read its settings and the root's public key, and list the key registry"
   }
   assert {
     condition     = alltrue(flatten([for name in ["clearance-api", "judge-worker", "jwks"] : [for s in local.function_permissions[name] : [for a in s.actions : !startswith(a, "s3:")]]]))
@@ -284,6 +284,310 @@ run "iam" {
     condition     = length([for s in local.platform_permissions["jwks"] : s if s.sid == "VpcNetworkInterfaces"]) == 0
     error_message = "jwks runs outside the VPC"
   }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Signing (signing.tf): who signs tokens and receipts, the delegated keys' calendar, root key generations.
+# function_statements is what each role's policy document is built from (the document itself is mocked here).
+# ---------------------------------------------------------------------------------------------------------------
+
+run "signing_direct_by_default" {
+  command = plan
+
+  # Distinct key ARNs (the mock gives every key the same one), so the assertions below can tell them apart.
+  override_resource {
+    target          = module.state.aws_kms_key.signing
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/signing" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.envelope
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/envelope" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.platform
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/platform" }
+  }
+
+  assert {
+    condition     = var.signing_mode == "direct" && alltrue([for name, env in local.function_environment : env["VAULT_SIGNER_BACKEND"] == "aws_kms"])
+    error_message = "by default the KMS root signs everything: VAULT_SIGNER_BACKEND=aws_kms on every function"
+  }
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : !contains(keys(env), "VAULT_SIGNING_KEY_PERIOD_SECONDS") && !contains(keys(env), "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS") && !contains(keys(env), "VAULT_SIGNING_KEY_OVERLAP_SECONDS")])
+    error_message = "direct mode reads no key calendar, so none is set"
+  }
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : env["VAULT_KEY_ID"] == "vault-key-001" && env["VAULT_KMS_KEY_ID"] == module.state.signing_key_arn])
+    error_message = "generation 1 keeps signing_key_kid: existing deployments keep their kid"
+  }
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker", "anchor-export"] :
+    contains(flatten([for s in local.function_statements[name] : s.actions if contains(s.resources, local.signing_key_arn)]), "kms:Sign")])
+    error_message = "direct: clearance-api and judge-worker sign tokens and receipts, anchor-export checkpoints"
+  }
+  assert {
+    condition     = !contains(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.envelope_key_arn)]), "kms:GenerateDataKey")
+    error_message = "direct: anchor-export seals no delegated key, so it generates no data key"
+  }
+  assert {
+    condition     = !contains(flatten([for s in local.function_statements["judge-worker"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:Query")
+    error_message = "direct: judge-worker signs with the root and never lists the key registry"
+  }
+  assert {
+    condition = (contains(flatten([for s in local.function_statements["jwks"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:Query")
+      && toset(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.hot_table_arn)])) == toset(["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"])
+    && local.function_environment["jwks"]["VAULT_DYNAMODB_TABLE"] == module.state.dynamodb_table_name)
+    error_message = "jwks lists the key registry in the hot table; anchor-export's key step lists, records and retires roots"
+  }
+  assert {
+    condition     = local.function_environment["jwks"]["VAULT_JWT_TTL"] == "300"
+    error_message = "jwks keeps a delegated key listed until its tokens expire: it needs the token lifetime"
+  }
+  assert {
+    condition     = alltrue([for name in keys(local.function_names) : length([for s in local.platform_permissions[name] : s if s.sid == "HotTableKey"]) == 1])
+    error_message = "every function reads the hot table (the key registry), encrypted with the platform key"
+  }
+  assert {
+    condition     = output.signing_keys == { "1" = { arn = module.state.signing_key_arn, kid = "vault-key-001", active = true } }
+    error_message = "one generation by default, the root"
+  }
+}
+
+run "signing_delegated" {
+  command = plan
+
+  # Distinct key ARNs (the mock gives every key the same one), so the assertions below can tell them apart.
+  override_resource {
+    target          = module.state.aws_kms_key.signing
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/signing" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.envelope
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/envelope" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.platform
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/platform" }
+  }
+
+  variables {
+    signing_mode = "delegated"
+  }
+
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : env["VAULT_SIGNER_BACKEND"] == "aws_kms_delegated"])
+    error_message = "delegated: VAULT_SIGNER_BACKEND=aws_kms_delegated on every function"
+  }
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker", "anchor-export"] : (
+      local.function_environment[name]["VAULT_SIGNING_KEY_PERIOD_SECONDS"] == "3600"
+      && local.function_environment[name]["VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS"] == "600"
+      && local.function_environment[name]["VAULT_SIGNING_KEY_OVERLAP_SECONDS"] == "60"
+    && local.function_environment[name]["VAULT_ENVELOPE_KMS_KEY_ID"] == module.state.envelope_key_arn)])
+    error_message = "every function that builds the vault gets the same key calendar and the envelope key that seals the keys"
+  }
+  assert {
+    condition     = !contains(keys(local.function_environment["jwks"]), "VAULT_SIGNING_KEY_PERIOD_SECONDS")
+    error_message = "jwks opens no delegated key: no calendar"
+  }
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker"] :
+    !contains(flatten([for s in local.function_statements[name] : s.actions]), "kms:Sign")])
+    error_message = "delegated: clearance-api and judge-worker never call kms:Sign"
+  }
+  assert {
+    condition = alltrue([for name in ["clearance-api", "judge-worker", "jwks", "anchor-export"] :
+    contains(flatten([for s in local.function_statements[name] : s.actions if contains(s.resources, local.signing_key_arn)]), "kms:GetPublicKey")])
+    error_message = "every function still reads the root's public key at cold start"
+  }
+  assert {
+    condition = (toset(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.signing_key_arn)])) == toset(["kms:GetPublicKey", "kms:Sign"])
+    && toset(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.envelope_key_arn)])) == toset(["kms:Decrypt", "kms:GenerateDataKey"]))
+    error_message = "delegated: anchor-export certifies keys with the root and seals them under the envelope key"
+  }
+  assert {
+    condition = (contains(flatten([for s in local.function_statements["judge-worker"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:GetItem")
+      && !contains(flatten([for s in local.function_statements["judge-worker"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:Query")
+    && contains(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:GetItem"))
+    error_message = "delegated: judge-worker reads the current period's key by kid (no listing); anchor-export looks up each due key by kid"
+  }
+  assert {
+    condition     = length(distinct(flatten([for name in keys(local.function_names) : [for s in local.function_statements[name] : "${name}/${s.sid}"]]))) == length(flatten([for name in keys(local.function_names) : local.function_statements[name]]))
+    error_message = "statement ids are unique within each role"
+  }
+}
+
+run "signing_delegated_calendar" {
+  command = plan
+
+  variables {
+    signing_mode                      = "delegated"
+    signing_key_period_seconds        = 7200
+    signing_key_publish_ahead_seconds = 900
+    signing_key_overlap_seconds       = 120
+  }
+
+  assert {
+    condition = (local.function_environment["anchor-export"]["VAULT_SIGNING_KEY_PERIOD_SECONDS"] == "7200"
+      && local.function_environment["clearance-api"]["VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS"] == "900"
+    && local.function_environment["judge-worker"]["VAULT_SIGNING_KEY_OVERLAP_SECONDS"] == "120")
+    error_message = "the calendar is passed as given"
+  }
+}
+
+run "signing_root_rotated" {
+  command = plan
+
+  # Distinct key ARNs (the mock gives every key the same one), so the assertions below can tell them apart.
+  override_resource {
+    target          = module.state.aws_kms_key.signing
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/signing" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.envelope
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/envelope" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.platform
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/platform" }
+  }
+
+  variables {
+    signing_key_generations = ["1", "2"]
+  }
+
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : env["VAULT_KEY_ID"] == "vault-key-001-2" && env["VAULT_KMS_KEY_ID"] == module.state.signing_key_arn])
+    error_message = "the last generation is the root: kid <signing_key_kid>-<generation>"
+  }
+  assert {
+    condition = (keys(output.signing_keys) == ["1", "2"] && output.signing_keys["2"].active && output.signing_keys["1"].active == false
+    && output.signing_keys["1"].kid == "vault-key-001" && output.signing_keys["2"].kid == "vault-key-001-2")
+    error_message = "earlier generations are kept, inactive, with their kids"
+  }
+  assert {
+    condition     = local.signing_key_arn == module.state.signing_key_arn && length(module.state.signing_key_arns) == 2
+    error_message = "the roles are granted the active root only (modules/state: the last generation), never an earlier generation's key"
+  }
+  assert {
+    condition     = alltrue(flatten([for name in keys(local.function_names) : [for s in local.function_statements[name] : [for r in s.resources : r if startswith(r, "arn:aws:kms")] == [for r in s.resources : r if contains([local.signing_key_arn, local.envelope_key_arn, local.platform_key_arn], r)]]]))
+    error_message = "no function is granted a KMS key other than the root, the envelope key and the platform key"
+  }
+}
+
+run "signing_mode_is_checked" {
+  command = plan
+
+  variables {
+    signing_mode = "hsm"
+  }
+
+  expect_failures = [var.signing_mode]
+}
+
+run "signing_key_period_at_least_10_seconds" {
+  command = plan
+
+  variables {
+    signing_key_period_seconds = 5
+  }
+
+  expect_failures = [var.signing_key_period_seconds]
+}
+
+run "signing_key_publish_ahead_outlasts_the_jwks_cache" {
+  command = plan
+
+  variables {
+    signing_key_publish_ahead_seconds = 329
+  }
+
+  expect_failures = [var.signing_key_publish_ahead_seconds]
+}
+
+run "signing_key_overlap_below_half_a_period" {
+  command = plan
+
+  variables {
+    signing_mode                = "delegated"
+    signing_key_overlap_seconds = 1800
+  }
+
+  expect_failures = [terraform_data.signing]
+}
+
+run "signing_key_publish_ahead_shorter_than_a_period" {
+  command = plan
+
+  variables {
+    signing_mode                      = "delegated"
+    signing_key_period_seconds        = 600
+    signing_key_publish_ahead_seconds = 600
+  }
+
+  expect_failures = [terraform_data.signing]
+}
+
+run "signing_key_publish_ahead_covers_an_anchor_interval" {
+  command = plan
+
+  variables {
+    signing_mode            = "delegated"
+    anchor_interval_seconds = 300
+  }
+
+  # Rounds every 300 s issue the keys: 600 s ahead leaves 300 s, less than the 330 s a verifier may need.
+  expect_failures = [terraform_data.signing]
+}
+
+run "signing_key_generations_are_distinct" {
+  command = plan
+
+  variables {
+    signing_key_generations = ["1", "2", "1"]
+  }
+
+  expect_failures = [var.signing_key_generations]
+}
+
+run "signing_key_generations_not_empty" {
+  command = plan
+
+  variables {
+    signing_key_generations = []
+  }
+
+  expect_failures = [var.signing_key_generations]
+}
+
+run "signing_key_generation_names_are_checked" {
+  command = plan
+
+  variables {
+    signing_key_generations = ["1", "two words"]
+  }
+
+  expect_failures = [var.signing_key_generations]
+}
+
+run "signing_key_kids_fit_64_characters" {
+  command = plan
+
+  variables {
+    signing_key_kid         = "a-sixty-character-kid-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    signing_key_generations = ["1", "gen-2"]
+  }
+
+  expect_failures = [terraform_data.signing]
 }
 
 run "state" {
@@ -345,6 +649,7 @@ run "state_module" {
     anchor_object_lock_mode                = "GOVERNANCE"
     anchor_object_lock_days                = 365
     anchor_noncurrent_transition_days      = 30
+    signing_key_generations                = ["1", "2"]
     kms_deletion_window_days               = 30
     secret_recovery_window_days            = 7
   }
@@ -399,8 +704,20 @@ run "state_module" {
     error_message = "the bucket policy denies requests without TLS"
   }
   assert {
-    condition     = aws_kms_key.signing.key_usage == "SIGN_VERIFY" && local.signing_key_spec == "ECC_NIST_EDWARDS25519"
-    error_message = "the signing key is an Ed25519 SIGN_VERIFY key"
+    condition     = length(aws_kms_key.signing) == 2 && alltrue([for key in aws_kms_key.signing : key.key_usage == "SIGN_VERIFY"]) && local.signing_key_spec == "ECC_NIST_EDWARDS25519"
+    error_message = "one Ed25519 SIGN_VERIFY signing key per generation"
+  }
+  assert {
+    condition     = local.active_signing_generation == "2" && aws_kms_alias.signing.target_key_id == aws_kms_key.signing["2"].key_id && output.signing_key_arn == aws_kms_key.signing["2"].arn
+    error_message = "the last generation is the root: the alias and signing_key_arn name it"
+  }
+  assert {
+    condition     = keys(output.signing_key_arns) == ["1", "2"]
+    error_message = "every generation kept is listed by signing_key_arns"
+  }
+  assert {
+    condition     = aws_kms_key.signing["1"].description == "ledgix vault signing key (Ed25519): approval tokens, receipts, checkpoints" && endswith(aws_kms_key.signing["2"].description, "(generation 2)")
+    error_message = "generation 1 keeps the description of the key made before generations (no change on upgrade)"
   }
   assert {
     condition     = aws_kms_key.envelope.enable_key_rotation && aws_kms_key.envelope.key_usage == "ENCRYPT_DECRYPT"
@@ -432,6 +749,7 @@ run "visibility_timeout_too_short_is_refused" {
     anchor_object_lock_mode                = "GOVERNANCE"
     anchor_object_lock_days                = 365
     anchor_noncurrent_transition_days      = 30
+    signing_key_generations                = ["1"]
     kms_deletion_window_days               = 30
     secret_recovery_window_days            = 7
   }

@@ -1,5 +1,6 @@
 # The one hot key-value table (shared/aws/src/dynamo.rs): burned token ids, consume-token answers, idempotency,
-# rate-limit buckets, usage counters. Items expire through the TTL attribute.
+# rate-limit buckets, usage counters. Items expire through the TTL attribute. It also holds the signing-key
+# registry (shared/aws/src/key_registry.rs: pk = signing-keys, sk = kid), whose items never expire.
 resource "aws_dynamodb_table" "hot" {
   name                        = var.dynamodb_table_name
   billing_mode                = "PAY_PER_REQUEST"

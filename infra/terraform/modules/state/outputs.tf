@@ -1,10 +1,15 @@
 output "signing_key_arn" {
-  description = "ARN of the Ed25519 signing key."
-  value       = aws_kms_key.signing.arn
+  description = "ARN of the active Ed25519 signing key (the last generation): the root."
+  value       = aws_kms_key.signing[local.active_signing_generation].arn
+}
+
+output "signing_key_arns" {
+  description = "ARN of every signing key generation kept, by generation."
+  value       = { for generation, key in aws_kms_key.signing : generation => key.arn }
 }
 
 output "signing_key_alias" {
-  description = "Alias of the signing key."
+  description = "Alias of the active signing key."
   value       = aws_kms_alias.signing.name
 }
 

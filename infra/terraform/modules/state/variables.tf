@@ -68,6 +68,11 @@ variable "anchor_noncurrent_transition_days" {
   type        = number
 }
 
+variable "signing_key_generations" {
+  description = "Generations of the Ed25519 signing key, oldest first: one KMS key each; the last is the active root."
+  type        = list(string)
+}
+
 variable "kms_deletion_window_days" {
   description = "Deletion window of the KMS keys."
   type        = number
