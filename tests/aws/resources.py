@@ -53,24 +53,38 @@ def error_code(e: ClientError) -> str:
     return e.response.get("Error", {}).get("Code", "")
 
 
-def table(endpoint: str) -> str:
-    ddb = client("dynamodb", endpoint)
+def hot_table(ddb, name: str = TABLE) -> str:
+    """The hot table as infra/terraform/modules/state creates it: pk/sk, on demand, TTL on expires_at. Tests that
+    need a key registry of their own (it lives in this table) create one under another name."""
     try:
         ddb.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            TableName=name, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                   {"AttributeName": "sk", "AttributeType": "S"}])
     except ClientError as e:
         if error_code(e) != "ResourceInUseException":
             raise
-    ddb.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    ttl = ddb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     # AWS refuses to "enable" TTL that is already enabled, so look first.
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != "expires_at":
-        ddb.update_time_to_live(TableName=TABLE,
+        ddb.update_time_to_live(TableName=name,
                                 TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
-    return TABLE
+    return name
+
+
+def table(endpoint: str) -> str:
+    return hot_table(client("dynamodb", endpoint))
+
+
+def fresh_database(url: str, name: str) -> str:
+    """Create PostgreSQL database `name` through `url` (psql, a role that may create databases); return its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+    import subprocess
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
+                   check=True, capture_output=True)
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def queue(sqs, name: str, attributes: dict[str, str]) -> str:
