@@ -84,9 +84,9 @@ locals {
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
       { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
       { sid = "SignTokensAndReceipts", signing_modes = ["direct"], actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
-      { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] },  # cold start: the root that certifies the delegated keys
-      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },      # Decrypt also opens each period's delegated key
-      { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] },                        # mark before a decision commits, copy it after
+      { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] },    # cold start: the root that certifies the delegated keys
+      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },        # Decrypt also opens each period's delegated key
+      { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] },                          # mark before a decision commits, copy it after
       { sid = "SigningKeyRegistry", signing_modes = ["delegated"], actions = ["dynamodb:GetItem"], resources = [local.hot_table_arn] }, # reads the current period's delegated key by kid
       {
         sid       = "JudgeModels" # bedrock judge (shared/judges): Converse with judge_model, InvokeModel with embedding_model; both are authorised by bedrock:InvokeModel

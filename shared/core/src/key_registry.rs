@@ -378,21 +378,17 @@ impl RegistrySigner {
             .seal(&seal_context(kid), &seed)
             .await
             .map_err(unavailable)?;
-        Ok(KeyRecord {
-            published: PublishedKey {
-                kid: kid.into(),
-                ed25519: public.ed25519,
-                role: KeyRole::Delegated,
-                active_from: rfc3339(not_before),
-                retired_at: Some(rfc3339(not_after)),
-                certificate: Some(SignedCertificate {
-                    payload,
-                    signature,
-                    issuer: self.root.kid().into(),
-                }),
-            },
-            sealed_private: Some(sealed),
-        })
+        let certificate = SignedCertificate {
+            payload,
+            signature,
+            issuer: self.root.kid().into(),
+        };
+        Ok(KeyRecord::delegated(
+            &public,
+            (not_before, not_after),
+            certificate,
+            sealed,
+        ))
     }
 }
 

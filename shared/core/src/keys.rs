@@ -308,6 +308,29 @@ pub fn is_root_kid(kid: &str) -> bool {
     !kid.is_empty() && parse_delegated_kid(kid).is_none()
 }
 
+impl KeyRecord {
+    /// A delegated key's record: its public half published for the certificate's window, its private half
+    /// sealed (`sealed_private`).
+    pub fn delegated(
+        key: &PublicKey,
+        window: (DateTime<Utc>, DateTime<Utc>),
+        certificate: SignedCertificate,
+        sealed_private: String,
+    ) -> Self {
+        KeyRecord {
+            published: PublishedKey {
+                kid: key.kid.clone(),
+                ed25519: key.ed25519,
+                role: KeyRole::Delegated,
+                active_from: rfc3339(window.0),
+                retired_at: Some(rfc3339(window.1)),
+                certificate: Some(certificate),
+            },
+            sealed_private: Some(sealed_private),
+        }
+    }
+}
+
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

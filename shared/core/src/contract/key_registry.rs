@@ -66,21 +66,17 @@ fn delegated_record(
     let payload = KeyCertificate::for_key(&public, not_before, not_after, root_kid).payload();
     let mut sealed = vec![0u8; sealed_bytes];
     rand::rngs::OsRng.fill_bytes(&mut sealed);
-    KeyRecord {
-        published: PublishedKey {
-            kid: kid.into(),
-            ed25519: public.ed25519,
-            role: KeyRole::Delegated,
-            active_from: rfc3339(not_before),
-            retired_at: Some(rfc3339(not_after)),
-            certificate: Some(SignedCertificate {
-                signature: root.sign(&payload).to_bytes().to_vec(),
-                payload,
-                issuer: root_kid.into(),
-            }),
-        },
-        sealed_private: Some(format!("enc2:{}", STANDARD.encode(sealed))),
-    }
+    let certificate = SignedCertificate {
+        signature: root.sign(&payload).to_bytes().to_vec(),
+        payload,
+        issuer: root_kid.into(),
+    };
+    KeyRecord::delegated(
+        &public,
+        (not_before, not_after),
+        certificate,
+        format!("enc2:{}", STANDARD.encode(sealed)),
+    )
 }
 
 /// The record under `kid`, read by kid and, for a root, also from the roots listing (the two must agree).
