@@ -176,9 +176,7 @@ pub struct PinnedRoots {
 /// Whether `kid` names a delegated key of one of `kids`: the key registry names a delegated key
 /// `<root kid>.d<period start>` (`KeyRegistry::delegated_kid`).
 pub fn delegated_name(kid: &str, kids: &[&str]) -> bool {
-    kid.rsplit_once(".d").is_some_and(|(root, start)| {
-        !start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()) && kids.contains(&root)
-    })
+    crate::keys::parse_delegated_kid(kid).is_some_and(|(root, _)| kids.contains(&root))
 }
 
 /// Decode base64url or standard base64, padded or not.
