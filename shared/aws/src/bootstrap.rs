@@ -244,14 +244,12 @@ pub async fn registry_signer(
     let root = KmsSigner::connect(kms.clone(), kms_key_id, kid)
         .await
         .map_err(|e| AwsConfigError(e.to_string()))?;
-    let root_public = root.public_key();
     let registry = DynamoKeyRegistry::new(aws_sdk_dynamodb::Client::new(sdk), table);
     let delegation = delegation.map(|(schedule, envelope)| {
         Delegation::new(schedule, Arc::new(KmsDataKeys::new(kms, envelope)))
     });
     Ok(RegistrySigner::new(
         Arc::new(root),
-        root_public,
         Arc::new(registry),
         delegation,
     ))

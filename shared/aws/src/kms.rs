@@ -77,11 +77,6 @@ impl KmsSigner {
         })
     }
 
-    /// The raw Ed25519 public key (from GetPublicKey).
-    pub fn public_key(&self) -> [u8; 32] {
-        self.public
-    }
-
     async fn sign_with_retries(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         if message.len() > MAX_MESSAGE {
             return Err(SignerError::Misconfigured(format!(
@@ -150,6 +145,10 @@ impl KmsSigner {
 impl SigningKey for KmsSigner {
     fn kid(&self) -> &str {
         &self.kid
+    }
+
+    fn ed25519(&self) -> [u8; 32] {
+        self.public
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {

@@ -55,6 +55,10 @@ impl SigningKey for LocalKey {
         &self.kid
     }
 
+    fn ed25519(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         Ok(self.key.sign(message).to_bytes().to_vec())
     }
@@ -111,13 +115,12 @@ pub struct RegistrySigner {
 impl RegistrySigner {
     pub fn new(
         root: Arc<dyn SigningKey>,
-        root_public: [u8; 32],
         registry: Arc<dyn KeyRegistry>,
         delegation: Option<Delegation>,
     ) -> Self {
         RegistrySigner {
+            root_public: root.ed25519(),
             root,
-            root_public,
             registry,
             delegation,
             root_seen_at: rfc3339(Utc::now()),

@@ -304,6 +304,8 @@ pub trait RateLimiter: Send + Sync {
 #[async_trait]
 pub trait SigningKey: Send + Sync {
     fn kid(&self) -> &str;
+    /// The raw Ed25519 public key that verifies its signatures.
+    fn ed25519(&self) -> [u8; 32];
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
 }
 

@@ -496,12 +496,7 @@ impl Vault {
         let body = note::checkpoint_body(&origin, checkpoint.tree_size as u64, &root);
         let root = self.ports.signer.root_key().await?;
         let signature = root.sign(body.as_bytes()).await?;
-        let keys = self.ports.signer.published_keys().await?;
-        let key = keys
-            .iter()
-            .find(|k| k.kid == root.kid())
-            .ok_or_else(|| VaultError::Internal("the root signing key is not published".into()))?;
-        Ok(note::signed(&body, &origin, &key.ed25519, &signature))
+        Ok(note::signed(&body, &origin, &root.ed25519(), &signature))
     }
 
     // ----- reads and proofs -----------------------------------------------------------------------------

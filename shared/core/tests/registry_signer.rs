@@ -131,7 +131,6 @@ fn signer(
 ) -> RegistrySigner {
     RegistrySigner::new(
         root.key.clone(),
-        root.public,
         registry.clone(),
         keys.map(|keys| Delegation::new(SCHEDULE, keys.clone())),
     )
