@@ -21,9 +21,9 @@ use ledgix_core::ratelimit::{Gcra, RateDecision, RateLimit};
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
 /// How long a clearance's status copy is kept; later reads go to the tenant database (and copy it back).
 const STATUS_TTL_SECONDS: i64 = 7 * 24 * 3600;
-/// Conditional updates one rate-limit decision may take: busy → idle → busy is the longest path (see
-/// `RateLimiter for HotTable`); a fourth is only reachable if the item is deleted under us twice.
-const RATE_STEPS: usize = 4;
+/// Conditional updates one rate-limit decision may take: busy → idle → busy, then busy again after one clock
+/// re-read, is the longest path (see `RateLimiter for HotTable`); a fifth only if the item is deleted under us.
+const RATE_STEPS: usize = 5;
 
 #[derive(Clone)]
 pub struct HotTable {
@@ -385,20 +385,23 @@ enum Step {
 /// A failed condition returns the item as it was (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), which says
 /// which case holds: a TAT beyond the busy range is an exhausted bucket, answered as refused (429, Retry-After
 /// `TAT + T − W − now`) with nothing written; below it, the idle update; in it (after a failed idle update),
-/// the busy one. With one `now` per request the stored TAT only grows, so once the idle update has failed the
-/// busy one either applies or finds the bucket exhausted: a decision takes at most three updates, whatever the
-/// concurrency. Only the item vanishing in between (TTL deletion, long after its TAT has passed) can make it
+/// the busy one. The stored TAT only grows, so once the idle update has failed the busy one either applies or
+/// finds the bucket exhausted. A request's clock is read before it reaches the table, so a concurrent request
+/// that read its clock later can leave a TAT that looks exhausted to it although real time has room: an
+/// exhausted answer is checked once against a fresh clock and, if that has room, the busy update is tried
+/// again. A decision takes at most four updates, whatever the concurrency. Only the item vanishing in between (TTL deletion, long after its TAT has passed) can make it
 /// go round again; if that happened `RATE_STEPS` times the request is refused (429, Retry-After 1), never
 /// admitted past the limit and never a 503.
 #[async_trait]
 impl RateLimiter for HotTable {
     async fn take(&self, principal: &str, limit: RateLimit) -> Result<RateDecision, StoreError> {
         let gcra = limit.gcra();
-        let now_us = chrono::Utc::now().timestamp_micros();
-        // Past the furthest TAT this request can leave (now + W): the item outlives its meaning.
-        let expires_at = (now_us + gcra.window_us) / 1_000_000 + 1 + self.rate_ttl_seconds;
+        let mut now_us = chrono::Utc::now().timestamp_micros();
+        let mut clock_reread = false;
         let mut busy = true;
         for _ in 0..RATE_STEPS {
+            // Past the furthest TAT this request can leave (now + W): the item outlives its meaning.
+            let expires_at = (now_us + gcra.window_us) / 1_000_000 + 1 + self.rate_ttl_seconds;
             let step = if busy {
                 self.rate_busy(principal, &gcra, now_us, expires_at).await?
             } else {
@@ -407,7 +410,13 @@ impl RateLimiter for HotTable {
             match step {
                 Step::Moved(tat) => return Ok(gcra.admitted(tat, now_us)),
                 Step::Found(Some(tat)) if tat > gcra.busy_range(now_us).1 => {
-                    return Ok(gcra.refused(tat, now_us))
+                    // Our clock was read before a concurrent request's, whose TAT then looks one interval
+                    // too far: read it once more (a later `now` only admits what the real time allows).
+                    let fresh_us = chrono::Utc::now().timestamp_micros();
+                    if clock_reread || tat > gcra.busy_range(fresh_us).1 {
+                        return Ok(gcra.refused(tat, fresh_us.max(now_us)));
+                    }
+                    (now_us, clock_reread, busy) = (fresh_us, true, true);
                 }
                 Step::Found(Some(tat)) if tat >= now_us => busy = true,
                 Step::Found(_) => busy = false,

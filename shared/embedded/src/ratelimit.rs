@@ -37,40 +37,53 @@ impl Default for MemoryRateLimiter {
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn take(&self, principal: &str, limit: RateLimit) -> Result<RateDecision, StoreError> {
-        self.take_at(principal, limit, chrono::Utc::now().timestamp_micros())
+        // The clock is read under the lock: a reading taken before it could be older than the one behind a
+        // TAT already stored, and would see the bucket a whole interval fuller than it is.
+        let mut buckets = self.lock()?;
+        Ok(buckets.step(principal, limit, chrono::Utc::now().timestamp_micros()))
     }
 }
 
 impl MemoryRateLimiter {
-    fn take_at(
-        &self,
-        principal: &str,
-        limit: RateLimit,
-        now_us: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let mut buckets = self
-            .buckets
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Buckets>, StoreError> {
+        self.buckets
             .lock()
-            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))?;
+            .map_err(|_| StoreError::Unavailable("rate limiter poisoned".into()))
+    }
+}
+
+impl Buckets {
+    fn step(&mut self, principal: &str, limit: RateLimit, now_us: i64) -> RateDecision {
         let (tat, decision) = limit
             .gcra()
-            .step(buckets.tat_us.get(principal).copied(), now_us);
+            .step(self.tat_us.get(principal).copied(), now_us);
         if let Some(tat) = tat {
-            buckets.tat_us.insert(principal.to_string(), tat);
+            self.tat_us.insert(principal.to_string(), tat);
         }
         // A TAT in the past is a full bucket, the same as no entry: dropping those changes no decision and
         // keeps the map to the keys active in the last burst window (per-address buckets come and go).
-        if buckets.tat_us.len() >= buckets.sweep_at {
-            buckets.tat_us.retain(|_, tat| *tat > now_us);
-            buckets.sweep_at = (buckets.tat_us.len() * 2).max(SWEEP_AT);
+        if self.tat_us.len() >= self.sweep_at {
+            self.tat_us.retain(|_, tat| *tat > now_us);
+            self.sweep_at = (self.tat_us.len() * 2).max(SWEEP_AT);
         }
-        Ok(decision)
+        decision
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl MemoryRateLimiter {
+        fn take_at(
+            &self,
+            principal: &str,
+            limit: RateLimit,
+            now_us: i64,
+        ) -> Result<RateDecision, StoreError> {
+            Ok(self.lock()?.step(principal, limit, now_us))
+        }
+    }
 
     #[test]
     fn idle_keys_are_swept_without_changing_decisions() {
