@@ -116,6 +116,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         .start_judge_workers()
         .await
         .map_err(|e| e.to_string())?;
+    let redelivering = wired.start_notifier().await.map_err(|e| e.to_string())?;
+    if redelivering > 0 {
+        tracing::info!(redelivering, "undelivered notifications queued again");
+    }
     // Before serving: with delegated signing no approval can be signed until the current period's key exists.
     if let Err(e) = wired.vault.rotate_signing_keys().await {
         tracing::error!("signing key step failed at start: {e}");

@@ -10,6 +10,8 @@ brought back to the settings below where AWS allows it).
   DynamoDB  ledgix-hot                   PAY_PER_REQUEST, pk (S, HASH) + sk (S, RANGE), TTL on expires_at
   SQS       ledgix-judge.fifo            FIFO, ContentBasedDeduplication false, VisibilityTimeout 60,
                                          redrive to ledgix-judge-dlq.fifo after 5 receives
+            ledgix-notify                standard, VisibilityTimeout 60, redrive to ledgix-notify-dlq after 5
+                                         receives (the notifier's delivery jobs)
   S3        ledgix-anchors               versioning enabled
             ledgix-anchors-locked        object lock (so versioning), default retention GOVERNANCE 1 day
             ledgix-anchors-unversioned   no versioning (the vault must refuse to start on it)
@@ -32,6 +34,7 @@ from botocore.exceptions import ClientError
 REGION = "us-east-1"
 TABLE = "ledgix-hot"
 QUEUE, DLQ = "ledgix-judge.fifo", "ledgix-judge-dlq.fifo"
+NOTIFY_QUEUE, NOTIFY_DLQ = "ledgix-notify", "ledgix-notify-dlq"
 BUCKET, LOCKED_BUCKET, UNVERSIONED_BUCKET = "ledgix-anchors", "ledgix-anchors-locked", "ledgix-anchors-unversioned"
 SIGNING_ALIAS, ENVELOPE_ALIAS = "alias/ledgix-signing", "alias/ledgix-envelope"
 BOOTSTRAP_SECRET = "ledgix/vault/bootstrap"
@@ -87,14 +90,20 @@ def fresh_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-def queue(sqs, name: str, attributes: dict[str, str]) -> str:
-    """CreateQueue is idempotent only for identical attributes: find the queue first, then converge them."""
+def queue(sqs, name: str, attributes: dict[str, str], fifo: bool = True) -> str:
+    """CreateQueue is idempotent only for identical attributes: find the queue first, then converge them. A
+    queue's type cannot change: an existing queue of the other type is an error."""
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except ClientError as e:
         if error_code(e) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             raise
-        return sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", **attributes})["QueueUrl"]
+        created = {"FifoQueue": "true", **attributes} if fifo else attributes
+        return sqs.create_queue(QueueName=name, Attributes=created)["QueueUrl"]
+    found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    if (found.get("FifoQueue") == "true") != fifo:
+        sys.exit(f"resources.py: queue {name} exists but is {'not ' if fifo else ''}a FIFO queue; "
+                 "delete it or restart the emulator")
     sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     return url
 
@@ -106,6 +115,17 @@ def queues(endpoint: str) -> tuple[str, str]:
     main = queue(sqs, QUEUE, {
         "ContentBasedDeduplication": "false", "VisibilityTimeout": "60",
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})})
+    return main, dlq
+
+
+def notify_queues(endpoint: str) -> tuple[str, str]:
+    """The notifier's standard queue: delivery jobs in any order, retries as delayed messages."""
+    sqs = client("sqs", endpoint)
+    dlq = queue(sqs, NOTIFY_DLQ, {"MessageRetentionPeriod": "1209600"}, fifo=False)
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    main = queue(sqs, NOTIFY_QUEUE, {
+        "VisibilityTimeout": "60",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})}, fifo=False)
     return main, dlq
 
 
@@ -174,6 +194,7 @@ def main() -> None:
     endpoint = parser.parse_args().endpoint.rstrip("/")
     key, secret = credentials()
     queue_url, dlq_url = queues(endpoint)
+    notify_url, notify_dlq_url = notify_queues(endpoint)
     signing, envelope = keys(endpoint)
     exports = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -184,6 +205,8 @@ def main() -> None:
         "VAULT_DYNAMODB_TABLE": table(endpoint),
         "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
         "VAULT_CLEARANCE_SQS_DLQ_URL": dlq_url,
+        "VAULT_NOTIFY_SQS_QUEUE_URL": notify_url,
+        "VAULT_NOTIFY_SQS_DLQ_URL": notify_dlq_url,
         "VAULT_LEDGER_ANCHOR_BUCKET": buckets(endpoint),
         "VAULT_KMS_KEY_ID": signing,
         "VAULT_ENVELOPE_KMS_KEY_ID": envelope,

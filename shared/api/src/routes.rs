@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
 use axum::{Extension, Json, Router};
 use ledgix_core::model::ClearanceRequest;
+use ledgix_core::notify::settings::NotificationSettingsUpdate;
 use ledgix_core::policy::PolicyRegistration;
 use ledgix_core::roles::Role::{self, Agent, Auditor, Consumer, Reviewer, TenantAdmin};
 use ledgix_core::service::{
@@ -127,6 +128,24 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
             "/review-settings",
             &[TenantAdmin],
             put_review_settings,
+        )
+        .tenant(
+            M::GET,
+            "/notification-settings",
+            &[TenantAdmin],
+            get_notification_settings,
+        )
+        .tenant(
+            M::PUT,
+            "/notification-settings",
+            &[TenantAdmin],
+            put_notification_settings,
+        )
+        .tenant(
+            M::GET,
+            "/notification-deliveries",
+            &[TenantAdmin],
+            notification_deliveries,
         )
         .tenant(M::GET, "/reviews", &[Reviewer], list_reviews)
         // A reviewer decides; the requesting agent may only withdraw its own request (checked by the use case).
@@ -313,6 +332,43 @@ async fn put_review_settings(
         .put_review_settings(&principal, body.value, body.idempotency.as_ref())
         .await?;
     Ok(json_response(StatusCode::OK, &saved))
+}
+
+async fn get_notification_settings(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult {
+    Ok(json_response(
+        StatusCode::OK,
+        &state.vault.notification_settings(&principal).await?,
+    ))
+}
+
+async fn put_notification_settings(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: JsonBody<NotificationSettingsUpdate>,
+) -> ApiResult {
+    let saved = state
+        .vault
+        .put_notification_settings(&principal, body.value, body.idempotency.as_ref())
+        .await?;
+    Ok(json_response(StatusCode::OK, &saved))
+}
+
+async fn notification_deliveries(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiQuery(query): ApiQuery<LimitQuery>,
+) -> ApiResult {
+    let deliveries = state
+        .vault
+        .notification_deliveries(&principal, query.limit.unwrap_or(50))
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"deliveries": deliveries}),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,8 @@ use crate::control::PgControlPlane;
 use crate::dynamo::HotTable;
 use crate::key_registry::DynamoKeyRegistry;
 use crate::kms::{KmsDataKeys, KmsSigner};
+use crate::notifications::DynamoNotificationStore;
+use crate::notify_queue::SqsDeliveryQueue;
 use crate::pg::{self, PgTls, TlsMode};
 use crate::s3::{BucketRequirements, S3Anchor};
 use crate::sqs::SqsJudgeQueue;
@@ -22,6 +24,7 @@ use crate::tenants::TenantDirectory;
 use ledgix_core::at_rest::{Codec, Envelope, PayloadCipher};
 use ledgix_core::key_registry::{Delegation, RegistrySigner};
 use ledgix_core::keys::KeySchedule;
+use ledgix_core::notify::NotificationStore;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -46,6 +49,9 @@ pub struct AwsSettings {
     pub sqs_group_shards: u32,
     pub sqs_wait_time_seconds: i32,
     pub sqs_visibility_timeout_seconds: i32,
+    /// VAULT_NOTIFY_SQS_QUEUE_URL: the notifier's standard queue; `None` leaves the caller to deliver through an
+    /// in-process queue.
+    pub notify_queue_url: Option<String>,
     pub kms_key_id: Option<String>,
     pub key_id: String,
     pub anchor_bucket: Option<String>,
@@ -150,6 +156,7 @@ impl AwsSettings {
                 "VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS",
                 60,
             )? as i32,
+            notify_queue_url: get("VAULT_NOTIFY_SQS_QUEUE_URL"),
             kms_key_id: get("VAULT_KMS_KEY_ID"),
             key_id: get("VAULT_KEY_ID").unwrap_or_else(|| DEFAULT_KEY_ID.into()),
             anchor_bucket: get("VAULT_LEDGER_ANCHOR_BUCKET"),
@@ -172,11 +179,23 @@ fn payload_cipher(
     settings: &AwsSettings,
     sdk: &aws_config::SdkConfig,
 ) -> Result<PayloadCipher, AwsConfigError> {
-    let codec = match &settings.transport_key_base64 {
+    cipher_from(
+        settings.transport_key_base64.as_deref(),
+        settings.envelope_kms_key_id.as_deref(),
+        sdk,
+    )
+}
+
+fn cipher_from(
+    transport_key_base64: Option<&str>,
+    envelope_kms_key_id: Option<&str>,
+    sdk: &aws_config::SdkConfig,
+) -> Result<PayloadCipher, AwsConfigError> {
+    let codec = match transport_key_base64 {
         Some(key) => Codec::from_base64_key(key).map_err(AwsConfigError)?,
         None => Codec::plaintext(),
     };
-    let envelope = settings.envelope_kms_key_id.as_ref().map(|key_id| {
+    let envelope = envelope_kms_key_id.map(|key_id| {
         Envelope::new(Arc::new(KmsDataKeys::new(
             aws_sdk_kms::Client::new(sdk),
             key_id,
@@ -186,6 +205,41 @@ fn payload_cipher(
 }
 
 pub use aws_config::SdkConfig;
+
+/// What the notifier function reaches, and nothing more: the notification settings and delivery log in the
+/// hot table (sealed under the envelope key) and the notify queue. It runs outside the VPC, so it never
+/// connects to PostgreSQL. Reads VAULT_DYNAMODB_TABLE, VAULT_NOTIFY_SQS_QUEUE_URL (required),
+/// VAULT_ENVELOPE_KMS_KEY_ID and VAULT_TRANSPORT_KEY_BASE64.
+pub struct NotifierBackend {
+    pub notifications: Arc<dyn ledgix_core::notify::NotificationStore>,
+    pub queue: Arc<SqsDeliveryQueue>,
+}
+
+impl NotifierBackend {
+    pub async fn connect(get: impl Fn(&str) -> Option<String>) -> Result<Self, AwsConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let queue_url = get("VAULT_NOTIFY_SQS_QUEUE_URL")
+            .ok_or_else(|| AwsConfigError("VAULT_NOTIFY_SQS_QUEUE_URL is required".into()))?;
+        let table = get("VAULT_DYNAMODB_TABLE").unwrap_or_else(|| "ledgix-hot".into());
+        let sdk = sdk_config().await;
+        let cipher = cipher_from(
+            get("VAULT_TRANSPORT_KEY_BASE64").as_deref(),
+            get("VAULT_ENVELOPE_KMS_KEY_ID").as_deref(),
+            &sdk,
+        )?;
+        Ok(NotifierBackend {
+            notifications: Arc::new(DynamoNotificationStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &table,
+                cipher,
+            )),
+            queue: Arc::new(SqsDeliveryQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                &queue_url,
+            )),
+        })
+    }
+}
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     // Region, credentials and AWS_ENDPOINT_URL come from the standard chain.
@@ -264,6 +318,10 @@ pub struct AwsBackend {
     /// The KMS-rooted signer (`registry_signer`), when VAULT_KMS_KEY_ID is set.
     pub signer: Option<Arc<dyn Signer>>,
     pub queue: Option<Arc<SqsJudgeQueue>>,
+    /// Notification settings and the delivery log, in the hot table (sealed with the payload cipher).
+    pub notifications: Arc<dyn NotificationStore>,
+    /// The notifier's queue, when VAULT_NOTIFY_SQS_QUEUE_URL is set.
+    pub notify_queue: Option<Arc<SqsDeliveryQueue>>,
     pub anchor: Option<Arc<dyn AnchorSink>>,
     pub settings: AwsSettings,
     /// The SDK configuration the clients above were built from, for other clients of this process.
@@ -306,12 +364,16 @@ impl AwsBackend {
         let control = PgControlPlane::connect(control_pool, directory.clone())
             .await
             .map_err(err("control-plane database"))?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let hot = HotTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+            dynamodb.clone(),
             &settings.dynamodb_table,
             settings.rate_limit_ttl_seconds,
         );
-        let store = PgTenantStore::new(directory, hot.clone(), payload_cipher(&settings, &sdk)?);
+        let cipher = payload_cipher(&settings, &sdk)?;
+        let notifications =
+            DynamoNotificationStore::new(dynamodb, &settings.dynamodb_table, cipher.clone());
+        let store = PgTenantStore::new(directory, hot.clone(), cipher);
         let signer: Option<Arc<dyn Signer>> = match &settings.kms_key_id {
             Some(kms_key) => {
                 let delegation = settings
@@ -329,13 +391,18 @@ impl AwsBackend {
             }
             None => None,
         };
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue = settings.sqs_queue_url.as_ref().map(|url| {
             Arc::new(SqsJudgeQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
+                sqs.clone(),
                 url,
                 settings.sqs_group_shards,
             ))
         });
+        let notify_queue = settings
+            .notify_queue_url
+            .as_ref()
+            .map(|url| Arc::new(SqsDeliveryQueue::new(sqs, url)));
         let anchor: Option<Arc<dyn AnchorSink>> =
             match (&settings.anchor_bucket, &settings.anchor_bucket_template) {
                 (None, None) => None,
@@ -366,6 +433,8 @@ impl AwsBackend {
             usage: Arc::new(hot),
             signer,
             queue: queue.map(|q| q as Arc<SqsJudgeQueue>),
+            notifications: Arc::new(notifications),
+            notify_queue,
             anchor,
             settings,
             sdk,
@@ -414,5 +483,24 @@ mod tests {
         let s = settings(&[]).expect("defaults");
         assert_eq!(s.db_ca_bundle, None);
         assert_eq!(s.control_plane_sslmode, TlsMode::Require);
+    }
+
+    #[test]
+    fn the_notification_queue_is_optional() {
+        assert_eq!(settings(&[]).expect("defaults").notify_queue_url, None);
+        assert_eq!(
+            settings(&[("VAULT_NOTIFY_SQS_QUEUE_URL", " ")])
+                .expect("blank")
+                .notify_queue_url,
+            None
+        );
+        let url = "https://sqs.eu-west-1.amazonaws.com/123456789012/ledgix-notify";
+        assert_eq!(
+            settings(&[("VAULT_NOTIFY_SQS_QUEUE_URL", url)])
+                .expect("set")
+                .notify_queue_url
+                .as_deref(),
+            Some(url)
+        );
     }
 }

@@ -301,7 +301,9 @@ CREATE TABLE IF NOT EXISTS admin_idempotency (
 );
 "#;
 
-/// One tenant database: policies, clearances, the ledger and its tree, idempotent responses.
+/// One tenant database: policies, clearances, the ledger and its tree, idempotent responses, the notification
+/// outbox. Applied (idempotently) whenever a process first opens the tenant's pool, so a database made before a
+/// table existed gets it then.
 pub const TENANT_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS policies (
     version_id TEXT PRIMARY KEY,
@@ -364,5 +366,12 @@ CREATE TABLE IF NOT EXISTS policy_chunks (
     body TEXT NOT NULL,
     embedding REAL[] NOT NULL,
     PRIMARY KEY (version_id, embedding_model, chunk_index)
+);
+-- Notifications a decision queued (the outbox), committed with it and deleted once dispatched to the
+-- notifier. The body is the whole delivery, sealed: it holds the tool call's arguments. Delivery ids sort by
+-- creation (compared bytewise: COLLATE "C").
+CREATE TABLE IF NOT EXISTS outbox (
+    delivery_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );
 "#;

@@ -1,13 +1,15 @@
 //! The port contract suite against the AWS adapters: PostgreSQL (a fresh control-plane database per test,
 //! tenant databases provisioned through Secrets Manager) and DynamoDB, on a real PostgreSQL server and the
 //! AWS emulator. scripts/test.sh provides both and runs these with `--include-ignored`; they need
-//! DATABASE_URL (a role that may create databases), AWS_ENDPOINT_URL and VAULT_DYNAMODB_TABLE.
+//! DATABASE_URL (a role that may create databases), AWS_ENDPOINT_URL and VAULT_DYNAMODB_TABLE (and, for the
+//! notification queue, VAULT_NOTIFY_SQS_QUEUE_URL).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ledgix_aws::control::PgControlPlane;
 use ledgix_aws::dynamo::HotTable;
+use ledgix_aws::notifications::DynamoNotificationStore;
 use ledgix_aws::pg::{self, TlsMode};
 use ledgix_aws::tenant_store::PgTenantStore;
 use ledgix_aws::tenants::TenantDirectory;
@@ -34,6 +36,15 @@ fn hot(sdk: &aws_config::SdkConfig) -> HotTable {
         aws_sdk_dynamodb::Client::new(sdk),
         env("VAULT_DYNAMODB_TABLE"),
         180,
+    )
+}
+
+/// The notification store in the hot table, as another process (the notifier) would build it.
+fn notifications(sdk: &aws_config::SdkConfig, cipher: PayloadCipher) -> DynamoNotificationStore {
+    DynamoNotificationStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        env("VAULT_DYNAMODB_TABLE"),
+        cipher,
     )
 }
 
@@ -90,6 +101,7 @@ async fn aws_with(cipher: PayloadCipher) -> (Ports, Arc<TenantDirectory>, Guard)
             .expect("control plane"),
     );
     let hot = hot(&sdk);
+    let notifications = Arc::new(notifications(&sdk, cipher.clone()));
     let store = Arc::new(PgTenantStore::new(directory.clone(), hot.clone(), cipher));
     (
         Ports {
@@ -97,6 +109,7 @@ async fn aws_with(cipher: PayloadCipher) -> (Ports, Arc<TenantDirectory>, Guard)
             control,
             usage: Arc::new(hot.clone()),
             limiter: Arc::new(hot),
+            notifications,
         },
         directory,
         Guard,
@@ -112,11 +125,58 @@ fn uuid_like() -> String {
 
 port_contract_tests!(aws(), #[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]);
 
+/// A tenant database made before the outbox existed gets it when a process next opens its pool (the schema is
+/// applied, idempotently, on every pool opening).
+#[tokio::test]
+#[ignore = "needs PostgreSQL and the AWS emulator; scripts/test.sh runs it"]
+async fn an_older_tenant_database_gets_the_outbox() {
+    use ledgix_core::ports::Write;
+    let (ports, directory, _guard) = aws_with(PayloadCipher::default()).await;
+    let tenant = format!("older{}", uuid_like());
+    assert!(ports
+        .store
+        .outbox(&tenant, 10)
+        .await
+        .expect("read")
+        .is_empty());
+    tenant_client(&directory, &tenant)
+        .await
+        .batch_execute("DROP TABLE outbox")
+        .await
+        .expect("drop");
+    assert!(ports.store.outbox(&tenant, 10).await.is_err(), "gone");
+    // Re-provisioning drops the cached pool, as a new process would start without one.
+    directory.provision(&tenant).await.expect("provision");
+    let delivery = ledgix_core::notify::Delivery::queued(
+        &tenant,
+        "wh_1",
+        ledgix_core::notify::NotificationEvent::ReviewPending,
+        "r1",
+        serde_json::json!({}),
+    );
+    ports
+        .store
+        .commit(
+            &tenant,
+            vec![Write::QueueNotifications(vec![delivery.clone()])],
+        )
+        .await
+        .expect("commit");
+    assert_eq!(
+        ports.store.outbox(&tenant, 10).await.expect("read"),
+        vec![delivery]
+    );
+}
+
 /// The same contract with payloads under KMS envelope encryption (VAULT_ENVELOPE_KMS_KEY_ID on the emulator).
 mod envelope {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
     use ledgix_aws::kms::KmsDataKeys;
     use ledgix_core::at_rest::{Codec, Envelope};
+    use ledgix_core::notify::{
+        Delivery, NotificationEvent, NotificationSettings, NotificationStore, WebhookTarget,
+    };
     use ledgix_core::ports::Write;
 
     async fn cipher() -> PayloadCipher {
@@ -197,8 +257,115 @@ mod envelope {
         );
 
         // Without the envelope key the row is refused, not returned as ciphertext.
-        let keyless = PgTenantStore::new(directory, hot(&sdk().await), PayloadCipher::default());
+        let keyless = PgTenantStore::new(
+            directory.clone(),
+            hot(&sdk().await),
+            PayloadCipher::default(),
+        );
         assert!(keyless.ledger_tail(&tenant, 1).await.is_err());
+
+        // The outbox row holds the notification's body (the tool call's arguments): sealed too.
+        let delivery = Delivery::queued(
+            &tenant,
+            "wh_1",
+            NotificationEvent::ReviewPending,
+            "r-envelope",
+            serde_json::json!({"tool_args": {"secret_marker": "args-not-in-clear"}}),
+        );
+        ports
+            .store
+            .commit(
+                &tenant,
+                vec![Write::QueueNotifications(vec![delivery.clone()])],
+            )
+            .await
+            .expect("commit");
+        let body: String = tenant_client(&directory, &tenant)
+            .await
+            .query_one(
+                "SELECT body FROM outbox WHERE delivery_id = $1",
+                &[&delivery.delivery_id],
+            )
+            .await
+            .expect("outbox row")
+            .get(0);
+        assert!(body.starts_with("enc2:"), "outbox row sealed: {body}");
+        assert!(!body.contains("args-not-in-clear"));
+        assert_eq!(
+            fresh.outbox(&tenant, 10).await.expect("read"),
+            vec![delivery.clone()]
+        );
+        assert!(keyless.outbox(&tenant, 10).await.is_err());
+
+        // The notifier's items in DynamoDB: the settings hold webhook secrets, a delivery the tool arguments.
+        let settings = NotificationSettings {
+            webhooks: vec![WebhookTarget {
+                id: "wh_1".into(),
+                url: "https://hooks.example.com/ledgix".into(),
+                secret: "webhook-secret-not-in-clear".into(),
+                events: vec![NotificationEvent::ReviewPending],
+            }],
+        };
+        ports
+            .notifications
+            .put_settings(&tenant, &settings)
+            .await
+            .expect("put settings");
+        assert!(ports
+            .notifications
+            .create_delivery(&delivery)
+            .await
+            .expect("create delivery"));
+        let item = |pk: String, sk: String| async move {
+            aws_sdk_dynamodb::Client::new(&sdk().await)
+                .get_item()
+                .table_name(env("VAULT_DYNAMODB_TABLE"))
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("get item")
+                .item
+                .expect("item")
+        };
+        let settings_item = item(format!("notify#{tenant}"), "settings".into()).await;
+        let delivery_item =
+            item(format!("deliveries#{tenant}"), delivery.delivery_id.clone()).await;
+        for (item, marker) in [
+            (&settings_item, "webhook-secret-not-in-clear"),
+            (&delivery_item, "args-not-in-clear"),
+        ] {
+            let body = item["body"].as_s().expect("body");
+            assert!(body.starts_with("enc2:"), "sealed: {body}");
+            assert!(!format!("{item:?}").contains(marker), "{marker} in clear");
+        }
+        assert_eq!(delivery_item["attempts"], AttributeValue::N("0".into()));
+        assert_eq!(delivery_item["status"], AttributeValue::S("queued".into()));
+        let created = chrono::DateTime::parse_from_rfc3339(&delivery.created_at)
+            .expect("created_at")
+            .timestamp();
+        assert_eq!(
+            delivery_item["expires_at"],
+            AttributeValue::N((created + 30 * 24 * 3600).to_string()),
+            "kept 30 days"
+        );
+        // A notifier process with its own cipher reads them back; one without the key refuses them.
+        let notifier_side = notifications(&sdk().await, cipher().await);
+        assert_eq!(
+            notifier_side.settings(&tenant).await.expect("read"),
+            Some(settings)
+        );
+        assert_eq!(
+            notifier_side
+                .delivery(&tenant, &delivery.delivery_id)
+                .await
+                .expect("read"),
+            Some(delivery.clone())
+        );
+        let keyless = notifications(&sdk().await, PayloadCipher::default());
+        assert!(keyless.settings(&tenant).await.is_err());
+        assert!(keyless.deliveries(&tenant, 10).await.is_err());
     }
 }
 
@@ -496,4 +663,239 @@ mod key_registry {
     }
 
     key_registry_contract_tests!(dynamo(), #[ignore = "needs the AWS emulator; scripts/test.sh runs it"]);
+}
+
+/// The notifier's queue (notify_queue.rs) on the emulator's standard queue `ledgix-notify`
+/// (VAULT_NOTIFY_SQS_QUEUE_URL, from tests/aws/resources.py), with the delivery log in the hot table. One test
+/// drives the queue start to end: two tests receiving from one queue at once would take each other's messages.
+mod notify_queue {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use async_trait::async_trait;
+    use aws_sdk_sqs::types::Message;
+    use ledgix_aws::notify_queue::{deliver_messages, poll_notifications, SqsDeliveryQueue};
+    use ledgix_core::notify::address::UrlPolicy;
+    use ledgix_core::notify::{
+        Delivery, DeliveryJob, DeliveryQueue, DeliveryStatus, NotificationEvent,
+        NotificationSettings, NotificationStore, Notifier, NotifyPorts, OutboundPost, SendError,
+        WebhookSender, WebhookTarget,
+    };
+
+    /// A webhook receiver that answers 200 to everything and remembers what it got.
+    #[derive(Default)]
+    struct Receiver(Mutex<Vec<OutboundPost>>);
+
+    #[async_trait]
+    impl WebhookSender for Receiver {
+        async fn check(&self, _url: &str) -> Result<(), SendError> {
+            Ok(())
+        }
+
+        async fn post(&self, request: &OutboundPost) -> Result<u16, SendError> {
+            self.0.lock().expect("lock").push(request.clone());
+            Ok(200)
+        }
+    }
+
+    fn sqs(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(sdk)
+    }
+
+    /// One receive of up to 10 messages, hiding what it got for 30 s (so repeated receives move past other
+    /// tests' leftovers).
+    async fn receive(client: &aws_sdk_sqs::Client, wait_seconds: i32) -> Vec<Message> {
+        client
+            .receive_message()
+            .queue_url(env("VAULT_NOTIFY_SQS_QUEUE_URL"))
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default()
+    }
+
+    fn has_body(messages: &[Message], body: &str) -> bool {
+        messages.iter().any(|m| m.body() == Some(body))
+    }
+
+    fn notifier(
+        store: Arc<dyn NotificationStore>,
+        queue: Arc<SqsDeliveryQueue>,
+        receiver: Arc<Receiver>,
+    ) -> Arc<Notifier> {
+        Arc::new(Notifier::new(NotifyPorts {
+            store,
+            queue,
+            sender: receiver,
+            url_policy: UrlPolicy::default(),
+        }))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs the AWS emulator and tests/aws/resources.py's queues; scripts/test.sh runs it"]
+    async fn delayed_jobs_wait_and_the_poller_delivers_and_deletes() {
+        let sdk = sdk().await;
+        let client = sqs(&sdk);
+        let queue = Arc::new(SqsDeliveryQueue::new(
+            client.clone(),
+            env("VAULT_NOTIFY_SQS_QUEUE_URL"),
+        ));
+
+        // A job sent with a 2 s delay is not receivable at once, and is after 2 s.
+        let delayed = DeliveryJob {
+            tenant_id: format!("nq{}", uuid_like()),
+            delivery_id: "dl_delayed".into(),
+        };
+        let body = serde_json::to_string(&delayed).expect("json");
+        let sent = Instant::now();
+        queue
+            .send(&delayed, Duration::from_secs(2))
+            .await
+            .expect("send");
+        assert!(
+            !has_body(&receive(&client, 0).await, &body),
+            "a delayed job is not receivable at once"
+        );
+        let found = loop {
+            let messages = receive(&client, 1).await;
+            if let Some(m) = messages.iter().find(|m| m.body() == Some(body.as_str())) {
+                break m.clone();
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(15),
+                "the delayed job never became receivable"
+            );
+        };
+        let waited = sent.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1900),
+            "received after {waited:?}, before its 2 s delay"
+        );
+        client
+            .delete_message()
+            .queue_url(queue.queue_url())
+            .receipt_handle(found.receipt_handle().expect("handle"))
+            .send()
+            .await
+            .expect("delete");
+
+        // The poller: a dispatched delivery is attempted, recorded as delivered and its message deleted; a
+        // message that is not a job is deleted too.
+        let tenant = format!("nq{}", uuid_like());
+        let store = Arc::new(notifications(&sdk, PayloadCipher::default()));
+        let target = WebhookTarget {
+            id: "wh_1".into(),
+            url: "https://hooks.example.com/ledgix".into(),
+            secret: "a-secret-of-some-length".into(),
+            events: vec![NotificationEvent::ReviewPending],
+        };
+        store
+            .put_settings(
+                &tenant,
+                &NotificationSettings {
+                    webhooks: vec![target.clone()],
+                },
+            )
+            .await
+            .expect("settings");
+        let receiver = Arc::new(Receiver::default());
+        let notifier = notifier(store.clone(), queue.clone(), receiver.clone());
+        let delivery = Delivery::queued(
+            &tenant,
+            &target.id,
+            NotificationEvent::ReviewPending,
+            "r1",
+            serde_json::json!({"event": "review.pending", "request_id": "r1"}),
+        );
+        notifier
+            .dispatch(std::slice::from_ref(&delivery))
+            .await
+            .expect("dispatch");
+        let garbage = format!("not-a-job-{}", uuid_like());
+        client
+            .send_message()
+            .queue_url(queue.queue_url())
+            .message_body(&garbage)
+            .send()
+            .await
+            .expect("send garbage");
+
+        let poller = tokio::spawn(poll_notifications(notifier.clone(), queue.clone(), 1, 2));
+        let started = Instant::now();
+        loop {
+            let stored = store
+                .delivery(&tenant, &delivery.delivery_id)
+                .await
+                .expect("read")
+                .expect("recorded by dispatch");
+            if stored.status == DeliveryStatus::Delivered {
+                assert_eq!(stored.attempts, 1);
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "not delivered: {stored:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Let the poller delete what it received, then stop it and wait out the 2 s visibility timeout: an
+        // undeleted message would be back.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        poller.abort();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let job_body = serde_json::to_string(&DeliveryJob::from(&delivery)).expect("json");
+        let left = receive(&client, 1).await;
+        assert!(!has_body(&left, &job_body), "the delivered job was deleted");
+        assert!(
+            !has_body(&left, &garbage),
+            "the unparseable message was deleted"
+        );
+        let posts: Vec<OutboundPost> = receiver.0.lock().expect("lock").clone();
+        let ours: Vec<&OutboundPost> = posts
+            .iter()
+            .filter(|p| {
+                p.headers
+                    .iter()
+                    .any(|(_, value)| value == &delivery.delivery_id)
+            })
+            .collect();
+        assert_eq!(ours.len(), 1, "delivered once: {posts:?}");
+        assert_eq!(ours[0].url, target.url);
+    }
+
+    /// A job whose attempt fails (the store is unreachable) is returned for redelivery; a body that is not a
+    /// job is not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs the AWS emulator; scripts/test.sh runs it"]
+    async fn failed_attempts_are_kept_for_redelivery() {
+        let sdk = sdk().await;
+        let store = Arc::new(DynamoNotificationStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            "no-such-table",
+            PayloadCipher::default(),
+        ));
+        // Never reached: the attempt fails reading the delivery.
+        let queue = Arc::new(SqsDeliveryQueue::new(sqs(&sdk), "http://127.0.0.1:9/none"));
+        let notifier = notifier(store, queue, Arc::new(Receiver::default()));
+        let job = serde_json::to_string(&DeliveryJob {
+            tenant_id: "t1".into(),
+            delivery_id: "dl_1".into(),
+        })
+        .expect("json");
+        let failed = deliver_messages(
+            &notifier,
+            vec![
+                ("m1".into(), Some(job)),
+                ("m2".into(), Some("{\"not\": \"a job\"}".into())),
+                ("m3".into(), None),
+            ],
+        )
+        .await;
+        assert_eq!(failed, vec!["m1".to_string()]);
+    }
 }

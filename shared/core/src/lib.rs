@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod model;
 pub mod note;
+pub mod notify;
 pub mod policy;
 pub mod ports;
 pub mod ratelimit;

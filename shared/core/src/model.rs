@@ -150,6 +150,8 @@ pub enum DecisionSource {
     MintToken,
     /// The requesting agent withdrew its own pending request.
     Agent,
+    /// No reviewer decided before the tenant's review deadline.
+    Deadline,
 }
 
 /// The stored state of one clearance request.
@@ -250,12 +252,24 @@ pub struct ApiKeyRecord {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReviewSettings {
     pub minimum_confidence_bucket: ConfidenceBucket,
+    /// A pending review older than this is denied (`review_expired`). Settings stored before it existed read
+    /// as the default.
+    #[serde(default = "default_review_deadline")]
+    pub review_deadline_seconds: u64,
+}
+
+/// 24 hours.
+pub const DEFAULT_REVIEW_DEADLINE_SECONDS: u64 = 24 * 3600;
+
+fn default_review_deadline() -> u64 {
+    DEFAULT_REVIEW_DEADLINE_SECONDS
 }
 
 impl Default for ReviewSettings {
     fn default() -> Self {
         ReviewSettings {
             minimum_confidence_bucket: ConfidenceBucket::High,
+            review_deadline_seconds: DEFAULT_REVIEW_DEADLINE_SECONDS,
         }
     }
 }
@@ -275,7 +289,12 @@ pub struct IdempotencyRecord {
 
 /// Current UTC time as RFC 3339 with microseconds, the ledger's timestamp format.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    rfc3339(chrono::Utc::now())
+}
+
+/// The vault's timestamp format: RFC 3339, UTC, microseconds.
+pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// The `ClearanceResponse` wire shape of ledgix-python.

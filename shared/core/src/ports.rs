@@ -78,6 +78,10 @@ pub enum Write {
         embedding_model: String,
         chunks: Vec<PolicyChunk>,
     },
+    /// Notifications this commit's decision causes (the outbox): kept until dispatched to the notifier.
+    QueueNotifications(Vec<crate::notify::Delivery>),
+    /// These outbox entries were dispatched (recorded in the delivery log and queued): forget them.
+    ClearOutbox(Vec<String>),
     /// The checkpoint's export finished: record where it went.
     MarkExported {
         checkpoint_id: i64,
@@ -240,6 +244,12 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<Option<Checkpoint>, StoreError>;
     /// Checkpoints whose export has not finished, ascending by id.
     async fn unexported_checkpoints(&self, tenant_id: &str) -> Result<Vec<Checkpoint>, StoreError>;
+    /// Outbox entries not yet dispatched, oldest first (at most `limit`).
+    async fn outbox(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::notify::Delivery>, StoreError>;
     /// The newest event recorded for a request (its final decision so far).
     async fn latest_event_for_request(
         &self,

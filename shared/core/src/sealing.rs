@@ -193,6 +193,8 @@ impl Vault {
         // for (a tenant database lock), a deadlock.
         let reports = futures_util::stream::iter(tenants)
             .map(|tenant_id| async move {
+                // Expiries first: their ledger events are sealed in this same round.
+                self.notification_housekeeping(&tenant_id).await;
                 match self.catch_up(&tenant_id, deadline).await {
                     Ok(report) => (tenant_id, report),
                     Err(e) => {

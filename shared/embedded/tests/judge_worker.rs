@@ -127,6 +127,7 @@ async fn harness(model: Arc<ScriptedModel>, judge: JudgeSettings) -> Harness {
         judge: Some(model),
         anchor: None,
         usage: sqlite.clone(),
+        notify: None,
     };
     let vault = Vault::new(
         VaultSettings {

@@ -48,6 +48,7 @@ async fn vault(dir: &tempfile::TempDir) -> (Vault, Principal, impl Sized) {
         judge: Some(Arc::new(ApprovingJudge)),
         anchor: None,
         usage: sqlite.clone(),
+        notify: None,
     };
     let vault = Vault::new(Default::default(), ports);
     let created = vault.create_tenant("t", None).await.expect("tenant");

@@ -142,6 +142,13 @@ impl TenantStore for CrashingStore {
     async fn unexported_checkpoints(&self, t: &str) -> Result<Vec<Checkpoint>, StoreError> {
         self.inner.unexported_checkpoints(t).await
     }
+    async fn outbox(
+        &self,
+        t: &str,
+        l: usize,
+    ) -> Result<Vec<ledgix_core::notify::Delivery>, StoreError> {
+        self.inner.outbox(t, l).await
+    }
     async fn latest_event_for_request(
         &self,
         t: &str,
@@ -226,6 +233,7 @@ async fn harness_with(settings: VaultSettings) -> Harness {
         judge: None,
         anchor: Some(anchor.clone()),
         usage: sqlite.clone(),
+        notify: None,
     };
     let vault = Arc::new(Vault::new(settings, ports));
     let created = vault.create_tenant("t", None).await.expect("tenant");

@@ -3,15 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ledgix_aws::notify_queue::{self, SqsDeliveryQueue};
 use ledgix_aws::sqs::{self, SqsJudgeQueue};
 use ledgix_aws::{AwsBackend, AwsSettings};
+use ledgix_core::notify::address::UrlPolicy;
+use ledgix_core::notify::{DeliveryQueue, NotificationStore, Notifier, NotifyPorts};
 use ledgix_core::ports::{AnchorSink, JudgeModel, JudgeQueue, Signer};
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
 use ledgix_embedded::queue::JudgeReceiver;
 use ledgix_embedded::{
-    spawn_judge_workers, Codec, EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter,
-    SqliteStore,
+    spawn_judge_workers, spawn_notifier_workers, Codec, DeliveryReceiver, EmbeddedDeliveryQueue,
+    EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore,
 };
 
 use crate::config::{Backend, Config, ConfigError, Overlay, SignerBackend};
@@ -29,6 +32,30 @@ pub struct WiredVault {
     emf_metrics: bool,
     sqs_wait_seconds: i32,
     sqs_visibility_seconds: i32,
+    /// What notifications need, for the notifier workers a long-lived process runs (`None`: this process
+    /// does not notify).
+    notify: Option<NotifyPorts>,
+    /// The in-process delivery queue's receiving end (no SQS notify queue).
+    delivery_receiver: Option<DeliveryReceiver>,
+    notify_sqs: Option<Arc<SqsDeliveryQueue>>,
+}
+
+/// The webhook sender (one HTTPS client per process) under the configured address policy.
+fn notify_ports(
+    config: &Config,
+    store: Arc<dyn NotificationStore>,
+    queue: Arc<dyn DeliveryQueue>,
+) -> Result<NotifyPorts, ConfigError> {
+    let url_policy = UrlPolicy {
+        allow_loopback: config.allow_loopback_webhooks,
+    };
+    let sender = ledgix_notify::HttpWebhookSender::new(url_policy).map_err(ConfigError)?;
+    Ok(NotifyPorts {
+        store,
+        queue,
+        sender: Arc::new(sender),
+        url_policy,
+    })
 }
 
 /// Merge the AWS_SECRET_NAME bootstrap secret over the environment, then parse the configuration.
@@ -114,6 +141,8 @@ fn embedded(
         })?,
     );
     let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
+    let (delivery_queue, delivery_receiver) = EmbeddedDeliveryQueue::new(config.async_queue_size);
+    let notify = notify_ports(config, store.clone(), Arc::new(delivery_queue))?;
     let ports = VaultPorts {
         control: store.clone(),
         store: store.clone(),
@@ -123,6 +152,7 @@ fn embedded(
         judge,
         anchor: Some(folder_anchor(config)),
         usage: store.clone(),
+        notify: Some(notify.clone()),
     };
     Ok(WiredVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
@@ -134,6 +164,9 @@ fn embedded(
         emf_metrics: config.emf_metrics,
         sqs_wait_seconds: 20,
         sqs_visibility_seconds: 60,
+        notify: Some(notify),
+        delivery_receiver: Some(delivery_receiver),
+        notify_sqs: None,
     })
 }
 
@@ -172,6 +205,24 @@ async fn build_aws(
             (Arc::new(queue), Some(receiver))
         }
     };
+    // Without an SQS notify queue deliveries are attempted in process: in `ledgix dev`, never inside Lambda,
+    // where nothing would drain that queue (the deployment then answers 503 to the notification routes).
+    let in_lambda = config.overlay.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let (delivery_queue, delivery_receiver): (
+        Option<Arc<dyn DeliveryQueue>>,
+        Option<DeliveryReceiver>,
+    ) = match &aws.notify_queue {
+        Some(queue) => (Some(queue.clone()), None),
+        None if in_lambda => (None, None),
+        None => {
+            let (queue, receiver) = EmbeddedDeliveryQueue::new(config.async_queue_size);
+            (Some(Arc::new(queue)), Some(receiver))
+        }
+    };
+    let notify = match delivery_queue {
+        Some(queue) => Some(notify_ports(config, aws.notifications.clone(), queue)?),
+        None => None,
+    };
     let ports = VaultPorts {
         control: aws.control.clone(),
         store: aws.store.clone(),
@@ -183,6 +234,7 @@ async fn build_aws(
             .exports_anchors
             .then(|| aws.anchor.clone().unwrap_or_else(|| folder_anchor(config))),
         usage: aws.usage.clone(),
+        notify: notify.clone(),
     };
     Ok(WiredVault {
         vault: Arc::new(Vault::new(config.vault_settings(admin_key_hash), ports)),
@@ -194,6 +246,9 @@ async fn build_aws(
         emf_metrics: config.emf_metrics,
         sqs_wait_seconds: wait,
         sqs_visibility_seconds: visibility,
+        notify,
+        delivery_receiver,
+        notify_sqs: aws.notify_queue.clone(),
     })
 }
 
@@ -295,6 +350,75 @@ impl WiredVault {
         }
         Ok(stranded.len())
     }
+}
+
+impl WiredVault {
+    /// Start delivering notifications: a long-poller on the SQS notify queue (as the notifier function does),
+    /// or in-process workers that first queue again what a previous run left undelivered. Returns how many
+    /// deliveries were queued again.
+    pub async fn start_notifier(&mut self) -> Result<usize, ConfigError> {
+        let Some(notify) = self.notify.clone() else {
+            return Ok(0);
+        };
+        let notifier = Arc::new(Notifier::new(notify.clone()));
+        if let Some(queue) = self.notify_sqs.clone() {
+            tokio::spawn(notify_queue::poll_notifications(
+                notifier,
+                queue,
+                self.sqs_wait_seconds,
+                self.sqs_visibility_seconds,
+            ));
+            return Ok(0);
+        }
+        let Some(receiver) = self.delivery_receiver.take() else {
+            return Ok(0);
+        };
+        spawn_notifier_workers(notifier, receiver, self.workers.max(1));
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let unfinished = store
+            .unfinished_deliveries(10_000)
+            .await
+            .map_err(|e| ConfigError(e.to_string()))?;
+        for delivery in &unfinished {
+            let delay = delivery
+                .next_attempt_at
+                .as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .and_then(|at| {
+                    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                        .to_std()
+                        .ok()
+                })
+                .unwrap_or_default();
+            notify
+                .queue
+                .send(&delivery.into(), delay)
+                .await
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+        Ok(unfinished.len())
+    }
+}
+
+/// The notifier function's notifier: the hot table, the notify queue and the webhook sender, from the
+/// environment (VAULT_DYNAMODB_TABLE, VAULT_NOTIFY_SQS_QUEUE_URL, VAULT_ENVELOPE_KMS_KEY_ID,
+/// VAULT_ALLOW_PRIVATE_WEBHOOK_URLS). No PostgreSQL, no bootstrap secret: it reads nothing else.
+pub async fn notifier_from_env() -> Result<Notifier, ConfigError> {
+    let backend = ledgix_aws::NotifierBackend::connect(|name| std::env::var(name).ok())
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let allow_loopback = crate::config::Env(|name: &str| std::env::var(name).ok())
+        .boolean("VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", false)?;
+    let url_policy = UrlPolicy { allow_loopback };
+    let sender = ledgix_notify::HttpWebhookSender::new(url_policy).map_err(ConfigError)?;
+    Ok(Notifier::new(NotifyPorts {
+        store: backend.notifications,
+        queue: backend.queue,
+        sender: Arc::new(sender),
+        url_policy,
+    }))
 }
 
 /// SHA-256 of the administration key, as the vault compares it.

@@ -115,6 +115,9 @@ pub struct Config {
     /// VAULT_MAX_POLICIES_PER_TENANT.
     pub max_policies_per_tenant: usize,
     pub emf_metrics: bool,
+    /// VAULT_ALLOW_PRIVATE_WEBHOOK_URLS (development only, off by default): webhooks may reach loopback
+    /// addresses, over http too. Link-local, metadata and private addresses stay refused.
+    pub allow_loopback_webhooks: bool,
     pub anchor_interval: Duration,
     /// 32-byte AES-256-GCM key (base64) for payloads at rest.
     pub transport_key_base64: Option<String>,
@@ -156,7 +159,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+    pub(crate) fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self
             .get(name)
             .as_deref()
@@ -302,6 +305,7 @@ impl Config {
                 "VAULT_MAX_POLICIES_PER_TENANT",
                 DEFAULT_MAX_POLICIES_PER_TENANT,
             )?,
+            allow_loopback_webhooks: env.boolean("VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", false)?,
             emf_metrics: match env.get("VAULT_METRICS").as_deref() {
                 // On by default inside Lambda, where CloudWatch reads EMF from the log stream.
                 None => env.get("AWS_LAMBDA_FUNCTION_NAME").is_some(),

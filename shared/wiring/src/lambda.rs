@@ -23,6 +23,24 @@ pub async fn judge_batch(vault: &Vault, event: SqsEvent) -> SqsBatchResponse {
         })
         .collect();
     let failed = vault.process_judge_batch(batch).await;
+    batch_failures(failed)
+}
+
+/// notifier: attempt each message's delivery; report the messages to redeliver (store or queue failures; a
+/// failed webhook is not one: it is rescheduled with its backoff and its message deleted).
+pub async fn notify_batch(
+    notifier: &std::sync::Arc<ledgix_core::notify::Notifier>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let messages = event
+        .records
+        .into_iter()
+        .map(|m| (m.message_id.unwrap_or_default(), m.body))
+        .collect();
+    batch_failures(ledgix_aws::notify_queue::deliver_messages(notifier, messages).await)
+}
+
+fn batch_failures(failed: Vec<String>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()

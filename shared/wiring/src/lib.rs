@@ -11,7 +11,7 @@ pub mod telemetry;
 
 pub use assemble::{
     admin_key_hash, build, build_embedded, jwks_document, load_config, load_config_with,
-    local_signer_from_config, signer_from_config, WiredVault,
+    local_signer_from_config, notifier_from_env, signer_from_config, WiredVault,
 };
 pub use config::{Backend, Config, ConfigError, SignerBackend};
 /// Token buckets in process memory: the per-client-address limit of the HTTP layer uses them in every backend.

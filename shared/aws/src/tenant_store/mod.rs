@@ -1,13 +1,13 @@
 //! `TenantStore` on the tenant's own PostgreSQL database, with hot copies in DynamoDB.
 //!
-//! Everything a decision writes — clearance, ledger event, idempotent answer — commits in one PostgreSQL
-//! transaction, so a decision and its ledger entry exist together or not at all, and a retry can never add a
-//! second one. DynamoDB holds what is read hot: token burns (and their idempotent answers), which live only
-//! there; and, copied after each commit, clearance statuses (what `GET /clearance-status` polls) and idempotent
-//! answers (what every keyed request looks up first). A copy is never newer than the database and never served
-//! while it may be older (see `dynamo.rs`); a lost copy only sends a read to the database, and a replay that
-//! finds no copy is refused by the transaction's unique key, which restores the copy. `writes` holds the
-//! database side of a commit.
+//! Everything a decision writes — clearance, ledger event, idempotent answer, the notifications it causes (the
+//! outbox) — commits in one PostgreSQL transaction, so a decision and its ledger entry exist together or not at
+//! all, and a retry can never add a second one. DynamoDB holds what is read hot: token burns (and their
+//! idempotent answers), which live only there; and, copied after each commit, clearance statuses (what
+//! `GET /clearance-status` polls) and idempotent answers (what every keyed request looks up first). A copy is
+//! never newer than the database and never served while it may be older (see `dynamo.rs`); a lost copy only
+//! sends a read to the database, and a replay that finds no copy is refused by the transaction's unique key,
+//! which restores the copy. `writes` holds the database side of a commit.
 
 mod writes;
 
@@ -24,6 +24,7 @@ use ledgix_core::model::{
     ClearanceRecord, ClearanceStatus, ClearanceView, IdempotencyRecord, PolicyVersion,
     ReviewSettings,
 };
+use ledgix_core::notify::Delivery;
 use ledgix_core::ports::{PolicyChunk, TenantStore, TreeState, Write};
 
 use tokio_postgres::types::ToSql;
@@ -159,6 +160,8 @@ fn clearance_write(write: &Write) -> Option<(&ClearanceRecord, bool)> {
 
 /// AAD label of status copies: a sealed view cannot be swapped for another kind of record.
 const STATUS_LABEL: &str = "clearance_status";
+/// AAD label (table) of outbox entries.
+const OUTBOX_LABEL: &str = "outbox";
 
 impl PgTenantStore {
     async fn sealed_view(&self, record: &ClearanceRecord) -> Result<String, StoreError> {
@@ -625,6 +628,16 @@ impl TenantStore for PgTenantStore {
             "checkpoints",
             "SELECT body FROM checkpoints WHERE NOT exported ORDER BY checkpoint_id",
             &[],
+        )
+        .await
+    }
+
+    async fn outbox(&self, tenant_id: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.all(
+            tenant_id,
+            OUTBOX_LABEL,
+            "SELECT body FROM outbox ORDER BY delivery_id COLLATE \"C\" LIMIT $1",
+            &[&i64::try_from(limit).unwrap_or(i64::MAX)],
         )
         .await
     }

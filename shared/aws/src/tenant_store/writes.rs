@@ -6,7 +6,7 @@ use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::ports::{Seal, Write};
 use tokio_postgres::Transaction;
 
-use super::{json, parse, PgTenantStore};
+use super::{json, parse, PgTenantStore, OUTBOX_LABEL};
 use crate::pg::{pg_error, unique_or};
 
 impl PgTenantStore {
@@ -120,6 +120,28 @@ async fn apply(
             )
             .await
             .map_err(|e| unique_or(e, Conflict::IdempotencyKey))?;
+        }
+        Write::QueueNotifications(deliveries) => {
+            for delivery in deliveries {
+                tx.execute(
+                    "INSERT INTO outbox (delivery_id, body) VALUES ($1, $2)",
+                    &[
+                        &delivery.delivery_id,
+                        &sealed(OUTBOX_LABEL, json(delivery)?).await?,
+                    ],
+                )
+                .await
+                .map_err(|e| unique_or(e, Conflict::Duplicate))?;
+            }
+        }
+        Write::ClearOutbox(delivery_ids) => {
+            // Ids no longer (or never) in the outbox are skipped: another dispatcher cleared them first.
+            tx.execute(
+                "DELETE FROM outbox WHERE delivery_id = ANY($1)",
+                &[delivery_ids],
+            )
+            .await
+            .map_err(pg_error)?;
         }
         Write::Seal(seal) => apply_seal(tx, seal).await?,
         Write::MarkExported {

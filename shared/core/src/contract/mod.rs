@@ -7,6 +7,7 @@
 mod burns;
 mod key_registry;
 mod keys;
+mod notify;
 mod ratelimit;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::ports::{ControlPlane, RateLimiter, TenantStore, UsageMeter, Write};
 pub use burns::*;
 pub use key_registry::*;
 pub use keys::*;
+pub use notify::*;
 pub use ratelimit::*;
 
 /// What an adapter factory hands the suite: one state backend, its ports.
@@ -32,6 +34,7 @@ pub struct Ports {
     pub control: Arc<dyn ControlPlane>,
     pub usage: Arc<dyn UsageMeter>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub notifications: Arc<dyn crate::notify::NotificationStore>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -461,6 +464,7 @@ pub async fn policies_and_settings_round_trip(p: Ports) {
     );
     let strict = ReviewSettings {
         minimum_confidence_bucket: ConfidenceBucket::ExtraHigh,
+        review_deadline_seconds: 600,
     };
     p.store
         .commit(&tenant, vec![Write::PutReviewSettings(strict)])
@@ -683,7 +687,10 @@ macro_rules! port_contract_tests {
             keys_carry_roles_and_are_listed_per_tenant,
             tenant_key_answers_are_kept_apart_from_admin_answers,
             usage_counts_add_up_per_tenant_and_day,
-            rate_limit_decides_every_concurrent_request);
+            rate_limit_decides_every_concurrent_request,
+            notification_settings_round_trip,
+            deliveries_are_created_once_and_moved_conditionally,
+            outbox_commits_with_its_decision_or_not_at_all);
     };
     (@case $attrs:tt $factory:expr, $($case:ident),+) => {
         $( $crate::port_contract_tests!(@one $attrs $factory, $case); )+

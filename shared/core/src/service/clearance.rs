@@ -12,6 +12,7 @@ use crate::model::{
     now_rfc3339, ClearanceRecord, ClearanceRequest, ClearanceStatus, ClearanceView,
     ConfidenceBucket, ConsultedPolicy, DecisionSource,
 };
+use crate::notify::NotificationEvent;
 use crate::policy::{self, CompiledPolicy, Verdict};
 use crate::ports::{JudgeJob, Write};
 use crate::roles::Role;
@@ -148,10 +149,21 @@ impl Vault {
             .await?;
         let view = ClearanceView::from(&record);
         let metric = format!("clearance.{}", record.status.as_str());
-        let writes = vec![Write::InsertClearance(record), Write::AppendEvent(event)];
+        let deliveries = self
+            .notifications_for(
+                &record,
+                super::notifications::event_for(record.status),
+                json!({}),
+            )
+            .await?;
+        let mut writes = vec![Write::InsertClearance(record), Write::AppendEvent(event)];
+        if !deliveries.is_empty() {
+            writes.push(Write::QueueNotifications(deliveries.clone()));
+        }
         self.commit_answered(tenant_id, writes, idem, 200, &view)
             .await?;
         self.meter(tenant_id, &metric).await;
+        self.dispatch_notifications(tenant_id, deliveries).await;
         Ok(view)
     }
 
@@ -335,15 +347,26 @@ impl Vault {
         let event = self
             .ledger_event(&updated, "clearance.decision", &[], json!({}))
             .await?;
-        let writes = vec![
+        let deliveries = self
+            .notifications_for(&updated, Some(NotificationEvent::ReviewPending), json!({}))
+            .await?;
+        let mut writes = vec![
             Write::UpdateClearance {
                 record: updated.clone(),
                 expected: ClearanceStatus::Processing,
             },
             Write::AppendEvent(event),
         ];
+        if !deliveries.is_empty() {
+            writes.push(Write::QueueNotifications(deliveries.clone()));
+        }
         match self.ports.store.commit(&record.tenant_id, writes).await {
-            Ok(_) | Err(StoreError::Conflict(Conflict::ClearanceState)) => {
+            Ok(_) => {
+                self.dispatch_notifications(&record.tenant_id, deliveries)
+                    .await;
+                Ok(ClearanceView::from(&updated))
+            }
+            Err(StoreError::Conflict(Conflict::ClearanceState)) => {
                 Ok(ClearanceView::from(&updated))
             }
             Err(e) => Err(e.into()),

@@ -89,15 +89,30 @@ impl Vault {
         let event = self
             .ledger_event(&updated, "clearance.decision", &outcome.citations, evidence)
             .await?;
-        let writes = vec![
+        let deliveries = self
+            .notifications_for(
+                &updated,
+                super::notifications::event_for(updated.status),
+                json!({}),
+            )
+            .await?;
+        let mut writes = vec![
             Write::UpdateClearance {
                 record: updated,
                 expected: ClearanceStatus::Processing,
             },
             Write::AppendEvent(event),
         ];
+        if !deliveries.is_empty() {
+            writes.push(Write::QueueNotifications(deliveries.clone()));
+        }
         match self.ports.store.commit(&job.tenant_id, writes).await {
-            Ok(_) | Err(StoreError::Conflict(Conflict::ClearanceState)) => Ok(()),
+            Ok(_) => {
+                self.dispatch_notifications(&job.tenant_id, deliveries)
+                    .await;
+                Ok(())
+            }
+            Err(StoreError::Conflict(Conflict::ClearanceState)) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

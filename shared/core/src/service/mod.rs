@@ -6,6 +6,7 @@ mod clearance;
 mod idempotency;
 mod judge;
 mod judging;
+mod notifications;
 mod policies;
 mod reviews;
 mod tokens;
@@ -26,6 +27,7 @@ use crate::roles::{self, Role};
 pub use admin::{ApiKeyCreated, ApiKeyRequest, ApiKeyView, TenantCreated};
 pub use clearance::MAX_TOOL_NAME;
 pub use idempotency::Idempotency;
+pub use notifications::{DeliveryView, MAX_DELIVERY_PAGE};
 pub use policies::{
     PolicyPage, PolicyRegistered, TenantRules, DEFAULT_POLICY_PAGE, MAX_POLICY_PAGE,
 };
@@ -63,6 +65,9 @@ pub struct VaultPorts {
     /// Where checkpoints and tiles are exported; `None` seals without exporting.
     pub anchor: Option<Arc<dyn AnchorSink>>,
     pub usage: Arc<dyn UsageMeter>,
+    /// Notification settings, delivery log, queue and sender; `None` (tests of other things) notifies no one
+    /// and answers 503 to the notification settings routes.
+    pub notify: Option<crate::notify::NotifyPorts>,
 }
 
 pub struct Vault {
@@ -79,6 +84,8 @@ pub struct Vault {
     principals: TtlCache<Option<Principal>>,
     /// Model calls in flight per tenant (VAULT_JUDGE_TENANT_CONCURRENCY).
     judge_gate: crate::judge::gate::TenantGate,
+    /// Dispatches the deliveries decisions queue (built from `ports.notify`).
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Vault {
@@ -89,6 +96,7 @@ impl Vault {
             compilations: std::sync::atomic::AtomicU64::new(0),
             principals: TtlCache::new(settings.auth_cache_ttl),
             judge_gate: crate::judge::gate::TenantGate::new(settings.judge.tenant_concurrency),
+            notifier: ports.notify.clone().map(crate::notify::Notifier::new),
             settings,
             ports,
         }

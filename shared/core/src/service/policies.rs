@@ -52,6 +52,8 @@ pub struct PolicyRegistered {
 pub struct TenantRules {
     pub policies: Vec<CompiledPolicy>,
     pub settings: ReviewSettings,
+    /// Who is notified of what (empty without notification settings).
+    pub notifications: crate::notify::NotificationSettings,
 }
 
 impl Vault {
@@ -70,7 +72,20 @@ impl Vault {
             };
             policies.push(compiled);
         }
-        let rules = Arc::new(TenantRules { policies, settings });
+        let notifications = match &self.notifier {
+            Some(notifier) => notifier
+                .ports()
+                .store
+                .settings(tenant_id)
+                .await?
+                .unwrap_or_default(),
+            None => Default::default(),
+        };
+        let rules = Arc::new(TenantRules {
+            policies,
+            settings,
+            notifications,
+        });
         self.tenants.put(tenant_id, rules.clone());
         Ok(rules)
     }

@@ -9,6 +9,7 @@ use crate::error::{Conflict, StoreError, VaultError, VaultResult};
 use crate::model::{
     now_rfc3339, ClearanceStatus, ClearanceView, ConfidenceBucket, DecisionSource, ReviewSettings,
 };
+use crate::notify::NotificationEvent;
 use crate::ports::Write;
 use crate::roles::Role;
 
@@ -16,7 +17,14 @@ use crate::roles::Role;
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReviewSettingsUpdate {
     pub minimum_confidence_bucket: String,
+    /// Left out: the stored deadline stays.
+    #[serde(default)]
+    pub review_deadline_seconds: Option<u64>,
 }
+
+/// The shortest and longest review deadline a tenant may set: 10 seconds (an unattended pipeline that would
+/// rather be told no quickly), 30 days.
+const REVIEW_DEADLINE_SECONDS: std::ops::RangeInclusive<u64> = 10..=30 * 24 * 3600;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReviewDecisionRequest {
@@ -83,8 +91,26 @@ impl Vault {
                         .into(),
                 )
             })?;
+        let review_deadline_seconds = match update.review_deadline_seconds {
+            Some(seconds) if !REVIEW_DEADLINE_SECONDS.contains(&seconds) => {
+                return Err(VaultError::InvalidRequest(format!(
+                    "review_deadline_seconds must be between {} and {}",
+                    REVIEW_DEADLINE_SECONDS.start(),
+                    REVIEW_DEADLINE_SECONDS.end()
+                )))
+            }
+            Some(seconds) => seconds,
+            None => {
+                self.ports
+                    .store
+                    .review_settings(tenant_id)
+                    .await?
+                    .review_deadline_seconds
+            }
+        };
         let settings = ReviewSettings {
             minimum_confidence_bucket: bucket,
+            review_deadline_seconds,
         };
         let writes = vec![Write::PutReviewSettings(settings)];
         self.commit_answered(tenant_id, writes, idem, 200, &settings)
@@ -199,19 +225,30 @@ impl Vault {
             )
             .await?;
         let view = ClearanceView::from(&updated);
-        let writes = vec![
+        let deliveries = self
+            .notifications_for(
+                &updated,
+                Some(NotificationEvent::ReviewDecided),
+                json!({"decided_by": updated.decided_by, "reviewer_key_id": principal.key_id, "reviewer_name": reviewer_name}),
+            )
+            .await?;
+        let mut writes = vec![
             Write::UpdateClearance {
                 record: updated,
                 expected: ClearanceStatus::PendingReview,
             },
             Write::AppendEvent(event),
         ];
+        if !deliveries.is_empty() {
+            writes.push(Write::QueueNotifications(deliveries.clone()));
+        }
         match self
             .commit_answered(tenant_id, writes, idem, 200, &view)
             .await
         {
             Ok(_) => {
                 self.meter(tenant_id, "review.decision").await;
+                self.dispatch_notifications(tenant_id, deliveries).await;
                 Ok(view)
             }
             Err(VaultError::StoreUnavailable(StoreError::Conflict(Conflict::ClearanceState))) => {

@@ -1,4 +1,4 @@
-//! SQLite adapter for `ControlPlane`, `TenantStore` and `UsageMeter`.
+//! SQLite adapter for `ControlPlane`, `TenantStore`, `UsageMeter` and `NotificationStore`.
 //!
 //! One writer thread owns the write connection and commits in groups: it takes every write waiting in its
 //! channel, applies each in its own savepoint inside one transaction, and fsyncs once (WAL,
@@ -12,10 +12,11 @@
 //! that is written without pause, since some reader always still uses its last frames: the file would only
 //! grow.
 //!
-//! `schema` holds the tables, `writer` the group-commit writer and every write; `control`, `tenant` and
-//! `usage` implement the ports on top of both.
+//! `schema` holds the tables, `writer` the group-commit writer and every write; `control`, `tenant`, `usage`
+//! and `notify` implement the ports on top of both.
 
 mod control;
+mod notify;
 mod schema;
 mod tenant;
 mod usage;

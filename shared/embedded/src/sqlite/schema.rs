@@ -4,6 +4,11 @@
 //! (clearances, ledger, policies, idempotency). Idempotent answers share one table by scope: a tenant id (the
 //! tenant's ledger-writing requests), `<tenant id>#consume` (its token consumes) or `admin`. A policy chunk's
 //! text is sealed in `body`; its embedding is little-endian `f32`s in `embedding`.
+//!
+//! Notifications: `outbox` holds the deliveries a tenant commit queued (sealed `Delivery` JSON), written in the
+//! same transaction as the decision and deleted once dispatched; `notification_settings` a tenant's webhooks
+//! (sealed: it holds their secrets); `deliveries` the delivery log, each row the whole sealed `Delivery` (it
+//! holds the tool call's arguments) beside the `status` and `attempts` its conditional updates test.
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
@@ -100,6 +105,26 @@ CREATE TABLE IF NOT EXISTS burned_jtis (
     tenant_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    tenant_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, delivery_id)
+);
+CREATE TABLE IF NOT EXISTS notification_settings (
+    tenant_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    tenant_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, delivery_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_unfinished ON deliveries (delivery_id)
+    WHERE status IN ('queued', 'retrying');
 "#;
 
 /// Columns added after a table first shipped: `(table, column, definition)`, added to older files at open.

@@ -10,6 +10,7 @@ use ledgix_core::merkle::{Hash, Position};
 use ledgix_core::model::{
     ClearanceRecord, ClearanceStatus, IdempotencyRecord, PolicyVersion, ReviewSettings,
 };
+use ledgix_core::notify::Delivery;
 use ledgix_core::ports::{ControlPlane, PolicyChunk, TenantStore, TreeState, Write};
 use rusqlite::{params, OptionalExtension};
 
@@ -328,6 +329,15 @@ impl TenantStore for SqliteStore {
             "checkpoints",
             "SELECT body FROM checkpoints WHERE tenant_id = ?1 AND exported = 0 ORDER BY checkpoint_id",
             (tenant_id.to_string(),),
+        )
+        .await
+    }
+
+    async fn outbox(&self, tenant_id: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.query_all(
+            "outbox",
+            "SELECT body FROM outbox WHERE tenant_id = ?1 ORDER BY delivery_id LIMIT ?2",
+            (tenant_id.to_string(), limit as i64),
         )
         .await
     }

@@ -10,11 +10,13 @@ use ledgix_core::at_rest::Codec;
 use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
 use ledgix_core::error::{Conflict, StoreError};
 use ledgix_core::model::{ApiKeyRecord, IdempotencyRecord, Tenant};
+use ledgix_core::notify::{Delivery, NotificationSettings};
 use ledgix_core::ports::{Seal, Write};
 use ledgix_core::roles::Role;
 use rusqlite::{params, Connection, Params, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::notify::UNFINISHED;
 use super::{body_row, consume_answer_scope, unique_or};
 
 /// Most writes folded into one transaction.
@@ -49,6 +51,17 @@ pub(super) enum Op {
         day: String,
         metric: String,
         count: u64,
+    },
+    PutNotificationSettings {
+        tenant_id: String,
+        settings: NotificationSettings,
+    },
+    /// Record a delivery unless one with its id exists (`Changed(false)` then).
+    CreateDelivery(Delivery),
+    /// Store the delivery if the stored one still has `expected_attempts` and is not final.
+    UpdateDelivery {
+        delivery: Delivery,
+        expected_attempts: u32,
     },
 }
 
@@ -259,6 +272,60 @@ fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> 
             .map_err(StoreError::unavailable)?;
             Ok(Done::Changed(true))
         }
+        Op::PutNotificationSettings {
+            tenant_id,
+            settings,
+        } => {
+            exec(
+                conn,
+                "INSERT INTO notification_settings (tenant_id, body) VALUES (?1, ?2)
+                 ON CONFLICT (tenant_id) DO UPDATE SET body = excluded.body",
+                params![
+                    tenant_id,
+                    codec.seal("notification_settings", json(settings)?)?
+                ],
+            )
+            .map_err(StoreError::unavailable)?;
+            Ok(Done::Changed(true))
+        }
+        Op::CreateDelivery(delivery) => {
+            let changed = exec(
+                conn,
+                "INSERT INTO deliveries (tenant_id, delivery_id, status, attempts, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant_id, delivery_id) DO NOTHING",
+                params![
+                    delivery.tenant_id,
+                    delivery.delivery_id,
+                    delivery.status.as_str(),
+                    delivery.attempts,
+                    codec.seal("deliveries", json(delivery)?)?
+                ],
+            )
+            .map_err(StoreError::unavailable)?;
+            Ok(Done::Changed(changed > 0))
+        }
+        Op::UpdateDelivery {
+            delivery,
+            expected_attempts,
+        } => {
+            let changed = exec(
+                conn,
+                "UPDATE deliveries SET status = ?3, attempts = ?4, body = ?5
+                 WHERE tenant_id = ?1 AND delivery_id = ?2 AND attempts = ?6 AND status IN (?7, ?8)",
+                params![
+                    delivery.tenant_id,
+                    delivery.delivery_id,
+                    delivery.status.as_str(),
+                    delivery.attempts,
+                    codec.seal("deliveries", json(delivery)?)?,
+                    expected_attempts,
+                    UNFINISHED[0].as_str(),
+                    UNFINISHED[1].as_str()
+                ],
+            )
+            .map_err(StoreError::unavailable)?;
+            Ok(Done::Changed(changed > 0))
+        }
         Op::RevokeKey { key_id } => {
             let changed = conn
                 .execute(
@@ -421,6 +488,30 @@ fn apply_write(
             }
         }
         Write::Seal(seal) => apply_seal(conn, tenant_id, seal)?,
+        Write::QueueNotifications(deliveries) => {
+            for delivery in deliveries {
+                insert(
+                    conn,
+                    Conflict::Duplicate,
+                    "INSERT INTO outbox (tenant_id, delivery_id, body) VALUES (?1, ?2, ?3)",
+                    params![
+                        tenant_id,
+                        delivery.delivery_id,
+                        codec.seal("outbox", json(delivery)?)?
+                    ],
+                )?;
+            }
+        }
+        Write::ClearOutbox(delivery_ids) => {
+            for delivery_id in delivery_ids {
+                exec(
+                    conn,
+                    "DELETE FROM outbox WHERE tenant_id = ?1 AND delivery_id = ?2",
+                    params![tenant_id, delivery_id],
+                )
+                .map_err(StoreError::unavailable)?;
+            }
+        }
         Write::MarkExported {
             checkpoint_id,
             export_uri,
