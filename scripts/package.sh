@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds the four Lambda packages for infra/terraform: target/lambda/<function>/bootstrap.zip (arm64 Graviton,
+# Builds the five Lambda packages for infra/terraform: target/lambda/<function>/bootstrap.zip (arm64 Graviton,
 # provided.al2023), with cargo-lambda (pinned, from PyPI; it brings Zig as the cross linker).
 # Usage: scripts/package.sh            Then: cd infra/terraform && terraform apply   (docs/deploy.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$(pwd)/.venv-package"
 CARGO_LAMBDA_VERSION="1.9.2"
-FUNCTIONS=(clearance-api jwks judge-worker anchor-export)
+FUNCTIONS=(clearance-api jwks judge-worker anchor-export notifier)
 
 if [[ "$("$TOOLS/bin/cargo-lambda" lambda --version 2>/dev/null)" != *"$CARGO_LAMBDA_VERSION"* ]]; then
   echo "==> installing cargo-lambda $CARGO_LAMBDA_VERSION into $TOOLS"

@@ -124,7 +124,17 @@ rust_tests() {
     cargo test --release "${CARGO_LOCKED[@]}" -p ledgix-api --test events
 }
 
+browser_env() {
+  # tests/e2e/test_review_page.py drives the reviewer page in headless Chromium; it must never skip here.
+  export LEDGIX_E2E_REQUIRE_BROWSER=1
+  [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] && return 0
+  stage "Browser: Debian's chromium and chromium-driver (apt-get)"
+  timeout 600 apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+}
+
 e2e_tests() {
+  browser_env
   stage "End-to-end: ledgix-python 0.4.0 against ledgix dev (embedded)"
   LEDGIX_BIN="$ROOT/target/release/ledgix" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/e2e
   stage "End-to-end: the same suite against ledgix dev --backend aws (PostgreSQL, DynamoDB, SQS FIFO, S3, Secrets Manager)"
@@ -145,7 +155,7 @@ contract_tests() {
 }
 
 deploy_tests() {
-  stage "Deployment: the four function binaries under a local Lambda Runtime API; IAM grants exactly what each calls; every variable set or deliberately defaulted"
+  stage "Deployment: the five function binaries under a local Lambda Runtime API; IAM grants exactly what each calls; every variable set or deliberately defaulted"
   su postgres -c "psql -q -p $PG_PORT -c 'CREATE DATABASE ledgix_deploy_control'"
   DATABASE_URL="postgresql://ledgix:ledgix@127.0.0.1:$PG_PORT/ledgix_deploy_control?sslmode=disable" \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy

@@ -4,8 +4,8 @@
 # (AWS_SECRET_NAME), merged over this at cold start.
 
 locals {
-  # What every function needs to start: the AWS backend, the KMS signer (the root: the last key generation,
-  # signing.tf) and the bootstrap secret.
+  # What every function but the notifier needs to start: the AWS backend, the KMS signer (the root: the last key
+  # generation, signing.tf) and the bootstrap secret.
   signer_environment = {
     VAULT_BACKEND        = "aws"
     VAULT_SIGNER_BACKEND = local.signer_backend
@@ -54,6 +54,14 @@ locals {
 
   stub_judge_environment = var.allow_stub_judge ? { VAULT_ALLOW_STUB_JUDGE = "true" } : {}
 
+  # The notify queue: every function that commits decisions dispatches their notifications to it (clearance-api:
+  # rules, reviews; judge-worker: verdicts; anchor-export: expired reviews and outbox entries a crash left behind),
+  # and the notifier consumes it and re-sends its retries there. Never VAULT_ALLOW_PRIVATE_WEBHOOK_URLS: that
+  # development flag would let tenants' webhooks reach loopback addresses.
+  notify_environment = {
+    VAULT_NOTIFY_SQS_QUEUE_URL = module.state.notify_queue_url
+  }
+
   # The policy judge (judge.tf). clearance-api only needs to know that a judge exists, so it queues plain-English
   # policies for judge-worker; the models, the URL and the limits are judge-worker's alone (below).
   judge_environment = {
@@ -69,6 +77,7 @@ locals {
       local.token_environment,
       local.stub_judge_environment,
       local.judge_environment,
+      local.notify_environment,
       {
         VAULT_ADMIN_AUTH                      = var.admin_auth
         VAULT_CLEARANCE_SQS_QUEUE_URL         = module.state.judge_queue_url
@@ -101,6 +110,7 @@ locals {
       local.token_environment,
       local.stub_judge_environment,
       local.judge_environment,
+      local.notify_environment,
       {
         VAULT_JUDGE_TIMEOUT_SECONDS      = tostring(var.judge_timeout_seconds)
         VAULT_JUDGE_RETRY_BUDGET_SECONDS = tostring(local.judge_retry_budget_seconds) # fits the worker's timeout (judge.tf)
@@ -120,6 +130,7 @@ locals {
       local.signing_key_environment,
       local.data_plane_environment,
       local.ledger_environment,
+      local.notify_environment,
       {
         VAULT_LEDGER_ANCHOR_BUCKET             = module.state.anchor_bucket_name
         VAULT_LEDGER_ANCHOR_REGION             = var.aws_region
@@ -130,6 +141,18 @@ locals {
         VAULT_LEDGER_ANCHOR_CONCURRENCY      = tostring(var.anchor_concurrency)
       },
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
+    )
+
+    # Only what notifier_from_env reads (shared/wiring/src/assemble.rs, shared/aws/src/bootstrap.rs NotifierBackend):
+    # the delivery log and settings in the hot table, sealed under the envelope key, and the notify queue. It builds
+    # no vault: no signer, no database, no bootstrap secret (AWS_SECRET_NAME is not read).
+    "notifier" = merge(
+      local.notify_environment,
+      {
+        VAULT_DYNAMODB_TABLE      = module.state.dynamodb_table_name
+        VAULT_ENVELOPE_KMS_KEY_ID = module.state.envelope_key_arn
+        RUST_LOG                  = var.rust_log
+      },
     )
   }
 }

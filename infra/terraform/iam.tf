@@ -16,6 +16,7 @@ locals {
   platform_key_arn   = module.state.platform_key_arn
   hot_table_arn      = module.state.dynamodb_table_arn
   judge_queue_arn    = module.state.judge_queue_arn
+  notify_queue_arn   = module.state.notify_queue_arn
   anchor_bucket_arn  = module.state.anchor_bucket_arn
   anchor_objects_arn = "${module.state.anchor_bucket_arn}/${var.anchor_prefix}/*"
 
@@ -54,7 +55,11 @@ locals {
     })
   }
 
-  # What each function's code calls (shared/aws/src: bootstrap.rs, tenants.rs, kms.rs, dynamo.rs, sqs.rs, s3.rs).
+  # What each function's code calls (shared/aws/src: bootstrap.rs, tenants.rs, kms.rs, dynamo.rs, sqs.rs, s3.rs,
+  # notifications.rs, notify_queue.rs). Every function that commits decisions dispatches their notifications
+  # (docs/notifications.md): it reads the tenant's notification settings (GetItem, sealed under the envelope key),
+  # records a delivery per subscribed webhook in the delivery log (conditional PutItem, sealed; GetItem when it is
+  # there already) and queues a job naming it on the notify queue (SendMessage).
   function_permissions = {
     "clearance-api" = [
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
@@ -67,11 +72,12 @@ locals {
       { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] }, # cold start: the root that certifies the delegated keys
       { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },     # Decrypt also opens each period's delegated key
       {
-        sid       = "HotState" # burned token ids with their consume answer (one transaction), clearance status and idempotent answer copies, rate-limit buckets, usage counters (GET /usage), the signing-key registry (Query)
+        sid       = "HotState" # burned token ids with their consume answer (one transaction), clearance status and idempotent answer copies, rate-limit buckets, usage counters (GET /usage), the signing-key registry (Query), notification settings (PUT /notification-settings) and the delivery log (dispatch; GET /notification-deliveries: Query)
         actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:TransactWriteItems", "dynamodb:UpdateItem"]
         resources = [local.hot_table_arn]
       },
       { sid = "QueueJudgeWork", actions = ["sqs:SendMessage"], resources = [local.judge_queue_arn] },
+      { sid = "QueueNotifications", actions = ["sqs:SendMessage"], resources = [local.notify_queue_arn] }, # review.pending, review.decided, clearance.denied
     ]
 
     "jwks" = [
@@ -84,10 +90,14 @@ locals {
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
       { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
       { sid = "SignTokensAndReceipts", signing_modes = ["direct"], actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] },
-      { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] },    # cold start: the root that certifies the delegated keys
-      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },        # Decrypt also opens each period's delegated key
-      { sid = "ClearanceStatusCopies", actions = ["dynamodb:UpdateItem"], resources = [local.hot_table_arn] },                          # mark before a decision commits, copy it after
-      { sid = "SigningKeyRegistry", signing_modes = ["delegated"], actions = ["dynamodb:GetItem"], resources = [local.hot_table_arn] }, # reads the current period's delegated key by kid
+      { sid = "RootPublicKey", signing_modes = ["delegated"], actions = ["kms:GetPublicKey"], resources = [local.signing_key_arn] }, # cold start: the root that certifies the delegated keys
+      { sid = "LedgerPayloadDataKeys", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] },     # Decrypt also opens each period's delegated key
+      {
+        sid       = "HotState" # clearance status copies (UpdateItem: mark before a decision commits, copy it after); the notifications of a verdict that denies or asks for review (settings, delivery log); delegated, GetItem also reads the current period's key by kid
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        resources = [local.hot_table_arn]
+      },
+      { sid = "QueueNotifications", actions = ["sqs:SendMessage"], resources = [local.notify_queue_arn] }, # review.pending, clearance.denied
       {
         sid       = "JudgeModels" # bedrock judge (shared/judges): Converse with judge_model, InvokeModel with embedding_model; both are authorised by bedrock:InvokeModel
         actions   = ["bedrock:InvokeModel"]
@@ -105,20 +115,35 @@ locals {
       { sid = "BootstrapSettings", actions = ["secretsmanager:GetSecretValue"], resources = [local.bootstrap_secret_arn] },
       { sid = "TenantDatabaseSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [local.tenant_secrets_arn] },
       { sid = "SignCheckpoints", actions = ["kms:GetPublicKey", "kms:Sign"], resources = [local.signing_key_arn] }, # and, delegated, the key certificates
-      { sid = "ReadLedgerPayloads", actions = ["kms:Decrypt"], resources = [local.envelope_key_arn] },              # it hashes, never writes payloads
-      { sid = "SealDelegatedKeys", signing_modes = ["delegated"], actions = ["kms:GenerateDataKey"], resources = [local.envelope_key_arn] },
       {
-        sid       = "SigningKeyRegistry" # the key step of every anchor round: list the roots, record the root (conditional PutItem), retire rotated-out roots, insert issued delegated keys
-        actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        sid       = "EnvelopeDataKeys" # Decrypt: notification settings, and the payloads the anchor lag reads (it never writes one); GenerateDataKey: seals delivery log entries and, delegated, the keys it issues
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [local.envelope_key_arn]
+      },
+      {
+        sid       = "HotState" # the key step of every anchor round: list the roots, record the root (conditional PutItem), retire rotated-out roots, insert issued delegated keys (delegated, GetItem: whether each due period's key is issued yet, by kid); the notifications of reviews it expires and of outbox entries a crash left behind (settings, delivery log)
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
         resources = [local.hot_table_arn]
       },
-      { sid = "IssuedDelegatedKeys", signing_modes = ["delegated"], actions = ["dynamodb:GetItem"], resources = [local.hot_table_arn] }, # whether each due period's key is issued yet, by kid
+      { sid = "QueueNotifications", actions = ["sqs:SendMessage"], resources = [local.notify_queue_arn] }, # review.expired, re-dispatched outbox entries
       {
         sid       = "RefuseAnUnsafeBucket" # start-up checks (VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING / _OBJECT_LOCK)
         actions   = ["s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"]
         resources = [local.anchor_bucket_arn]
       },
       { sid = "ExportCheckpointsAndTiles", actions = ["s3:PutObject"], resources = [local.anchor_objects_arn] },
+    ]
+
+    # One webhook attempt per job (shared/core/src/notify/notifier.rs). No bootstrap secret, no tenant secret, no
+    # signing key: it builds no vault.
+    "notifier" = [
+      {
+        sid       = "DeliveryLog" # the job's delivery and the tenant's settings (GetItem), the attempt recorded (PutItem, conditional on the attempts it read)
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        resources = [local.hot_table_arn]
+      },
+      { sid = "SealedDeliveries", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] }, # opens the settings (webhook secrets) and the delivery, seals it again
+      { sid = "RescheduleDeliveries", actions = ["sqs:SendMessage"], resources = [local.notify_queue_arn] },                # a failed webhook's job again, its backoff as DelaySeconds
     ]
   }
 
@@ -141,6 +166,9 @@ locals {
           resources = ["${local.function_log_group_arns[name]}:*"]
           via       = null
         },
+      ],
+      # The functions told to read the bootstrap secret (AWS_SECRET_NAME): all but the notifier.
+      contains(keys(local.function_environment[name]), "AWS_SECRET_NAME") ? [
         {
           sid       = "DecryptBootstrapSecret"
           reason    = "The bootstrap secret is encrypted with the platform key; Secrets Manager decrypts it as the caller"
@@ -148,9 +176,9 @@ locals {
           resources = [local.platform_key_arn]
           via       = "secretsmanager"
         },
-      ],
-      # Every function reads the hot table now: the signing-key registry is in it.
-      contains(["clearance-api", "jwks", "judge-worker", "anchor-export"], name) ? [
+      ] : [],
+      # Every function reads the hot table now: the signing-key registry and the notifications are in it.
+      contains(["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"], name) ? [
         {
           sid       = "HotTableKey"
           reason    = "The DynamoDB table is encrypted with the platform key; DynamoDB uses it as the caller"
@@ -165,6 +193,15 @@ locals {
           reason    = "The SQS event source mapping polls and deletes messages with the function's role"
           actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
           resources = [local.judge_queue_arn]
+          via       = null
+        },
+      ] : [],
+      name == "notifier" ? [
+        {
+          sid       = "NotifyQueueEventSource"
+          reason    = "The SQS event source mapping polls and deletes messages with the function's role"
+          actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+          resources = [local.notify_queue_arn]
           via       = null
         },
       ] : [],

@@ -1,5 +1,6 @@
-# Ledgix Vault on AWS: four Lambda functions behind an HTTP API, with their state (DynamoDB, SQS FIFO, S3, KMS,
-# Secrets Manager, Aurora PostgreSQL) in a private VPC. README.md has the picture.
+# Ledgix Vault on AWS: five Lambda functions (an HTTP API, its JWKS, the judge worker, anchor rounds and the webhook
+# notifier), with their state (DynamoDB, SQS, S3, KMS, Secrets Manager, Aurora PostgreSQL) in a private VPC; the
+# notifier alone runs outside it. README.md has the picture.
 
 data "aws_caller_identity" "current" {}
 
@@ -15,6 +16,7 @@ locals {
     "jwks"          = "${var.name_prefix}-jwks"
     "judge-worker"  = "${var.name_prefix}-judge-worker"
     "anchor-export" = "${var.name_prefix}-anchor-export"
+    "notifier"      = "${var.name_prefix}-notifier"
   }
 
   function_descriptions = {
@@ -22,9 +24,13 @@ locals {
     "jwks"          = "Ledgix Vault JWKS document (GET /.well-known/jwks.json)"
     "judge-worker"  = "Ledgix Vault judge worker (SQS FIFO)"
     "anchor-export" = "Ledgix Vault anchor rounds (EventBridge Scheduler)"
+    "notifier"      = "Ledgix Vault webhook notifications (SQS notify queue)"
   }
 
-  # Functions that reach PostgreSQL run in the private subnets; jwks needs only KMS.
+  # Functions that reach PostgreSQL run in the private subnets. jwks needs only KMS and DynamoDB. The notifier reads
+  # only DynamoDB, SQS and KMS, and posts to the webhook URLs tenants register, on the internet: in the VPC (no NAT,
+  # no internet route) it could reach none of them, and outside it there is nothing private for a tenant's URL to
+  # reach (the sender refuses private and link-local addresses besides; docs/notifications.md).
   vpc_functions = ["clearance-api", "judge-worker", "anchor-export"]
 
   function_timeouts = {
@@ -32,6 +38,7 @@ locals {
     "jwks"          = var.api_timeout_seconds
     "judge-worker"  = var.judge_worker_timeout_seconds
     "anchor-export" = var.anchor_export_timeout_seconds
+    "notifier"      = var.notifier_timeout_seconds
   }
 
   # Deterministic ARNs, so IAM policies do not wait for (or cycle with) the resources they grant access to.
@@ -50,7 +57,11 @@ locals {
   interface_endpoint_services = distinct(concat(var.interface_endpoint_services, var.judge_backend == "bedrock" ? ["bedrock-runtime"] : []))
 
   # AWS's guidance for SQS event sources: visibility timeout >= 6 x the function timeout.
-  judge_queue_visibility_timeout_seconds = coalesce(var.judge_queue_visibility_timeout_seconds, 6 * var.judge_worker_timeout_seconds)
+  judge_queue_visibility_timeout_seconds  = coalesce(var.judge_queue_visibility_timeout_seconds, 6 * var.judge_worker_timeout_seconds)
+  notify_queue_visibility_timeout_seconds = 6 * var.notifier_timeout_seconds
+  # A healthy notify queue holds retries for up to 900 s (SQS's longest DelaySeconds, the backoff's cap), and a job
+  # whose attempt failed on the store reappears after a visibility timeout: the backlog alarm allows both, twice.
+  notify_queue_age_alarm_seconds = 900 + 2 * local.notify_queue_visibility_timeout_seconds
 }
 
 module "network" {
@@ -72,23 +83,25 @@ module "network" {
 module "state" {
   source = "./modules/state"
 
-  name_prefix                            = var.name_prefix
-  aws_region                             = var.aws_region
-  account_id                             = local.account_id
-  partition                              = local.partition
-  dynamodb_table_name                    = var.dynamodb_table_name
-  deletion_protection                    = var.deletion_protection
-  judge_worker_timeout_seconds           = var.judge_worker_timeout_seconds
-  judge_queue_visibility_timeout_seconds = local.judge_queue_visibility_timeout_seconds
-  judge_queue_max_receive_count          = var.judge_queue_max_receive_count
-  anchor_bucket_name                     = var.anchor_bucket_name
-  anchor_object_lock_enabled             = var.anchor_object_lock_enabled
-  anchor_object_lock_mode                = var.anchor_object_lock_mode
-  anchor_object_lock_days                = var.anchor_object_lock_days
-  anchor_noncurrent_transition_days      = var.anchor_noncurrent_transition_days
-  signing_key_generations                = var.signing_key_generations
-  kms_deletion_window_days               = var.kms_deletion_window_days
-  secret_recovery_window_days            = var.secret_recovery_window_days
+  name_prefix                             = var.name_prefix
+  aws_region                              = var.aws_region
+  account_id                              = local.account_id
+  partition                               = local.partition
+  dynamodb_table_name                     = var.dynamodb_table_name
+  deletion_protection                     = var.deletion_protection
+  judge_worker_timeout_seconds            = var.judge_worker_timeout_seconds
+  judge_queue_visibility_timeout_seconds  = local.judge_queue_visibility_timeout_seconds
+  judge_queue_max_receive_count           = var.judge_queue_max_receive_count
+  notifier_timeout_seconds                = var.notifier_timeout_seconds
+  notify_queue_visibility_timeout_seconds = local.notify_queue_visibility_timeout_seconds
+  anchor_bucket_name                      = var.anchor_bucket_name
+  anchor_object_lock_enabled              = var.anchor_object_lock_enabled
+  anchor_object_lock_mode                 = var.anchor_object_lock_mode
+  anchor_object_lock_days                 = var.anchor_object_lock_days
+  anchor_noncurrent_transition_days       = var.anchor_noncurrent_transition_days
+  signing_key_generations                 = var.signing_key_generations
+  kms_deletion_window_days                = var.kms_deletion_window_days
+  secret_recovery_window_days             = var.secret_recovery_window_days
 }
 
 module "database" {
@@ -140,6 +153,9 @@ module "functions" {
   judge_queue_arn              = module.state.judge_queue_arn
   judge_worker_batch_size      = var.judge_worker_batch_size
   judge_worker_max_concurrency = var.judge_worker_max_concurrency
+  notify_queue_arn             = module.state.notify_queue_arn
+  notifier_batch_size          = var.notifier_batch_size
+  notifier_max_concurrency     = var.notifier_max_concurrency
   anchor_schedule_name         = "${var.name_prefix}-anchor-export"
   anchor_schedule_expression   = local.anchor_schedule_expression
   anchor_scheduler_role_arn    = aws_iam_role.anchor_scheduler.arn
@@ -168,18 +184,21 @@ module "api" {
 module "observability" {
   source = "./modules/observability"
 
-  name_prefix                   = var.name_prefix
-  aws_region                    = var.aws_region
-  alarm_sns_topic_arn           = var.alarm_sns_topic_arn
-  alarm_email                   = var.alarm_email
-  sns_kms_key_arn               = module.state.platform_key_arn
-  function_names                = module.functions.function_names
-  api_id                        = module.api.api_id
-  judge_queue_name              = module.state.judge_queue_name
-  judge_dlq_name                = module.state.judge_dlq_name
-  api_5xx_alarm_threshold       = var.api_5xx_alarm_threshold
-  anchor_interval_seconds       = var.anchor_interval_seconds
-  anchor_schedule_seconds       = local.anchor_schedule_seconds
-  anchor_stalled_alarm_minutes  = var.anchor_stalled_alarm_minutes
-  judge_queue_age_alarm_seconds = local.judge_queue_visibility_timeout_seconds * 2
+  name_prefix                    = var.name_prefix
+  aws_region                     = var.aws_region
+  alarm_sns_topic_arn            = var.alarm_sns_topic_arn
+  alarm_email                    = var.alarm_email
+  sns_kms_key_arn                = module.state.platform_key_arn
+  function_names                 = module.functions.function_names
+  api_id                         = module.api.api_id
+  judge_queue_name               = module.state.judge_queue_name
+  judge_dlq_name                 = module.state.judge_dlq_name
+  api_5xx_alarm_threshold        = var.api_5xx_alarm_threshold
+  anchor_interval_seconds        = var.anchor_interval_seconds
+  anchor_schedule_seconds        = local.anchor_schedule_seconds
+  anchor_stalled_alarm_minutes   = var.anchor_stalled_alarm_minutes
+  judge_queue_age_alarm_seconds  = local.judge_queue_visibility_timeout_seconds * 2
+  notify_queue_name              = module.state.notify_queue_name
+  notify_dlq_name                = module.state.notify_dlq_name
+  notify_queue_age_alarm_seconds = local.notify_queue_age_alarm_seconds
 }

@@ -23,6 +23,16 @@ output "judge_dlq_url" {
   value       = module.state.judge_dlq_url
 }
 
+output "notify_queue_url" {
+  description = "SQS standard queue of notification jobs (VAULT_NOTIFY_SQS_QUEUE_URL), consumed by the notifier."
+  value       = module.state.notify_queue_url
+}
+
+output "notify_dlq_url" {
+  description = "Dead-letter queue of the notify queue (the notify DLQ alarm watches it)."
+  value       = module.state.notify_dlq_url
+}
+
 output "dynamodb_table_name" {
   description = "Hot key-value table."
   value       = module.state.dynamodb_table_name

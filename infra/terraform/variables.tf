@@ -49,13 +49,13 @@ variable "package_hashes" {
   default     = {}
 
   validation {
-    condition     = alltrue([for name in keys(var.package_hashes) : contains(["clearance-api", "jwks", "judge-worker", "anchor-export"], name)])
-    error_message = "package_hashes keys must be function names: clearance-api, jwks, judge-worker, anchor-export."
+    condition     = alltrue([for name in keys(var.package_hashes) : contains(["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"], name)])
+    error_message = "package_hashes keys must be function names: clearance-api, jwks, judge-worker, anchor-export, notifier."
   }
 }
 
 variable "function_memory_mb" {
-  description = "Memory per function in MB (also scales its CPU share)."
+  description = "Memory per function in MB (also scales its CPU share). A function left out gets 512 (the notifier, unless added)."
   type        = map(number)
   default = {
     "clearance-api" = 512
@@ -103,6 +103,17 @@ variable "anchor_export_timeout_seconds" {
   }
 }
 
+variable "notifier_timeout_seconds" {
+  description = "Timeout of the notifier function. One invocation attempts its batch's deliveries concurrently, each webhook POST cut at 10 s. The notify queue's visibility timeout is 6 times this."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.notifier_timeout_seconds >= 10 && var.notifier_timeout_seconds <= 900
+    error_message = "notifier_timeout_seconds must be between 10 and 900."
+  }
+}
+
 variable "reserved_concurrency" {
   description = "Optional reserved concurrency per function name (caps PostgreSQL connections). Unset functions use the unreserved pool. New accounts with a low concurrency quota cannot reserve any."
   type        = map(number)
@@ -111,7 +122,7 @@ variable "reserved_concurrency" {
   validation {
     condition = alltrue([
       for name, n in var.reserved_concurrency :
-      contains(["clearance-api", "jwks", "judge-worker", "anchor-export"], name) && n >= 0
+      contains(["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"], name) && n >= 0
     ])
     error_message = "reserved_concurrency keys must be function names and values >= 0."
   }
@@ -630,6 +641,28 @@ variable "judge_worker_max_concurrency" {
   validation {
     condition     = var.judge_worker_max_concurrency == null || try(var.judge_worker_max_concurrency >= 2 && var.judge_worker_max_concurrency <= 1000, false)
     error_message = "judge_worker_max_concurrency must be between 2 and 1000, or null."
+  }
+}
+
+variable "notifier_batch_size" {
+  description = "Notification jobs per notifier invocation (1-10). The notifier attempts them concurrently, so a slow receiver does not hold up the others; a job whose store or queue work failed is reported and redelivered alone (ReportBatchItemFailures)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.notifier_batch_size >= 1 && var.notifier_batch_size <= 10 && floor(var.notifier_batch_size) == var.notifier_batch_size
+    error_message = "notifier_batch_size must be a whole number between 1 and 10."
+  }
+}
+
+variable "notifier_max_concurrency" {
+  description = "Optional cap on concurrent notifier invocations from the notify queue (2-1000), e.g. to spare receivers a burst. Null: no cap."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.notifier_max_concurrency == null || try(var.notifier_max_concurrency >= 2 && var.notifier_max_concurrency <= 1000, false)
+    error_message = "notifier_max_concurrency must be between 2 and 1000, or null."
   }
 }
 

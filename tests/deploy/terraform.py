@@ -10,7 +10,7 @@ from pathlib import Path
 import hcl2
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "infra" / "terraform"
-FUNCTIONS = ("clearance-api", "jwks", "judge-worker", "anchor-export")
+FUNCTIONS = ("clearance-api", "jwks", "judge-worker", "anchor-export", "notifier")
 SIGNING_MODES = ("direct", "delegated")
 _NAME = re.compile(r"\b([A-Z][A-Z0-9_]{2,})\s*=")
 # Conditions in environment.tf that depend on the signing mode (the others count as true: "whatever the inputs").

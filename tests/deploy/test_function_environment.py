@@ -1,6 +1,10 @@
 """Every environment variable the code reads is either set by each function's Terraform
 (infra/terraform/environment.tf), or comes from the bootstrap secret or Lambda itself, or is deliberately left
-at its default for that function, with the reason. And Terraform sets nothing the code does not read."""
+at its default for that function, with the reason. And Terraform sets nothing the code does not read.
+
+Four functions load the whole configuration (shared/wiring/src/config.rs, merged over the bootstrap secret), so
+each may read any variable the code names. The notifier does not: it reads only what notifier_from_env reads
+(variables_the_notifier_reads), and no bootstrap secret."""
 
 from __future__ import annotations
 
@@ -17,20 +21,22 @@ FROM_BOOTSTRAP_SECRET = {"DATABASE_URL", "LEDGIX_ADMIN_API_KEY", "VAULT_JUDGE_AP
 # Set by Lambda in every execution environment.
 FROM_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME"}
 
-EVERYWHERE = ("clearance-api", "jwks", "judge-worker", "anchor-export")
+# The functions that load the whole configuration (with the bootstrap secret), and every function.
+CONFIGURED = ("clearance-api", "jwks", "judge-worker", "anchor-export")
+EVERYWHERE = (*CONFIGURED, "notifier")
 NOT_HTTP = ("jwks", "judge-worker", "anchor-export")
 WITHOUT_STATE = ("jwks",)
 NOT_JUDGE_WORKER = ("clearance-api", "jwks", "anchor-export")
 
 # variable -> (functions that leave it at its default, why)
 DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "VAULT_PRIVATE_KEY_FILE": (EVERYWHERE, "the root stays in KMS (VAULT_SIGNER_BACKEND=aws_kms*); delegated keys "
+    "VAULT_PRIVATE_KEY_FILE": (CONFIGURED, "the root stays in KMS (VAULT_SIGNER_BACKEND=aws_kms*); delegated keys "
                                            "are sealed under the envelope key in the key registry"),
-    "VAULT_PRIVATE_KEY_BASE64": (EVERYWHERE, "the root stays in KMS (VAULT_SIGNER_BACKEND=aws_kms*); delegated keys "
+    "VAULT_PRIVATE_KEY_BASE64": (CONFIGURED, "the root stays in KMS (VAULT_SIGNER_BACKEND=aws_kms*); delegated keys "
                                              "are sealed under the envelope key in the key registry"),
     "VAULT_TRANSPORT_KEY_BASE64": (EVERYWHERE, "payloads use KMS envelope encryption (VAULT_ENVELOPE_KMS_KEY_ID); "
                                                "a static key would be a secret in the environment"),
-    "VAULT_DATA_DIR": (EVERYWHERE, "embedded backend only"),
+    "VAULT_DATA_DIR": (CONFIGURED, "embedded backend only"),
     "VAULT_JUDGE_BACKEND": (("jwks", "anchor-export"), "they judge nothing and queue no judge work"),
     "VAULT_JUDGE_URL": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
     "VAULT_JUDGE_MODEL": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
@@ -40,18 +46,18 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_JUDGE_TENANT_CONCURRENCY": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
     "VAULT_JUDGE_POLICY_BUDGET_CHARS": (NOT_JUDGE_WORKER, "only judge-worker calls the judge"),
     "VAULT_JUDGE_TOP_K": (NOT_JUDGE_WORKER, "only judge-worker retrieves policy chunks"),
-    "VAULT_CLEARANCE_ASYNC_WORKERS": (EVERYWHERE, "the in-process queue; on Lambda judge work goes through SQS"),
-    "VAULT_CLEARANCE_ASYNC_QUEUE_SIZE": (EVERYWHERE, "the in-process queue; on Lambda judge work goes through SQS"),
-    "VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS": (EVERYWHERE, "ledgix dev's own SQS consumer; on Lambda the event "
+    "VAULT_CLEARANCE_ASYNC_WORKERS": (CONFIGURED, "the in-process queue; on Lambda judge work goes through SQS"),
+    "VAULT_CLEARANCE_ASYNC_QUEUE_SIZE": (CONFIGURED, "the in-process queue; on Lambda judge work goes through SQS"),
+    "VAULT_CLEARANCE_SQS_WAIT_TIME_SECONDS": (CONFIGURED, "ledgix dev's own SQS consumer; on Lambda the event "
                                                           "source mapping receives"),
-    "VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS": (EVERYWHERE, "ledgix dev's own SQS consumer; the queue's "
+    "VAULT_CLEARANCE_SQS_VISIBILITY_TIMEOUT_SECONDS": (CONFIGURED, "ledgix dev's own SQS consumer; the queue's "
                                                                    "visibility timeout is set in Terraform"),
-    "VAULT_LEDGER_ANCHOR_BUCKET_TEMPLATE": (EVERYWHERE, "this Terraform creates one anchor bucket per deployment"),
-    "VAULT_POLICY_CACHE_TTL_SECONDS": (EVERYWHERE, "the seed's default (5 s) bounds staleness across instances"),
-    "VAULT_AUTH_CACHE_TTL_SECONDS": (EVERYWHERE, "the seed's default (5 s) bounds revocation delay across instances"),
-    "VAULT_REGO_TIME_LIMIT_MS": (EVERYWHERE, "the built-in budget (100 ms) is the product's limit for tenant Rego"),
-    "VAULT_REGO_MEMORY_LIMIT_BYTES": (EVERYWHERE, "the built-in budget (32 MiB) is the product's limit for tenant Rego"),
-    "VAULT_MAX_POLICIES_PER_TENANT": (EVERYWHERE, "the built-in cap (200) is the product's limit per tenant"),
+    "VAULT_LEDGER_ANCHOR_BUCKET_TEMPLATE": (CONFIGURED, "this Terraform creates one anchor bucket per deployment"),
+    "VAULT_POLICY_CACHE_TTL_SECONDS": (CONFIGURED, "the seed's default (5 s) bounds staleness across instances"),
+    "VAULT_AUTH_CACHE_TTL_SECONDS": (CONFIGURED, "the seed's default (5 s) bounds revocation delay across instances"),
+    "VAULT_REGO_TIME_LIMIT_MS": (CONFIGURED, "the built-in budget (100 ms) is the product's limit for tenant Rego"),
+    "VAULT_REGO_MEMORY_LIMIT_BYTES": (CONFIGURED, "the built-in budget (32 MiB) is the product's limit for tenant Rego"),
+    "VAULT_MAX_POLICIES_PER_TENANT": (CONFIGURED, "the built-in cap (200) is the product's limit per tenant"),
     "AWS_ENDPOINT_URL": (EVERYWHERE, "emulators in tests only; Lambda uses the real endpoints"),
     "VAULT_ALLOW_STUB_JUDGE": (("jwks", "anchor-export"), "they judge nothing"),
     "VAULT_RATE_LIMIT_RPS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
@@ -59,9 +65,9 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_RATE_LIMIT_TTL_SECONDS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_CORS_ALLOWED_ORIGIN": (NOT_HTTP, "CORS headers belong to clearance-api's responses"),
     "VAULT_ADMIN_AUTH": (NOT_HTTP, "only clearance-api serves /admin/*"),
-    "VAULT_CLIENT_RATE_LIMIT_RPS": (EVERYWHERE, "the per-client-address limit needs a socket peer, which Lambda does "
+    "VAULT_CLIENT_RATE_LIMIT_RPS": (CONFIGURED, "the per-client-address limit needs a socket peer, which Lambda does "
                                                 "not have; API Gateway's stage throttling limits clearance-api"),
-    "VAULT_CLIENT_RATE_LIMIT_BURST": (EVERYWHERE, "the per-client-address limit needs a socket peer, which Lambda "
+    "VAULT_CLIENT_RATE_LIMIT_BURST": (CONFIGURED, "the per-client-address limit needs a socket peer, which Lambda "
                                                   "does not have; API Gateway's stage throttling limits clearance-api"),
     "VAULT_METRICS": (NOT_HTTP, "request metrics are clearance-api's; the others run at EMF's Lambda default"),
     "VAULT_CLEARANCE_SQS_QUEUE_URL": (NOT_HTTP, "only clearance-api enqueues judge work"),
@@ -78,6 +84,9 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_LEDGER_ANCHOR_REGION": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
     "VAULT_LEDGER_REQUIRE_BUCKET_VERSIONING": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
     "VAULT_LEDGER_REQUIRE_OBJECT_LOCK": (("clearance-api", "jwks", "judge-worker"), "only anchor-export exports"),
+    "VAULT_NOTIFY_SQS_QUEUE_URL": (("jwks",), "jwks commits no decision: it has nothing to notify"),
+    "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS": (EVERYWHERE, "development only: on AWS a tenant's webhook may reach public "
+                                                     "addresses only (the SSRF guard, docs/notifications.md)"),
 }
 # jwks builds only the signer from the configuration (functions/jwks/src/main.rs): the KMS root over the key registry
 # in the hot table (VAULT_DYNAMODB_TABLE); no store, no ledger, and it opens no delegated key (so neither the
@@ -107,22 +116,65 @@ def variables_the_code_reads() -> set[str]:
     return names
 
 
+def _body(path: str, opening: str) -> str:
+    """The Rust item starting at `opening` in `path`, up to its closing brace at the start of a line."""
+    text = (ROOT / path).read_text()
+    start = text.index(opening)
+    return text[start:text.index("\n}\n", start)]
+
+
+def variables_the_notifier_reads() -> set[str]:
+    """What the notifier function reads: its main (functions/notifier/src/main.rs) builds nothing but
+    notifier_from_env (shared/wiring/src/assemble.rs), which reads VAULT_ALLOW_PRIVATE_WEBHOOK_URLS and hands
+    the rest to NotifierBackend::connect (shared/aws/src/bootstrap.rs). Read from those bodies, so a variable
+    added there shows up here."""
+    main = (ROOT / "functions" / "notifier" / "src" / "main.rs").read_text()
+    assert "notifier_from_env()" in main and "load_config" not in main and "build(" not in main, (
+        "the notifier builds more than notifier_from_env: check what it reads")
+    bodies = _body("shared/wiring/src/assemble.rs", "pub async fn notifier_from_env") + _body(
+        "shared/aws/src/bootstrap.rs", "impl NotifierBackend {")
+    return set(re.findall(r'"((?:VAULT|LEDGIX|AWS|TENANT|DATABASE)_[A-Z0-9_]+)"', bodies))
+
+
+def reads(function: str) -> tuple[set[str], set[str]]:
+    """The variables `function` may read, and those of them the bootstrap secret supplies."""
+    if function == "notifier":
+        return variables_the_notifier_reads(), set()
+    return variables_the_code_reads(), FROM_BOOTSTRAP_SECRET
+
+
 def test_every_variable_the_code_reads_is_set_or_deliberately_defaulted():
-    code = variables_the_code_reads()
     environment = terraform.function_environment()
     assert set(environment) == set(terraform.FUNCTIONS)
     for function, names in environment.items():
+        code, from_secret = reads(function)
         defaulted = {v for v, (functions, _) in DELIBERATE_DEFAULTS.items() if function in functions}
-        unaccounted = code - names - FROM_BOOTSTRAP_SECRET - FROM_LAMBDA - defaulted
+        unaccounted = code - names - from_secret - FROM_LAMBDA - defaulted
         assert not unaccounted, f"{function} reads {sorted(unaccounted)}: set them in environment.tf or say why not"
         both = names & defaulted
         assert not both, f"{function}: {sorted(both)} are set in Terraform and also listed as defaulted"
 
 
 def test_terraform_sets_only_what_the_code_reads():
-    code = variables_the_code_reads() | {"RUST_LOG"}  # RUST_LOG: tracing's EnvFilter reads it by convention
     for function, names in terraform.function_environment().items():
+        code = reads(function)[0] | {"RUST_LOG"}  # RUST_LOG: tracing's EnvFilter reads it by convention
         assert names <= code, f"{function}: Terraform sets {sorted(names - code)}, which nothing reads"
+
+
+def test_the_notifier_gets_its_own_settings_and_nothing_else():
+    """The notifier runs outside the VPC with the delivery log, the envelope key and the notify queue: no database
+    URL, no bootstrap secret to merge one from, no signer. Every function that commits decisions gets the notify
+    queue; the development flag admitting loopback webhooks is never set."""
+    assert variables_the_notifier_reads() == {
+        "VAULT_NOTIFY_SQS_QUEUE_URL", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID",
+        "VAULT_TRANSPORT_KEY_BASE64", "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS"}
+    for mode in terraform.SIGNING_MODES:
+        environment = terraform.function_environment(mode)
+        assert environment["notifier"] == {
+            "VAULT_NOTIFY_SQS_QUEUE_URL", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID", "RUST_LOG"}, mode
+        for function, names in environment.items():
+            assert ("VAULT_NOTIFY_SQS_QUEUE_URL" in names) == (function != "jwks"), function
+            assert "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS" not in names, function
 
 
 def test_the_deliberate_defaults_are_real_variables():
@@ -145,8 +197,9 @@ def test_the_key_calendar_is_set_only_with_delegated_signing():
     direct, delegated = terraform.function_environment("direct"), terraform.function_environment("delegated")
     for function in terraform.FUNCTIONS:
         assert not direct[function] & KEY_CALENDAR, f"{function}: the key calendar is set in direct mode"
-        assert "VAULT_SIGNER_BACKEND" in direct[function] and "VAULT_SIGNER_BACKEND" in delegated[function]
-        builds_the_vault = "VAULT_ENVELOPE_KMS_KEY_ID" in delegated[function]
+        signs = function != "notifier"  # it builds no signer (notifier_from_env)
+        assert ("VAULT_SIGNER_BACKEND" in direct[function]) == signs == ("VAULT_SIGNER_BACKEND" in delegated[function])
+        builds_the_vault = {"VAULT_SIGNER_BACKEND", "VAULT_ENVELOPE_KMS_KEY_ID"} <= delegated[function]
         assert (KEY_CALENDAR <= delegated[function]) == builds_the_vault, (
             f"{function}: the key calendar goes to exactly the functions that build the vault")
         assert delegated[function] - KEY_CALENDAR == direct[function], f"{function}: only the calendar differs"

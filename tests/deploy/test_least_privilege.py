@@ -1,8 +1,8 @@
-"""Least privilege, proven by running the code: each of the four function binaries runs under a local Lambda
+"""Least privilege, proven by running the code: each of the five function binaries runs under a local Lambda
 Runtime API (lambda_runtime.py) against the AWS emulator with its own access key, with exactly the environment
 variables its Terraform gives it, and handles the sample events of a full round (tenant created, policies,
-inline approval, queued judgements, token consumed, judge batches, anchor round, proofs). The emulator records the
-API operations per access key; the test checks that infra/terraform/iam.tf's function_permissions grants each
+inline approval, queued judgements, token consumed, judge batches, notifications, anchor round, proofs). The
+emulator records the API operations per access key; the test checks that infra/terraform/iam.tf's function_permissions grants each
 function exactly the actions it called: nothing missing, nothing extra. The round runs once per signing mode
 (signing_mode = "direct": the KMS root signs everything; "delegated": per-period keys certified by the root sign
 tokens and receipts in memory), each on a fresh deployment whose root key has just been rotated (generation 2 of
@@ -14,12 +14,22 @@ VAULT_JUDGE_POLICY_BUDGET_CHARS (chunks and the call embedded with InvokeModel, 
 pass through bedrock_recorder.py, which notes the model each one names, and every one must be on a model ARN iam.tf
 grants for the configured models, every granted model used.
 
+Notifications (docs/notifications.md): the tenant subscribes a webhook on a receiver in this process to
+review.pending, review.expired and clearance.denied, with a 10 s review deadline. clearance-api dispatches a
+review.pending (a rules policy asks for review), judge-worker a clearance.denied (the model denies the transfer) and
+anchor-export a review.expired (its round expires the review); each records the delivery in the hot table and
+queues a job on the notify queue. The notifier then gets those jobs as the event source mapping would deliver them
+(events/sqs/notifier.json is the template) and posts them; the receiver fails the first post, so the notifier also
+re-queues a retry. The receiver is on loopback, which only VAULT_ALLOW_PRIVATE_WEBHOOK_URLS admits: the test gives
+that development flag to clearance-api (which checks the URL) and the notifier, beside their Terraform environment
+(TEST_ONLY); Terraform never sets it.
+
 Needs: the release build (target/release/<function>), the emulator (AWS_ENDPOINT_URL; Bedrock Runtime with its
 scripted model, POST /_ledgix/model/script) with tests/aws/resources.py applied, DATABASE_URL of a database whose
 role may create databases and roles (each mode's control plane is a fresh database created through it, with psql),
 and psql. scripts/test.sh runs it (deploy_tests); by hand:
 
-    cargo build --release -p clearance-api -p jwks -p judge-worker -p anchor-export
+    cargo build --release -p clearance-api -p jwks -p judge-worker -p anchor-export -p notifier
     .venv/bin/python tests/aws/moto_server.py --port 5000 &
     eval "$(.venv/bin/python tests/aws/resources.py --endpoint http://127.0.0.1:5000)"
     psql "$ADMIN_URL" -c 'CREATE DATABASE ledgix_deploy_control'      # a role with CREATEDB and CREATEROLE
@@ -33,12 +43,16 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import json
 import os
 import re
 import sys
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -72,6 +86,10 @@ IAM_ACTION = {
     # Bedrock Runtime: Converse is authorised by bedrock:InvokeModel (ConverseStream by the streaming action).
     "bedrock:Converse": "bedrock:InvokeModel",
     "bedrock:ConverseStream": "bedrock:InvokeModelWithResponseStream",
+    # SQS batch operations are authorised by the single-message action.
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
 }
 
 REGION = "us-east-1"
@@ -99,7 +117,8 @@ MODEL_SCRIPT = {"rules": [
                                          "rules_applied": ["C1"]}},
 ]}
 
-# SDK calls in the code that no function makes: the local SQS consumer of `ledgix dev --backend aws`.
+# SDK calls in the code that no function makes: the local SQS consumers of `ledgix dev --backend aws` (the judge
+# queue's and the notify queue's; on Lambda the event source mappings receive and delete).
 DEV_ONLY = {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
 
 # Granted for a path the round below cannot reach from outside, each checked to be in the code
@@ -108,11 +127,21 @@ UNREACHED_PATHS = {
     ("clearance-api", "secretsmanager:PutSecretValue"):
         "tenant provisioning is idempotent: when the tenant's secret already exists (a retried provisioning) "
         "CreateSecret fails with ResourceExistsException and the code overwrites it (shared/aws/src/tenants.rs)",
-    ("anchor-export", "kms:Decrypt"):
-        "sealing reads only the unsealed rows' seq and leaf hash, never a payload; the anchor lag measured after a "
-        "round reads the oldest still-unsealed event and the newest one (envelope-encrypted payloads), which "
-        "happens only when a tenant is still behind after its round (shared/core/src/sealing.rs, anchor_lag)",
 }
+
+# Variables a function gets in this test only, beside its Terraform environment: the development flag that admits
+# the loopback receiver's URL (clearance-api checks it when the webhook is registered, the notifier at every post).
+TEST_ONLY = {
+    "clearance-api": {"VAULT_ALLOW_PRIVATE_WEBHOOK_URLS": "true"},
+    "notifier": {"VAULT_ALLOW_PRIVATE_WEBHOOK_URLS": "true"},
+}
+
+# The notifications the round subscribes to, and what decides each: a rules policy that always asks for review.
+NOTIFY_EVENTS = ["review.pending", "review.expired", "clearance.denied"]
+REVIEW_POLICY = {"policy_id": "erasure", "description": "Erasing records needs a human", "tools": ["erase_records"],
+                 "rules": ["Always reviewed"], "rego": 'package erasure\ndefault decision := "review"'}
+REVIEW_DEADLINE_SECONDS = 10  # the shortest a tenant may set
+WEBHOOK_SECRET = "whsec_" + uuid.uuid4().hex
 
 # The key calendar of signing_mode = "delegated", at Terraform's defaults.
 PERIOD_SECONDS = terraform.variable_default("signing_key_period_seconds")
@@ -121,6 +150,40 @@ CALENDAR = {
     "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS": str(terraform.variable_default("signing_key_publish_ahead_seconds")),
     "VAULT_SIGNING_KEY_OVERLAP_SECONDS": str(terraform.variable_default("signing_key_overlap_seconds")),
 }
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every post (headers, raw body) and fails the first `fail_first`
+    with 503, so the notifier's retry path runs too."""
+
+    def __init__(self, fail_first: int = 1) -> None:
+        self.posts: list[dict] = []
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with receiver.lock:
+                    status = 503 if len(receiver.posts) < receiver.fail_first else 200
+                    receiver.posts.append({"path": self.path, "status": status, "body": body,
+                                           "headers": {k.lower(): v for k, v in self.headers.items()}})
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ledgix"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def boto(service: str):
@@ -164,6 +227,12 @@ def deployment(request, tmp_path_factory):
     sqs, s3, kms, sm = boto("sqs"), boto("s3"), boto("kms"), boto("secretsmanager")
     queue_url = sqs.create_queue(QueueName=queue_name, Attributes={
         "FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "30"})["QueueUrl"]
+    # The notify queue as modules/state creates it: standard, redriven to its DLQ after 5 receives.
+    notify_dlq = sqs.create_queue(QueueName=f"ledgix-lp-{run}-notify-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+    notify_dlq_arn = sqs.get_queue_attributes(QueueUrl=notify_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    notify_url = sqs.create_queue(QueueName=f"ledgix-lp-{run}-notify", Attributes={
+        "VisibilityTimeout": "180",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": notify_dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
     s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
         "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
@@ -196,6 +265,7 @@ def deployment(request, tmp_path_factory):
         "VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS": "60", "VAULT_LEDGER_ANCHOR_CONCURRENCY": "8",
         "VAULT_JWT_TTL": "300", "VAULT_JWT_ISSUER": "alcv-vault", "VAULT_JWT_AUDIENCE": "ledgix-sdk",
         "VAULT_ALLOW_STUB_JUDGE": "true", "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
+        "VAULT_NOTIFY_SQS_QUEUE_URL": notify_url,
         "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": "32", "VAULT_RATE_LIMIT_RPS": "20", "VAULT_RATE_LIMIT_BURST": "40",
         "VAULT_RATE_LIMIT_TTL_SECONDS": "180", "VAULT_METRICS": "emf", "VAULT_CORS_ALLOWED_ORIGIN": "https://console.example",
         "VAULT_LEDGER_ANCHOR_BUCKET": bucket, "VAULT_LEDGER_ANCHOR_REGION": "us-east-1",
@@ -228,6 +298,9 @@ def deployment(request, tmp_path_factory):
         missing = names - values.keys()
         assert not missing, f"give the test a value for {sorted(missing)}"
         env = {name: overrides.get(name, values[name]) for name in names if values[name] is not None}
+        test_only = TEST_ONLY.get(function, {})
+        assert not test_only.keys() & names, f"{function}: Terraform sets {sorted(test_only.keys() & names)}"
+        env.update(test_only)
         env.update(lambda_environment(), AWS_ENDPOINT_URL=ENDPOINT, AWS_REGION=REGION,
                    AWS_DEFAULT_REGION=REGION, AWS_ACCESS_KEY_ID=access_key(function),
                    AWS_SECRET_ACCESS_KEY="test", AWS_SESSION_TOKEN="test-session",
@@ -239,11 +312,14 @@ def deployment(request, tmp_path_factory):
         process.init_seconds = process.wait_ready()
         return process
 
-    yield {"start": start, "queue_url": queue_url, "bucket": bucket, "logs": logs, "started": started,
-           "values": values, "bedrock": bedrock, "mode": mode, "generations": generations}
+    receiver = Receiver()
+    yield {"start": start, "queue_url": queue_url, "notify_url": notify_url, "bucket": bucket, "logs": logs,
+           "started": started, "values": values, "bedrock": bedrock, "mode": mode, "generations": generations,
+           "receiver": receiver}
     for process in started.values():
         process.stop()
     bedrock.stop()
+    receiver.close()
 
 
 def judge_records(queue_url: str, count: int) -> dict[str, dict]:
@@ -262,6 +338,28 @@ def judge_records(queue_url: str, count: int) -> dict[str, dict]:
             records[json.loads(m["Body"])["request_id"]] = record
         if len(records) >= count:
             break
+    return records
+
+
+def notify_records(notify_url: str, count: int, wait_seconds: float = 15) -> list[dict]:
+    """The notification jobs on the notify queue, as the event source mapping would deliver them to the notifier
+    (events/sqs/notifier.json is the template), once `count` have arrived; received and deleted with the harness's
+    key, as the mapping does with the notifier's role (NotifyQueueEventSource in iam.tf)."""
+    sqs = boto("sqs")
+    template = json.loads((EVENTS / "sqs" / "notifier.json").read_text())["Records"][0]
+    arn = sqs.get_queue_attributes(QueueUrl=notify_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    records: list[dict] = []
+    deadline = time.monotonic() + wait_seconds
+    while len(records) < count and time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=notify_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                     AttributeNames=["All"]).get("Messages", []):
+            record = copy.deepcopy(template)
+            record.update(messageId=m["MessageId"], receiptHandle=m["ReceiptHandle"], body=m["Body"],
+                          md5OfBody=m["MD5OfBody"], eventSourceARN=arn)
+            record["attributes"].update({k: v for k, v in m["Attributes"].items() if k in record["attributes"]})
+            records.append(record)
+            sqs.delete_message(QueueUrl=notify_url, ReceiptHandle=m["ReceiptHandle"])
+    assert len(records) == count, f"expected {count} notification jobs on the notify queue, got {len(records)}"
     return records
 
 
@@ -360,6 +458,28 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
           f"\n[{mode}] AWS calls, queued judgement (request): {json.dumps(per_request_queued, sort_keys=True)}"
           f"\n[{mode}] AWS calls, consume-token: {json.dumps(per_consume, sort_keys=True)}")
 
+    # Notifications, set up after the measurements above (with settings, a fresh read of the tenant's rules also
+    # opens them with the envelope key). A rules policy that asks for review, a review deadline the anchor round
+    # below will have passed, and the loopback receiver subscribed to what the round's decisions announce.
+    receiver: Receiver = deployment["receiver"]
+    answer(api, apigw("register-policy", api_key=key, body=REVIEW_POLICY), 201)
+    review_settings = answer(api, apigw("get-review-settings", api_key=key), 200)
+    answer(api, apigw("put-review-settings", api_key=key, body={
+        "minimum_confidence_bucket": review_settings["minimum_confidence_bucket"],
+        "review_deadline_seconds": REVIEW_DEADLINE_SECONDS}), 200)
+    saved, per_settings = calls_made("clearance-api", lambda: answer(api, apigw(
+        "put-review-settings", api_key=key, path="/notification-settings",
+        body={"webhooks": [{"url": receiver.url, "secret": WEBHOOK_SECRET, "events": NOTIFY_EVENTS}]}), 200))
+    assert WEBHOOK_SECRET not in json.dumps(saved) and saved["webhooks"][0]["secret_set"], saved
+    pending, per_review = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key, body={
+        "tool_name": "erase_records", "tool_args": {"table": "customers"}, "session_id": "s-2"}), 200))
+    pending_at = time.time()
+    assert pending["status"] == "pending_review", pending
+    print(f"[{mode}] AWS calls, PUT /notification-settings: {json.dumps(per_settings, sort_keys=True)}"
+          f"\n[{mode}] AWS calls, a request routed to review, review.pending dispatched: {json.dumps(per_review, sort_keys=True)}")
+    assert per_review.get("sqs:SendMessage") == 1 and per_review.get("dynamodb:PutItem", 0) >= 1, (
+        f"clearance-api records the review.pending delivery and queues its job: {per_review}")
+
     worker = start("judge-worker")
     records = judge_records(queue_url, 2)
     assert set(records) == {queued["request_id"], queued_long["request_id"]}, sorted(records)
@@ -379,11 +499,15 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
         # The cold worker reads the period's key by kid and opens it once (a registry GetItem, an envelope Decrypt
         # beside the one that reads the request), then signs in memory; it never lists the registry.
         assert "kms:Sign" not in per_judgement and "kms:Sign" not in per_long, (per_judgement, per_long)
-        assert per_judgement.get("dynamodb:GetItem") == 1 and "dynamodb:GetItem" not in per_long, (per_judgement, per_long)
+        # The approval announces nothing; the denial reads the tenant's notification settings (one more GetItem).
+        assert per_judgement.get("dynamodb:GetItem") == 1 and per_long.get("dynamodb:GetItem") == 1, (per_judgement, per_long)
         assert "dynamodb:Query" not in per_judgement, per_judgement
     else:
         # The KMS root signs each judged decision's receipt, and the approval's token.
         assert per_judgement.get("kms:Sign") == 2 and per_long.get("kms:Sign") == 1, (per_judgement, per_long)
+    # The denial is announced (clearance.denied): its delivery recorded, its job queued; the approval is not.
+    assert "sqs:SendMessage" not in per_judgement and per_long.get("sqs:SendMessage") == 1, (per_judgement, per_long)
+    assert per_long.get("dynamodb:PutItem", 0) >= 1, per_long
     status, per_poll = calls_made("clearance-api", lambda: answer(
         api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued['request_id']}"), 200))
     print(f"[{mode}] AWS calls, clearance-status poll: {json.dumps(per_poll, sort_keys=True)}")
@@ -391,13 +515,21 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     status_long = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{queued_long['request_id']}"), 200)
     assert status_long["status"] == "denied", f"the scripted model denied the transfer: {status_long}"
 
-    anchor.invoke(scheduled)
+    # The anchor round expires the review once it is older than the deadline, and announces it (review.expired).
+    time.sleep(max(0.0, pending_at + REVIEW_DEADLINE_SECONDS + 1.5 - time.time()))
+    _, per_round = calls_made("anchor-export", lambda: anchor.invoke(scheduled))
+    print(f"[{mode}] AWS calls, anchor round expiring a review (review.expired dispatched): {json.dumps(per_round, sort_keys=True)}")
+    assert per_round.get("sqs:SendMessage") == 1, f"anchor-export queues the review.expired job: {per_round}"
+    expired = answer(api, apigw("clearance-status", api_key=key, path=f"/clearance-status/{pending['request_id']}"), 200)
+    assert expired["status"] == "denied" and expired["reason_code"] == "review_expired", expired
     exported = boto("s3").list_objects_v2(Bucket=deployment["bucket"], Prefix=f"ledgix/{tenant['tenant_id']}/")
     assert any(o["Key"].endswith("/checkpoint") for o in exported.get("Contents", [])), exported
     answer(api, apigw("proof-bundle", api_key=key, query=f"request_id={approved['request_id']}"), 200)
     answer(api, apigw("ledger", api_key=key), 200)
     usage = answer(api, apigw("ledger", api_key=key, path="/usage"), 200)
     assert usage, "the usage counters of the round"
+
+    check_notifications(deployment, api, key, {pending["request_id"], queued_long["request_id"]})
 
     granted = terraform.function_permissions(mode)
     observed = {name: recorded_actions(name) for name in terraform.FUNCTIONS}
@@ -422,6 +554,53 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
 
     report = {name: round(process.init_seconds * 1000, 1) for name, process in deployment["started"].items()}
     print(f"\n[{mode}] init durations (ms, this machine): {json.dumps(report)}")
+
+
+def deliveries(api: FunctionProcess, key: str) -> list[dict]:
+    """GET /notification-deliveries (clearance-api: the delivery log, newest first)."""
+    return answer(api, apigw("get-review-settings", api_key=key, path="/notification-deliveries", query="limit=50"),
+                  200)["deliveries"]
+
+
+def check_notifications(deployment: dict, api: FunctionProcess, key: str, request_ids: set[str]) -> None:
+    """The notifier takes the three jobs the round's decisions queued and posts them; the receiver fails the first
+    post, so one delivery is retried: the notifier re-queues its job with a delay and delivers it next time."""
+    mode, receiver = deployment["mode"], deployment["receiver"]
+    logged = deliveries(api, key)
+    assert sorted(d["event"] for d in logged) == sorted(NOTIFY_EVENTS), logged
+    assert {d["request_id"] for d in logged} == request_ids and {d["status"] for d in logged} == {"queued"}, logged
+
+    notifier = deployment["start"]("notifier")
+    # The sample event as it is: jobs for deliveries this deployment never recorded are skipped and a body that is
+    # no job is dropped, all acknowledged (redelivering cannot make them deliverable).
+    sample = json.loads((EVENTS / "sqs" / "notifier.json").read_text())
+    assert notifier.invoke(sample) == {"batchItemFailures": []} and not receiver.posts, receiver.posts
+    jobs = notify_records(deployment["notify_url"], 3)
+    assert {json.loads(r["body"])["delivery_id"] for r in jobs} == {d["delivery_id"] for d in logged}, jobs
+    outcome, per_batch = calls_made("notifier", lambda: notifier.invoke({"Records": jobs}))
+    print(f"[{mode}] AWS calls, notifier batch of 3 jobs (cold instance; one webhook fails): {json.dumps(per_batch, sort_keys=True)}")
+    assert outcome == {"batchItemFailures": []}, f"a failed webhook is rescheduled, not reported: {outcome}"
+    assert [p["status"] for p in receiver.posts].count(503) == 1 and len(receiver.posts) == 3, receiver.posts
+    assert per_batch.get("sqs:SendMessage") == 1, f"the failed delivery's job is queued again: {per_batch}"
+
+    retry = notify_records(deployment["notify_url"], 1)  # after its delay (about a second)
+    failed_id = next(json.loads(p["body"])["delivery_id"] for p in receiver.posts if p["status"] == 503)
+    assert json.loads(retry[0]["body"])["delivery_id"] == failed_id, (retry, failed_id)
+    outcome, per_retry = calls_made("notifier", lambda: notifier.invoke({"Records": retry}))
+    print(f"[{mode}] AWS calls, notifier retry (warm): {json.dumps(per_retry, sort_keys=True)}")
+    assert outcome == {"batchItemFailures": []} and len(receiver.posts) == 4, (outcome, receiver.posts)
+
+    # Each post is signed with the webhook's secret, names its delivery, and carries the decision it announces.
+    for post in receiver.posts:
+        headers, body = post["headers"], json.loads(post["body"])
+        expected = hmac.new(WEBHOOK_SECRET.encode(), post["body"], hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-ledgix-signature"], f"sha256={expected}"), headers
+        assert headers["x-ledgix-event"] == body["event"] and headers["x-ledgix-delivery"] == body["delivery_id"]
+        assert body["request_id"] in request_ids, body
+    assert {json.loads(p["body"])["event"] for p in receiver.posts if p["status"] == 200} == set(NOTIFY_EVENTS)
+    logged = {d["delivery_id"]: d for d in deliveries(api, key)}
+    assert {d["status"] for d in logged.values()} == {"delivered"}, logged
+    assert logged[failed_id]["attempts"] == 2, logged[failed_id]
 
 
 def check_bedrock_models(bedrock: BedrockRecorder, values: dict) -> None:

@@ -42,7 +42,7 @@ def test_security_state_survives_a_restart(restartable_vault):
                        headers={"Idempotency-Key": key})
         assert again.status_code == 200 and again.json() == first.json(), "an idempotent retry spans a restart"
         assert sum(e["request_id"] == first.json()["request_id"] for e in ledger(h)) == 1
-        assert reviewer.get("/review-settings").json() == {"minimum_confidence_bucket": "medium"}
+        assert reviewer.get("/review-settings").json() == {"minimum_confidence_bucket": "medium", "review_deadline_seconds": 86400}
     with v.http(tenant["api_key"]) as t:
         assert t.get("/policies").status_code == 200
     with v.http(extra["api_key"]) as revoked:

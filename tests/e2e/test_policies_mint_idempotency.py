@@ -83,17 +83,24 @@ def test_rego_reason_and_reason_code_are_returned(vault, http):
 def test_review_settings_round_trip(vault, http):
     _, key = vault.new_tenant()
     h = http(key)
-    assert h.get("/review-settings").json() == {"minimum_confidence_bucket": "high"}
+    day = 86400
+    assert h.get("/review-settings").json() == {"minimum_confidence_bucket": "high", "review_deadline_seconds": day}
     for bucket in ("extra_high", "medium", "low", "none", "high"):
         r = h.put("/review-settings", json={"minimum_confidence_bucket": bucket})
-        assert r.status_code == 200 and r.json() == {"minimum_confidence_bucket": bucket}
-        assert h.get("/review-settings").json() == {"minimum_confidence_bucket": bucket}
-    h.put("/review-settings", json={"minimum_confidence_bucket": "low"})
+        expected = {"minimum_confidence_bucket": bucket, "review_deadline_seconds": day}
+        assert r.status_code == 200 and r.json() == expected
+        assert h.get("/review-settings").json() == expected
+    # The deadline is kept when a PUT leaves it out, and bounded.
+    r = h.put("/review-settings", json={"minimum_confidence_bucket": "low", "review_deadline_seconds": 3600})
+    assert r.status_code == 200 and r.json()["review_deadline_seconds"] == 3600
+    assert h.put("/review-settings", json={"minimum_confidence_bucket": "low"}).json()["review_deadline_seconds"] == 3600
+    for bad in (9, 30 * day + 1, -1, "soon"):
+        assert h.put("/review-settings", json={"minimum_confidence_bucket": "low", "review_deadline_seconds": bad}).status_code == 422
     tool = unique("t")
     vault.register(unique("p"), [tool], rego=APPROVE_SMALL, api_key=key)
     assert h.post("/request-clearance", json={"tool_name": tool, "tool_args": {"amount": 1}}).json()["minimum_confidence_bucket"] == "low"
     _, other = vault.new_tenant()  # other tenants are untouched
-    assert http(other).get("/review-settings").json() == {"minimum_confidence_bucket": "high"}
+    assert http(other).get("/review-settings").json() == {"minimum_confidence_bucket": "high", "review_deadline_seconds": day}
 
 
 # --- /mint-token --------------------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ variables {
     "jwks"          = "test"
     "judge-worker"  = "test"
     "anchor-export" = "test"
+    "notifier"      = "test"
   }
 }
 
@@ -100,11 +101,11 @@ run "functions" {
   command = plan
 
   assert {
-    condition     = length(module.functions.function_names) == 4
-    error_message = "four functions: clearance-api, jwks, judge-worker, anchor-export"
+    condition     = length(module.functions.function_names) == 5
+    error_message = "five functions: clearance-api, jwks, judge-worker, anchor-export, notifier"
   }
   assert {
-    condition = alltrue([for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] :
+    condition = alltrue([for name in ["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"] :
     module.functions.function_names[name] == "ledgix-${name}"])
     error_message = "functions are named <name_prefix>-<name>"
   }
@@ -128,6 +129,132 @@ run "functions" {
     condition     = alltrue([for name, env in local.function_environment : !contains(keys(env), "DATABASE_URL") && !contains(keys(env), "LEDGIX_ADMIN_API_KEY")])
     error_message = "secrets stay in the bootstrap secret, never in a function's environment"
   }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notifications: the notifier outside the VPC, its queue and DLQ, its event source, its environment and grants.
+# ---------------------------------------------------------------------------------------------------------------
+
+run "notifier" {
+  command = plan
+
+  # A distinct ARN per queue (the mock gives every queue the same one), so the grants below can tell them apart.
+  override_resource {
+    target          = module.state.aws_sqs_queue.judge
+    override_during = plan
+    values          = { arn = "arn:aws:sqs:us-east-1:123456789012:ledgix-judge.fifo", url = "https://sqs.us-east-1.amazonaws.com/123456789012/ledgix-judge.fifo" }
+  }
+  override_resource {
+    target          = module.state.aws_sqs_queue.notify
+    override_during = plan
+    values          = { arn = "arn:aws:sqs:us-east-1:123456789012:ledgix-notify", url = "https://sqs.us-east-1.amazonaws.com/123456789012/ledgix-notify" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.envelope
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/envelope" }
+  }
+  override_resource {
+    target          = module.state.aws_kms_key.platform
+    override_during = plan
+    values          = { arn = "arn:aws:kms:us-east-1:123456789012:key/platform" }
+  }
+
+  assert {
+    condition     = !contains(local.vpc_functions, "notifier") && length([for s in local.platform_permissions["notifier"] : s if s.sid == "VpcNetworkInterfaces"]) == 0
+    error_message = "the notifier runs outside the VPC: its webhooks are on the internet, and the VPC has no NAT"
+  }
+  assert {
+    condition     = local.function_timeouts["notifier"] == 30 && local.notify_queue_visibility_timeout_seconds == 180
+    error_message = "a 30 s notifier by default; the notify queue's visibility timeout is 6 x that"
+  }
+  assert {
+    condition = (toset(keys(local.function_environment["notifier"])) == toset(["VAULT_DYNAMODB_TABLE", "VAULT_NOTIFY_SQS_QUEUE_URL", "VAULT_ENVELOPE_KMS_KEY_ID", "RUST_LOG"])
+      && local.function_environment["notifier"]["VAULT_NOTIFY_SQS_QUEUE_URL"] == "https://sqs.us-east-1.amazonaws.com/123456789012/ledgix-notify"
+      && local.function_environment["notifier"]["VAULT_DYNAMODB_TABLE"] == module.state.dynamodb_table_name
+    && local.function_environment["notifier"]["VAULT_ENVELOPE_KMS_KEY_ID"] == "arn:aws:kms:us-east-1:123456789012:key/envelope")
+    error_message = "the notifier gets only what notifier_from_env reads: the hot table, the notify queue, the envelope key (and RUST_LOG)"
+  }
+  assert {
+    condition = alltrue([for key in ["DATABASE_URL", "AWS_SECRET_NAME", "TENANT_SECRET_PREFIX", "VAULT_KMS_KEY_ID", "VAULT_SIGNER_BACKEND"] :
+    !contains(keys(local.function_environment["notifier"]), key)])
+    error_message = "the notifier opens no database, reads no bootstrap secret and builds no signer"
+  }
+  assert {
+    condition = (alltrue([for name in ["clearance-api", "judge-worker", "anchor-export"] :
+      local.function_environment[name]["VAULT_NOTIFY_SQS_QUEUE_URL"] == "https://sqs.us-east-1.amazonaws.com/123456789012/ledgix-notify"])
+    && !contains(keys(local.function_environment["jwks"]), "VAULT_NOTIFY_SQS_QUEUE_URL"))
+    error_message = "every function that commits decisions dispatches their notifications to the notify queue; jwks notifies nobody"
+  }
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : !contains(keys(env), "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS")])
+    error_message = "the development flag that lets webhooks reach loopback addresses is never set on AWS"
+  }
+  assert {
+    condition = (toset(flatten([for s in local.function_statements["notifier"] : s.actions])) == toset(["dynamodb:GetItem", "dynamodb:PutItem", "kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage"])
+      && toset(flatten([for s in local.function_statements["notifier"] : s.resources])) == toset([module.state.dynamodb_table_arn, "arn:aws:kms:us-east-1:123456789012:key/envelope", "arn:aws:sqs:us-east-1:123456789012:ledgix-notify"])
+    && !anytrue([for s in local.platform_permissions["notifier"] : s.sid == "DecryptBootstrapSecret"]))
+    error_message = "the notifier may read and record deliveries, open and seal them with the envelope key, and re-queue a retry: no secret, no signing key"
+  }
+  assert {
+    condition = (toset(one([for s in local.platform_permissions["notifier"] : s if s.sid == "NotifyQueueEventSource"]).resources) == toset(["arn:aws:sqs:us-east-1:123456789012:ledgix-notify"])
+    && alltrue([for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] : length([for s in local.platform_permissions[name] : s if s.sid == "DecryptBootstrapSecret"]) == 1]))
+    error_message = "the notify queue's event source polls with the notifier's role; every other function reads the bootstrap secret"
+  }
+  assert {
+    condition = (alltrue([for name in ["clearance-api", "judge-worker", "anchor-export", "notifier"] :
+      contains(flatten([for s in local.function_statements[name] : s.actions if contains(s.resources, "arn:aws:sqs:us-east-1:123456789012:ledgix-notify")]), "sqs:SendMessage")])
+      && !contains(flatten([for s in local.function_statements["jwks"] : s.resources]), "arn:aws:sqs:us-east-1:123456789012:ledgix-notify")
+    && toset(flatten([for s in local.function_statements["notifier"] : s.resources if contains(s.actions, "sqs:SendMessage")])) == toset(["arn:aws:sqs:us-east-1:123456789012:ledgix-notify"]))
+    error_message = "the dispatchers and the notifier send to the notify queue, and the notifier to nothing else"
+  }
+  assert {
+    condition = alltrue([for name in ["judge-worker", "anchor-export"] :
+    length(setsubtract(["dynamodb:GetItem", "dynamodb:PutItem"], flatten([for s in local.function_statements[name] : s.actions if contains(s.resources, local.hot_table_arn)]))) == 0])
+    error_message = "judge-worker and anchor-export read the settings and record deliveries in any signing mode"
+  }
+  assert {
+    condition     = contains(module.observability.alarm_names, "ledgix-notify-dlq-not-empty") && contains(module.observability.alarm_names, "ledgix-notify-queue-backlog")
+    error_message = "alarms on the notify DLQ and on the notify queue's backlog"
+  }
+  assert {
+    condition     = local.notify_queue_age_alarm_seconds == 900 + 2 * 180
+    error_message = "the backlog alarm allows the longest retry delay (900 s) and two visibility timeouts"
+  }
+  assert {
+    condition     = output.notify_queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/ledgix-notify" && output.notify_dlq_url != null
+    error_message = "the notify queue and its DLQ are outputs"
+  }
+}
+
+run "notifier_timeout_is_checked" {
+  command = plan
+
+  variables {
+    notifier_timeout_seconds = 5
+  }
+
+  expect_failures = [var.notifier_timeout_seconds]
+}
+
+run "notifier_batch_size_is_capped" {
+  command = plan
+
+  variables {
+    notifier_batch_size = 11
+  }
+
+  expect_failures = [var.notifier_batch_size]
+}
+
+run "notifier_max_concurrency_is_checked" {
+  command = plan
+
+  variables {
+    notifier_max_concurrency = 1
+  }
+
+  expect_failures = [var.notifier_max_concurrency]
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -261,7 +388,7 @@ run "iam" {
   command = plan
 
   assert {
-    condition     = length(aws_iam_role.function) == 4
+    condition     = length(aws_iam_role.function) == 5
     error_message = "one role per function"
   }
   assert {
@@ -269,7 +396,7 @@ run "iam" {
     error_message = "jwks may only read its settings and the root's public key, and list the key registry"
   }
   assert {
-    condition     = alltrue(flatten([for name in ["clearance-api", "judge-worker", "jwks"] : [for s in local.function_permissions[name] : [for a in s.actions : !startswith(a, "s3:")]]]))
+    condition     = alltrue(flatten([for name in ["clearance-api", "judge-worker", "jwks", "notifier"] : [for s in local.function_permissions[name] : [for a in s.actions : !startswith(a, "s3:")]]]))
     error_message = "only anchor-export touches the anchor bucket"
   }
   assert {
@@ -283,6 +410,10 @@ run "iam" {
   assert {
     condition     = length([for s in local.platform_permissions["jwks"] : s if s.sid == "VpcNetworkInterfaces"]) == 0
     error_message = "jwks runs outside the VPC"
+  }
+  assert {
+    condition     = alltrue([for s in local.function_permissions["notifier"] : alltrue([for a in s.actions : contains(["dynamodb:GetItem", "dynamodb:PutItem", "kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage"], a)])])
+    error_message = "the notifier may only read and record deliveries, use the envelope key and re-queue a job"
   }
 }
 
@@ -312,15 +443,15 @@ run "signing_direct_by_default" {
   }
 
   assert {
-    condition     = var.signing_mode == "direct" && alltrue([for name, env in local.function_environment : env["VAULT_SIGNER_BACKEND"] == "aws_kms"])
-    error_message = "by default the KMS root signs everything: VAULT_SIGNER_BACKEND=aws_kms on every function"
+    condition     = var.signing_mode == "direct" && alltrue([for name, env in local.function_environment : env["VAULT_SIGNER_BACKEND"] == "aws_kms" if name != "notifier"])
+    error_message = "by default the KMS root signs everything: VAULT_SIGNER_BACKEND=aws_kms on every function (but the notifier, which signs nothing)"
   }
   assert {
     condition     = alltrue([for name, env in local.function_environment : !contains(keys(env), "VAULT_SIGNING_KEY_PERIOD_SECONDS") && !contains(keys(env), "VAULT_SIGNING_KEY_PUBLISH_AHEAD_SECONDS") && !contains(keys(env), "VAULT_SIGNING_KEY_OVERLAP_SECONDS")])
     error_message = "direct mode reads no key calendar, so none is set"
   }
   assert {
-    condition     = alltrue([for name, env in local.function_environment : env["VAULT_KEY_ID"] == "vault-key-001" && env["VAULT_KMS_KEY_ID"] == module.state.signing_key_arn])
+    condition     = alltrue([for name, env in local.function_environment : env["VAULT_KEY_ID"] == "vault-key-001" && env["VAULT_KMS_KEY_ID"] == module.state.signing_key_arn if name != "notifier"])
     error_message = "generation 1 keeps signing_key_kid: existing deployments keep their kid"
   }
   assert {
@@ -329,8 +460,13 @@ run "signing_direct_by_default" {
     error_message = "direct: clearance-api and judge-worker sign tokens and receipts, anchor-export checkpoints"
   }
   assert {
-    condition     = !contains(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.envelope_key_arn)]), "kms:GenerateDataKey")
-    error_message = "direct: anchor-export seals no delegated key, so it generates no data key"
+    condition     = toset(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.envelope_key_arn)])) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
+    error_message = "direct: anchor-export seals no delegated key, but it seals the delivery log entries of the reviews it expires"
+  }
+  assert {
+    condition = (!contains(flatten([for s in local.function_statements["notifier"] : s.resources]), local.signing_key_arn)
+    && toset(flatten([for s in local.function_statements["jwks"] : s.actions if contains(s.resources, local.signing_key_arn)])) == toset(["kms:GetPublicKey"]))
+    error_message = "jwks and the notifier sign nothing: jwks reads the root's public key, the notifier never touches it"
   }
   assert {
     condition     = !contains(flatten([for s in local.function_statements["judge-worker"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:Query")
@@ -338,9 +474,9 @@ run "signing_direct_by_default" {
   }
   assert {
     condition = (contains(flatten([for s in local.function_statements["jwks"] : s.actions if contains(s.resources, local.hot_table_arn)]), "dynamodb:Query")
-      && toset(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.hot_table_arn)])) == toset(["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"])
+      && toset(flatten([for s in local.function_statements["anchor-export"] : s.actions if contains(s.resources, local.hot_table_arn)])) == toset(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"])
     && local.function_environment["jwks"]["VAULT_DYNAMODB_TABLE"] == module.state.dynamodb_table_name)
-    error_message = "jwks lists the key registry in the hot table; anchor-export's key step lists, records and retires roots"
+    error_message = "jwks lists the key registry in the hot table; anchor-export's key step lists, records and retires roots, and it reads notification settings and records deliveries"
   }
   assert {
     condition     = local.function_environment["jwks"]["VAULT_JWT_TTL"] == "300"
@@ -348,7 +484,7 @@ run "signing_direct_by_default" {
   }
   assert {
     condition     = alltrue([for name in keys(local.function_names) : length([for s in local.platform_permissions[name] : s if s.sid == "HotTableKey"]) == 1])
-    error_message = "every function reads the hot table (the key registry), encrypted with the platform key"
+    error_message = "every function reads the hot table (the key registry, the notifications), encrypted with the platform key"
   }
   assert {
     condition     = output.signing_keys == { "1" = { arn = module.state.signing_key_arn, kid = "vault-key-001", active = true } }
@@ -381,8 +517,8 @@ run "signing_delegated" {
   }
 
   assert {
-    condition     = alltrue([for name, env in local.function_environment : env["VAULT_SIGNER_BACKEND"] == "aws_kms_delegated"])
-    error_message = "delegated: VAULT_SIGNER_BACKEND=aws_kms_delegated on every function"
+    condition     = alltrue([for name, env in local.function_environment : env["VAULT_SIGNER_BACKEND"] == "aws_kms_delegated" if name != "notifier"])
+    error_message = "delegated: VAULT_SIGNER_BACKEND=aws_kms_delegated on every function (but the notifier, which signs nothing)"
   }
   assert {
     condition = alltrue([for name in ["clearance-api", "judge-worker", "anchor-export"] : (
@@ -393,8 +529,8 @@ run "signing_delegated" {
     error_message = "every function that builds the vault gets the same key calendar and the envelope key that seals the keys"
   }
   assert {
-    condition     = !contains(keys(local.function_environment["jwks"]), "VAULT_SIGNING_KEY_PERIOD_SECONDS")
-    error_message = "jwks opens no delegated key: no calendar"
+    condition     = !contains(keys(local.function_environment["jwks"]), "VAULT_SIGNING_KEY_PERIOD_SECONDS") && !contains(keys(local.function_environment["notifier"]), "VAULT_SIGNING_KEY_PERIOD_SECONDS")
+    error_message = "jwks opens no delegated key, the notifier no key at all: no calendar"
   }
   assert {
     condition = alltrue([for name in ["clearance-api", "judge-worker"] :
@@ -466,7 +602,7 @@ run "signing_root_rotated" {
   }
 
   assert {
-    condition     = alltrue([for name, env in local.function_environment : env["VAULT_KEY_ID"] == "vault-key-001-2" && env["VAULT_KMS_KEY_ID"] == module.state.signing_key_arn])
+    condition     = alltrue([for name, env in local.function_environment : env["VAULT_KEY_ID"] == "vault-key-001-2" && env["VAULT_KMS_KEY_ID"] == module.state.signing_key_arn if name != "notifier"])
     error_message = "the last generation is the root: kid <signing_key_kid>-<generation>"
   }
   assert {
@@ -637,21 +773,23 @@ run "state_module" {
   }
 
   variables {
-    account_id                             = "123456789012"
-    partition                              = "aws"
-    dynamodb_table_name                    = "ledgix-hot"
-    deletion_protection                    = true
-    judge_worker_timeout_seconds           = 60
-    judge_queue_visibility_timeout_seconds = 360
-    judge_queue_max_receive_count          = 5
-    anchor_bucket_name                     = null
-    anchor_object_lock_enabled             = true
-    anchor_object_lock_mode                = "GOVERNANCE"
-    anchor_object_lock_days                = 365
-    anchor_noncurrent_transition_days      = 30
-    signing_key_generations                = ["1", "2"]
-    kms_deletion_window_days               = 30
-    secret_recovery_window_days            = 7
+    account_id                              = "123456789012"
+    partition                               = "aws"
+    dynamodb_table_name                     = "ledgix-hot"
+    deletion_protection                     = true
+    judge_worker_timeout_seconds            = 60
+    judge_queue_visibility_timeout_seconds  = 360
+    judge_queue_max_receive_count           = 5
+    notifier_timeout_seconds                = 30
+    notify_queue_visibility_timeout_seconds = 180
+    anchor_bucket_name                      = null
+    anchor_object_lock_enabled              = true
+    anchor_object_lock_mode                 = "GOVERNANCE"
+    anchor_object_lock_days                 = 365
+    anchor_noncurrent_transition_days       = 30
+    signing_key_generations                 = ["1", "2"]
+    kms_deletion_window_days                = 30
+    secret_recovery_window_days             = 7
   }
 
   assert {
@@ -677,6 +815,22 @@ run "state_module" {
   assert {
     condition     = aws_sqs_queue.judge.sqs_managed_sse_enabled && aws_sqs_queue.judge_dlq.sqs_managed_sse_enabled
     error_message = "queues are encrypted at rest"
+  }
+  assert {
+    condition     = !aws_sqs_queue.notify.fifo_queue && !aws_sqs_queue.notify_dlq.fifo_queue && aws_sqs_queue.notify.visibility_timeout_seconds == 180 && aws_sqs_queue.notify.name == "ledgix-notify"
+    error_message = "the notify queue and its DLQ are standard queues (order does not matter, a duplicate is harmless); visibility timeout as given"
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.notify.redrive_policy).maxReceiveCount == 5 && aws_sqs_queue.notify_dlq.message_retention_seconds == 1209600
+    error_message = "a notification job is dead-lettered after 5 receives and kept 14 days there"
+  }
+  assert {
+    condition     = aws_sqs_queue.notify.sqs_managed_sse_enabled && aws_sqs_queue.notify_dlq.sqs_managed_sse_enabled
+    error_message = "the notify queues are encrypted at rest like the judge queue's (SQS-managed keys: no KMS grant for senders or the consumer)"
+  }
+  assert {
+    condition     = aws_sqs_queue.notify.message_retention_seconds >= 86400
+    error_message = "a job outlives the 24 hours its delivery is retried"
   }
   assert {
     condition     = aws_s3_bucket_versioning.anchors.versioning_configuration[0].status == "Enabled"
@@ -737,24 +891,56 @@ run "visibility_timeout_too_short_is_refused" {
   }
 
   variables {
-    account_id                             = "123456789012"
-    partition                              = "aws"
-    dynamodb_table_name                    = "ledgix-hot"
-    deletion_protection                    = true
-    judge_worker_timeout_seconds           = 60
-    judge_queue_visibility_timeout_seconds = 120
-    judge_queue_max_receive_count          = 5
-    anchor_bucket_name                     = null
-    anchor_object_lock_enabled             = false
-    anchor_object_lock_mode                = "GOVERNANCE"
-    anchor_object_lock_days                = 365
-    anchor_noncurrent_transition_days      = 30
-    signing_key_generations                = ["1"]
-    kms_deletion_window_days               = 30
-    secret_recovery_window_days            = 7
+    account_id                              = "123456789012"
+    partition                               = "aws"
+    dynamodb_table_name                     = "ledgix-hot"
+    deletion_protection                     = true
+    judge_worker_timeout_seconds            = 60
+    judge_queue_visibility_timeout_seconds  = 120
+    judge_queue_max_receive_count           = 5
+    notifier_timeout_seconds                = 30
+    notify_queue_visibility_timeout_seconds = 180
+    anchor_bucket_name                      = null
+    anchor_object_lock_enabled              = false
+    anchor_object_lock_mode                 = "GOVERNANCE"
+    anchor_object_lock_days                 = 365
+    anchor_noncurrent_transition_days       = 30
+    signing_key_generations                 = ["1"]
+    kms_deletion_window_days                = 30
+    secret_recovery_window_days             = 7
   }
 
   expect_failures = [aws_sqs_queue.judge]
+}
+
+run "notify_visibility_timeout_too_short_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/state"
+  }
+
+  variables {
+    account_id                              = "123456789012"
+    partition                               = "aws"
+    dynamodb_table_name                     = "ledgix-hot"
+    deletion_protection                     = true
+    judge_worker_timeout_seconds            = 60
+    judge_queue_visibility_timeout_seconds  = 360
+    judge_queue_max_receive_count           = 5
+    notifier_timeout_seconds                = 30
+    notify_queue_visibility_timeout_seconds = 60
+    anchor_bucket_name                      = null
+    anchor_object_lock_enabled              = false
+    anchor_object_lock_mode                 = "GOVERNANCE"
+    anchor_object_lock_days                 = 365
+    anchor_noncurrent_transition_days       = 30
+    signing_key_generations                 = ["1"]
+    kms_deletion_window_days                = 30
+    secret_recovery_window_days             = 7
+  }
+
+  expect_failures = [aws_sqs_queue.notify]
 }
 
 run "functions_module" {
@@ -766,14 +952,14 @@ run "functions_module" {
 
   variables {
     functions = {
-      for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] : name => {
+      for name in ["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"] : name => {
         function_name   = "ledgix-${name}"
         description     = name
         role_arn        = "arn:aws:iam::123456789012:role/ledgix-${name}-role"
         memory_mb       = 512
         timeout_seconds = name == "judge-worker" ? 60 : 10
         environment     = { VAULT_BACKEND = "aws" }
-        in_vpc          = name != "jwks"
+        in_vpc          = !contains(["jwks", "notifier"], name)
         package_path    = "missing/${name}/bootstrap.zip"
         package_hash    = "test"
       }
@@ -786,6 +972,9 @@ run "functions_module" {
     judge_queue_arn              = "arn:aws:sqs:us-east-1:123456789012:ledgix-judge.fifo"
     judge_worker_batch_size      = 10
     judge_worker_max_concurrency = null
+    notify_queue_arn             = "arn:aws:sqs:us-east-1:123456789012:ledgix-notify"
+    notifier_batch_size          = 10
+    notifier_max_concurrency     = 20
     anchor_schedule_name         = "ledgix-anchor-export"
     anchor_schedule_expression   = "rate(1 minute)"
     anchor_scheduler_role_arn    = "arn:aws:iam::123456789012:role/ledgix-anchor-scheduler"
@@ -799,6 +988,21 @@ run "functions_module" {
   assert {
     condition     = length(aws_lambda_function.this["jwks"].vpc_config) == 0 && length(aws_lambda_function.this["clearance-api"].vpc_config) == 1
     error_message = "only the database-reaching functions run in the VPC"
+  }
+  assert {
+    condition     = length(aws_lambda_function.this["notifier"].vpc_config) == 0
+    error_message = "the notifier runs outside the VPC (webhooks are on the internet)"
+  }
+  assert {
+    condition = (aws_lambda_event_source_mapping.notifier.event_source_arn == "arn:aws:sqs:us-east-1:123456789012:ledgix-notify"
+      && aws_lambda_event_source_mapping.notifier.batch_size == 10
+      && contains(aws_lambda_event_source_mapping.notifier.function_response_types, "ReportBatchItemFailures")
+    && aws_lambda_event_source_mapping.notifier.scaling_config[0].maximum_concurrency == 20)
+    error_message = "the notifier takes the notify queue's jobs 10 at a time, reports the ones to redeliver, and its concurrency cap is passed on"
+  }
+  assert {
+    condition     = length(aws_lambda_event_source_mapping.judge_worker.scaling_config) == 0
+    error_message = "no concurrency cap unless one is given"
   }
   assert {
     condition     = alltrue([for group in aws_cloudwatch_log_group.function : group.retention_in_days == 90])
@@ -913,18 +1117,21 @@ run "observability_module" {
   }
 
   variables {
-    alarm_sns_topic_arn           = null
-    alarm_email                   = null
-    sns_kms_key_arn               = "arn:aws:kms:us-east-1:123456789012:key/platform"
-    function_names                = { for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] : name => "ledgix-${name}" }
-    api_id                        = "abc123"
-    judge_queue_name              = "ledgix-judge.fifo"
-    judge_dlq_name                = "ledgix-judge-dlq.fifo"
-    api_5xx_alarm_threshold       = 5
-    anchor_interval_seconds       = 30
-    anchor_schedule_seconds       = 60
-    anchor_stalled_alarm_minutes  = 10
-    judge_queue_age_alarm_seconds = 720
+    alarm_sns_topic_arn            = null
+    alarm_email                    = null
+    sns_kms_key_arn                = "arn:aws:kms:us-east-1:123456789012:key/platform"
+    function_names                 = { for name in ["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"] : name => "ledgix-${name}" }
+    api_id                         = "abc123"
+    judge_queue_name               = "ledgix-judge.fifo"
+    judge_dlq_name                 = "ledgix-judge-dlq.fifo"
+    api_5xx_alarm_threshold        = 5
+    anchor_interval_seconds        = 30
+    anchor_schedule_seconds        = 60
+    anchor_stalled_alarm_minutes   = 10
+    judge_queue_age_alarm_seconds  = 720
+    notify_queue_name              = "ledgix-notify"
+    notify_dlq_name                = "ledgix-notify-dlq"
+    notify_queue_age_alarm_seconds = 1260
   }
 
   assert {
@@ -932,8 +1139,30 @@ run "observability_module" {
     error_message = "an alarm on the DLQ depth"
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.api_5xx.metric_name == "5xx" && length(aws_cloudwatch_metric_alarm.function_throttles) == 4
-    error_message = "alarms on 5xx and on throttles of every function"
+    condition     = aws_cloudwatch_metric_alarm.api_5xx.metric_name == "5xx" && length(aws_cloudwatch_metric_alarm.function_throttles) == 5 && length(aws_cloudwatch_metric_alarm.function_errors) == 5
+    error_message = "alarms on 5xx and on errors and throttles of every function"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.notify_dlq_not_empty.metric_name == "ApproximateNumberOfMessagesVisible"
+      && aws_cloudwatch_metric_alarm.notify_dlq_not_empty.dimensions["QueueName"] == "ledgix-notify-dlq"
+      && aws_cloudwatch_metric_alarm.notify_dlq_not_empty.threshold == 0
+    && aws_cloudwatch_metric_alarm.notify_dlq_not_empty.comparison_operator == "GreaterThanThreshold")
+    error_message = "an alarm as soon as a notification job is dead-lettered"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.notify_queue_age.metric_name == "ApproximateAgeOfOldestMessage"
+      && aws_cloudwatch_metric_alarm.notify_queue_age.dimensions["QueueName"] == "ledgix-notify"
+    && aws_cloudwatch_metric_alarm.notify_queue_age.threshold == 1260)
+    error_message = "an alarm on the age of the oldest notification job"
+  }
+  assert {
+    condition = (toset(aws_cloudwatch_metric_alarm.notify_dlq_not_empty.alarm_actions) == toset(aws_cloudwatch_metric_alarm.judge_dlq_not_empty.alarm_actions)
+    && toset(aws_cloudwatch_metric_alarm.notify_queue_age.ok_actions) == toset(aws_cloudwatch_metric_alarm.judge_queue_age.ok_actions))
+    error_message = "the notify queue's alarms notify the same topic as the judge queue's"
+  }
+  assert {
+    condition     = strcontains(aws_cloudwatch_dashboard.this.dashboard_body, "ledgix-notify-dlq")
+    error_message = "the dashboard shows the notify queue and its DLQ"
   }
   assert {
     condition     = aws_cloudwatch_metric_alarm.anchor_stalled.treat_missing_data == "breaching" && aws_cloudwatch_metric_alarm.anchor_stalled.alarm_name == "ledgix-anchor-stalled"
@@ -983,18 +1212,21 @@ run "observability_module_long_anchor_interval" {
   }
 
   variables {
-    alarm_sns_topic_arn           = "arn:aws:sns:us-east-1:123456789012:oncall"
-    alarm_email                   = null
-    sns_kms_key_arn               = "arn:aws:kms:us-east-1:123456789012:key/platform"
-    function_names                = { for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] : name => "ledgix-${name}" }
-    api_id                        = "abc123"
-    judge_queue_name              = "ledgix-judge.fifo"
-    judge_dlq_name                = "ledgix-judge-dlq.fifo"
-    api_5xx_alarm_threshold       = 5
-    anchor_interval_seconds       = 300
-    anchor_schedule_seconds       = 300
-    anchor_stalled_alarm_minutes  = 15
-    judge_queue_age_alarm_seconds = 720
+    alarm_sns_topic_arn            = "arn:aws:sns:us-east-1:123456789012:oncall"
+    alarm_email                    = null
+    sns_kms_key_arn                = "arn:aws:kms:us-east-1:123456789012:key/platform"
+    function_names                 = { for name in ["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"] : name => "ledgix-${name}" }
+    api_id                         = "abc123"
+    judge_queue_name               = "ledgix-judge.fifo"
+    judge_dlq_name                 = "ledgix-judge-dlq.fifo"
+    api_5xx_alarm_threshold        = 5
+    anchor_interval_seconds        = 300
+    anchor_schedule_seconds        = 300
+    anchor_stalled_alarm_minutes   = 15
+    judge_queue_age_alarm_seconds  = 720
+    notify_queue_name              = "ledgix-notify"
+    notify_dlq_name                = "ledgix-notify-dlq"
+    notify_queue_age_alarm_seconds = 1260
   }
 
   assert {

@@ -122,6 +122,42 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// The exact bytes of a body, for a route that checks a signature over them (`POST /slack/interactions`): the
+/// same 256 KiB limit (413 `payload_too_large`), any content type (the route reads its own format).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let declared_len = parts
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let bytes = Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::Vault(ledgix_core::VaultError::InvalidRequest(
+                        "could not read the request body".into(),
+                    ))
+                }
+            })?
+            .to_bytes();
+        Ok(RawBody(bytes))
+    }
+}
+
 /// serde_json's error for a number literal beyond the range of a double (it has no error code to match).
 fn is_number_out_of_range(e: &serde_json::Error) -> bool {
     e.to_string().starts_with("number out of range")

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod request_id;
+pub mod review_page;
 pub mod routes;
 pub mod state;
 

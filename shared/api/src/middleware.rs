@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::header::CONNECTION;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
@@ -68,8 +68,63 @@ pub async fn request_context(
         if origin.as_bytes() == allowed.as_bytes() {
             headers.insert("access-control-allow-origin", origin);
             headers.insert("vary", HeaderValue::from_static("Origin"));
+            headers.insert(
+                "access-control-expose-headers",
+                HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+            );
         }
     }
+    response
+}
+
+/// What a browser page on VAULT_CORS_ALLOWED_ORIGIN may send to the tenant routes (never to `/admin/*`).
+pub const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, DELETE";
+pub const CORS_ALLOW_HEADERS: &str =
+    "X-Vault-API-Key, Authorization, Content-Type, Idempotency-Key, X-Request-ID";
+/// Seconds a browser may reuse a preflight answer.
+pub const CORS_MAX_AGE: &str = "600";
+/// Response headers such a page may read besides the CORS-safelisted ones.
+const CORS_EXPOSE_HEADERS: &str = "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, \
+     X-RateLimit-Reset, Retry-After, Idempotent-Replayed";
+
+/// The CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) of a browser on VAULT_CORS_ALLOWED_ORIGIN:
+/// 204 with the methods and headers the tenant routes take (the key header among them) and a max-age. It grants
+/// nothing by itself: the request that follows is authenticated as any other. Any other origin, no origin
+/// configured, or an `/admin/*` path: passed on (and answered 405 like any unserved method).
+pub async fn cors_preflight(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let admitted = request.method() == Method::OPTIONS
+        && headers.contains_key("access-control-request-method")
+        && !request.uri().path().starts_with("/admin/")
+        && matches!(
+            (&state.cors_allowed_origin, headers.get("origin")),
+            (Some(allowed), Some(origin)) if origin.as_bytes() == allowed.as_bytes()
+        );
+    if !admitted {
+        return next.run(request).await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let out = response.headers_mut();
+    if let Some(origin) = request.headers().get("origin") {
+        out.insert("access-control-allow-origin", origin.clone());
+    }
+    out.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static(CORS_ALLOW_METHODS),
+    );
+    out.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(CORS_ALLOW_HEADERS),
+    );
+    out.insert(
+        "access-control-max-age",
+        HeaderValue::from_static(CORS_MAX_AGE),
+    );
+    out.insert("vary", HeaderValue::from_static("Origin"));
     response
 }
 

@@ -23,6 +23,7 @@ use crate::admin::admin_auth;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::middleware::{request_context, require_roles, tenant_auth};
+use crate::review_page;
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -104,7 +105,28 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
     use Method as M;
     let public = Routes::new()
         .add(M::GET, "/healthz", Access::Public, healthz)
-        .add(M::GET, "/.well-known/jwks.json", Access::Public, jwks);
+        // Slack signs it with the tenant's Slack app signing secret; the use case checks that, not a key.
+        .add(
+            M::POST,
+            "/slack/interactions",
+            Access::Public,
+            slack_interactions,
+        )
+        .add(M::GET, "/.well-known/jwks.json", Access::Public, jwks)
+        // The reviewer web page: static, holds no data; its calls carry the reviewer's own key.
+        .add(M::GET, "/review", Access::Public, review_page::index)
+        .add(
+            M::GET,
+            "/review/review.js",
+            Access::Public,
+            review_page::script,
+        )
+        .add(
+            M::GET,
+            "/review/review.css",
+            Access::Public,
+            review_page::style,
+        );
     let tenant = Routes::new()
         .tenant(M::POST, "/register-policy", &[TenantAdmin], register_policy)
         .tenant(M::GET, "/policies", &[TenantAdmin], list_policies)
@@ -206,6 +228,11 @@ pub fn router(state: AppState) -> (Router, RouteTable) {
         .router
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // CORS preflight of a page on VAULT_CORS_ALLOWED_ORIGIN, answered before any route or key is involved.
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::middleware::cors_preflight,
+        ))
         // Before any key is hashed or looked up; inside request_context, so a 429 carries X-Request-ID.
         .layer(from_fn_with_state(
             state.clone(),
@@ -605,4 +632,22 @@ async fn revoke_api_key(
 ) -> ApiResult {
     state.vault.revoke_api_key(&key_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A click on a Slack message's Approve or Deny button (docs/notifications.md, "Slack").
+async fn slack_interactions(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    crate::extract::RawBody(body): crate::extract::RawBody,
+) -> ApiResult {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let answer = state
+        .vault
+        .slack_interaction(
+            header("x-slack-request-timestamp"),
+            header("x-slack-signature"),
+            &body,
+        )
+        .await?;
+    Ok(json_response(StatusCode::OK, &answer))
 }

@@ -83,6 +83,23 @@ async fn sample_events_through_the_real_handlers() {
     api_gateway_events(&vault).await;
     sqs_batch_in_order(&vault).await;
     scheduled_anchor_round(&vault).await;
+    if std::env::var("LEDGIX_TEST_BACKEND").as_deref() == Ok("aws") {
+        notifier_batch().await;
+    }
+}
+
+/// The notifier function's handler on its sample event (AWS only: the function exists only there). Jobs for
+/// deliveries that do not exist and a body that is not a job are dropped, not redelivered.
+async fn notifier_batch() {
+    let notifier = std::sync::Arc::new(ledgix_wiring::notifier_from_env().await.expect("notifier"));
+    let event: SqsEvent = serde_json::from_str(&read("sqs/notifier.json")).expect("SQS event");
+    assert_eq!(event.records.len(), 3);
+    let response = lambda::notify_batch(&notifier, event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
 }
 
 async fn api_gateway_events(vault: &std::sync::Arc<ledgix_core::Vault>) {

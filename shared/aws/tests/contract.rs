@@ -305,6 +305,7 @@ mod envelope {
                 secret: "webhook-secret-not-in-clear".into(),
                 events: vec![NotificationEvent::ReviewPending],
             }],
+            slack: None,
         };
         ports
             .notifications
@@ -799,6 +800,7 @@ mod notify_queue {
                 &tenant,
                 &NotificationSettings {
                     webhooks: vec![target.clone()],
+                    slack: None,
                 },
             )
             .await

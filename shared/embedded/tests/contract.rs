@@ -75,6 +75,7 @@ mod encrypted {
                 secret: "webhook-secret-not-in-clear".into(),
                 events: vec![NotificationEvent::ReviewPending],
             }],
+            slack: None,
         };
         ports
             .notifications

@@ -1,5 +1,5 @@
-# The four Lambda functions (cargo-lambda zips, arm64, provided.al2023), their log groups, the judge queue's event
-# source mapping and the anchor-export schedule.
+# The five Lambda functions (cargo-lambda zips, arm64, provided.al2023), their log groups, the event source mappings
+# of the judge queue and the notify queue, and the anchor-export schedule.
 
 resource "aws_cloudwatch_log_group" "function" {
   #checkov:skip=CKV_AWS_338:Retention is the log_retention_days input (default 90); audit evidence lives in the ledger and the anchor bucket, not in logs
@@ -11,9 +11,9 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_117:jwks reaches only KMS and Secrets Manager and needs nothing in the VPC; the other three run in it (in_vpc)
+  #checkov:skip=CKV_AWS_117:jwks reaches only KMS, Secrets Manager and DynamoDB, and the notifier only DynamoDB, SQS, KMS and tenants' public webhook URLs: neither needs anything in the VPC; the other three run in it (in_vpc)
   #checkov:skip=CKV_AWS_115:Reserved concurrency is the reserved_concurrency input: reserving fails on accounts with a low concurrency quota
-  #checkov:skip=CKV_AWS_116:No asynchronous invocations to dead-letter: the API functions are synchronous, judge-worker's queue has its own DLQ, and a missed anchor round is redone by the next one (anchor lag alarm)
+  #checkov:skip=CKV_AWS_116:No asynchronous invocations to dead-letter: the API functions are synchronous, the judge and notify queues have their own DLQs, and a missed anchor round is redone by the next one (anchor lag alarm)
   #checkov:skip=CKV_AWS_173:The environment holds no secrets (they are in the bootstrap secret); Lambda encrypts it at rest with its own key
   #checkov:skip=CKV_AWS_272:cargo-lambda zips are not signed with AWS Signer; source_code_hash pins the deployed package
   for_each = var.functions
@@ -77,6 +77,28 @@ resource "aws_lambda_event_source_mapping" "judge_worker" {
     for_each = var.judge_worker_max_concurrency == null ? [] : [1]
     content {
       maximum_concurrency = var.judge_worker_max_concurrency
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# notifier: SQS standard event source
+# ---------------------------------------------------------------------------------------------------------------
+
+resource "aws_lambda_event_source_mapping" "notifier" {
+  event_source_arn = var.notify_queue_arn
+  function_name    = aws_lambda_function.this["notifier"].arn
+  batch_size       = var.notifier_batch_size
+  enabled          = true
+  # The notifier attempts the batch's deliveries concurrently. A failed webhook is rescheduled on the queue by the
+  # notifier itself (its message is done); only a job whose store or queue work failed is reported, so SQS
+  # redelivers just those, and dead-letters them after the queue's maxReceiveCount.
+  function_response_types = ["ReportBatchItemFailures"]
+
+  dynamic "scaling_config" {
+    for_each = var.notifier_max_concurrency == null ? [] : [1]
+    content {
+      maximum_concurrency = var.notifier_max_concurrency
     }
   }
 }

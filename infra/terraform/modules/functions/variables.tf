@@ -1,5 +1,5 @@
 variable "functions" {
-  description = "The functions by short name (clearance-api, jwks, judge-worker, anchor-export)."
+  description = "The functions by short name (clearance-api, jwks, judge-worker, anchor-export, notifier)."
   type = map(object({
     function_name        = string
     description          = string
@@ -14,8 +14,8 @@ variable "functions" {
   }))
 
   validation {
-    condition     = alltrue([for name in ["clearance-api", "jwks", "judge-worker", "anchor-export"] : contains(keys(var.functions), name)])
-    error_message = "functions must define clearance-api, jwks, judge-worker and anchor-export."
+    condition     = alltrue([for name in ["clearance-api", "jwks", "judge-worker", "anchor-export", "notifier"] : contains(keys(var.functions), name)])
+    error_message = "functions must define clearance-api, jwks, judge-worker, anchor-export and notifier."
   }
 }
 
@@ -56,6 +56,21 @@ variable "judge_worker_batch_size" {
 
 variable "judge_worker_max_concurrency" {
   description = "Optional cap on concurrent judge-worker invocations."
+  type        = number
+}
+
+variable "notify_queue_arn" {
+  description = "Notify queue (standard) feeding the notifier."
+  type        = string
+}
+
+variable "notifier_batch_size" {
+  description = "Messages per notifier invocation (<= 10)."
+  type        = number
+}
+
+variable "notifier_max_concurrency" {
+  description = "Optional cap on concurrent notifier invocations."
   type        = number
 }
 

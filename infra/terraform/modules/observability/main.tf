@@ -53,6 +53,40 @@ resource "aws_cloudwatch_metric_alarm" "judge_queue_age" {
   ok_actions          = local.alarm_actions
 }
 
+# A message in the notify DLQ is a delivery whose job failed on the store or the queue at every receive (a failed
+# webhook is retried by the notifier itself, never dead-lettered by SQS): it is not attempted again until redriven.
+resource "aws_cloudwatch_metric_alarm" "notify_dlq_not_empty" {
+  alarm_name          = "${var.name_prefix}-notify-dlq-not-empty"
+  alarm_description   = "Notification jobs were moved to the dead-letter queue ${var.notify_dlq_name}: the notifier failed on DynamoDB, KMS or SQS, or crashed or timed out, at every receive (a failed webhook is retried by the notifier, never dead-lettered here). Fix the cause, then redrive (docs/deploy.md, Notifications)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.notify_dlq_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "notify_queue_age" {
+  alarm_name          = "${var.name_prefix}-notify-queue-backlog"
+  alarm_description   = "The oldest notification job in ${var.notify_queue_name} has waited more than ${var.notify_queue_age_alarm_seconds} s (a retry waits at most 15 minutes by design): the notifier is failing, throttled or too slow, and webhooks go out late."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = var.notify_queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.notify_queue_age_alarm_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 resource "aws_cloudwatch_metric_alarm" "api_5xx" {
   alarm_name          = "${var.name_prefix}-api-5xx"
   alarm_description   = "The HTTP API answered 5xx (the vault itself never should: look for function errors, timeouts or throttles)."
@@ -261,6 +295,18 @@ resource "aws_cloudwatch_dashboard" "this" {
             [{ id = "lag", expression = "SEARCH('{${local.anchor_metrics_namespace},TenantId} MetricName=\"AnchorLagSeconds\"', 'Maximum', ${local.anchor_lag_period})", label = "$${PROP('Dim.TenantId')}" }],
           ]
           annotations = { horizontal = [{ label = "anchor-lag alarm", value = local.anchor_lag_threshold }] }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 24, width = 12, height = 6
+        properties = {
+          title = "Notify queue", region = var.aws_region, stat = "Maximum", period = 60, view = "timeSeries"
+          metrics = [
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.notify_queue_name, { label = "waiting" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesDelayed", "QueueName", var.notify_queue_name, { label = "retries waiting (delayed)" }],
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.notify_queue_name, { label = "oldest (s)", yAxis = "right" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.notify_dlq_name, { label = "dead-letter" }],
+          ]
         }
       },
     ]

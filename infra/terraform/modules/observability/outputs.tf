@@ -9,6 +9,8 @@ output "alarm_names" {
     [
       aws_cloudwatch_metric_alarm.judge_dlq_not_empty.alarm_name,
       aws_cloudwatch_metric_alarm.judge_queue_age.alarm_name,
+      aws_cloudwatch_metric_alarm.notify_dlq_not_empty.alarm_name,
+      aws_cloudwatch_metric_alarm.notify_queue_age.alarm_name,
       aws_cloudwatch_metric_alarm.api_5xx.alarm_name,
       aws_cloudwatch_metric_alarm.anchor_stalled.alarm_name,
       aws_cloudwatch_metric_alarm.anchor_lag.alarm_name,

@@ -67,3 +67,18 @@ variable "judge_queue_age_alarm_seconds" {
   description = "Age of the oldest judge message before the alarm fires."
   type        = number
 }
+
+variable "notify_queue_name" {
+  description = "Notify queue name."
+  type        = string
+}
+
+variable "notify_dlq_name" {
+  description = "Notify dead-letter queue name."
+  type        = string
+}
+
+variable "notify_queue_age_alarm_seconds" {
+  description = "Age of the oldest notification job before the alarm fires (retries wait up to 900 s on the queue by design)."
+  type        = number
+}

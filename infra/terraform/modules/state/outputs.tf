@@ -68,6 +68,36 @@ output "judge_dlq_name" {
   value       = aws_sqs_queue.judge_dlq.name
 }
 
+output "notify_queue_url" {
+  description = "URL of the notify queue."
+  value       = aws_sqs_queue.notify.url
+}
+
+output "notify_queue_arn" {
+  description = "ARN of the notify queue."
+  value       = aws_sqs_queue.notify.arn
+}
+
+output "notify_queue_name" {
+  description = "Name of the notify queue."
+  value       = aws_sqs_queue.notify.name
+}
+
+output "notify_dlq_url" {
+  description = "URL of the notify dead-letter queue."
+  value       = aws_sqs_queue.notify_dlq.url
+}
+
+output "notify_dlq_arn" {
+  description = "ARN of the notify dead-letter queue."
+  value       = aws_sqs_queue.notify_dlq.arn
+}
+
+output "notify_dlq_name" {
+  description = "Name of the notify dead-letter queue."
+  value       = aws_sqs_queue.notify_dlq.name
+}
+
 output "anchor_bucket_name" {
   description = "Name of the anchor bucket."
   value       = aws_s3_bucket.anchors.id

@@ -82,3 +82,13 @@ variable "secret_recovery_window_days" {
   description = "Recovery window of the bootstrap secret."
   type        = number
 }
+
+variable "notifier_timeout_seconds" {
+  description = "Timeout of the function consuming the notify queue."
+  type        = number
+}
+
+variable "notify_queue_visibility_timeout_seconds" {
+  description = "Visibility timeout of the notify queue (at least 6 x the notifier timeout)."
+  type        = number
+}

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{clearance, unique, Ports};
 use crate::model::ClearanceStatus;
 use crate::notify::{
-    Delivery, DeliveryStatus, NotificationEvent, NotificationSettings, WebhookTarget,
+    Delivery, DeliveryStatus, NotificationEvent, NotificationSettings, SlackTarget, WebhookTarget,
 };
 use crate::ports::Write;
 
@@ -22,6 +22,12 @@ fn settings(url: &str) -> NotificationSettings {
                 NotificationEvent::ClearanceDenied,
             ],
         }],
+        slack: Some(SlackTarget {
+            webhook_url: "https://hooks.slack.com/services/T0/B0/x".into(),
+            signing_secret: "a-slack-signing-secret".into(),
+            reviewer_user_ids: vec!["U2CERLKJA".into()],
+            events: vec![NotificationEvent::ReviewPending],
+        }),
     }
 }
 

@@ -1,12 +1,14 @@
 //! Notifying people of decisions: a tenant's notification settings, the deliveries a decision queues (in the
 //! same tenant commit, as an outbox), and the notifier that delivers them with retries. The wire formats
-//! (webhook body and headers, the signature) are in `webhook`, the retry schedule in `retry`, which addresses a
-//! webhook may reach in `address`, the delivery use case in `notifier`.
+//! (webhook body and headers, the signature) are in `webhook`, Slack's messages and interaction requests in
+//! `slack`, the retry schedule in `retry`, which addresses a webhook may reach in `address`, the delivery use
+//! case in `notifier`.
 
 pub mod address;
 pub mod notifier;
 pub mod retry;
 pub mod settings;
+pub mod slack;
 pub mod webhook;
 
 use async_trait::async_trait;
@@ -16,7 +18,7 @@ use serde_json::Value;
 use crate::error::StoreError;
 
 pub use notifier::{DeliveryOutcome, Notifier, NotifyPorts};
-pub use settings::{NotificationSettings, NotificationSettingsView, WebhookTarget};
+pub use settings::{NotificationSettings, NotificationSettingsView, SlackTarget, WebhookTarget};
 
 /// What a notification announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,7 +103,8 @@ pub struct Delivery {
     /// (`X-Ledgix-Delivery`).
     pub delivery_id: String,
     pub tenant_id: String,
-    /// The webhook's id in the tenant's settings.
+    /// The webhook's id in the tenant's settings, `slack` (the tenant's Slack incoming webhook) or
+    /// `slack_response` (an update of a Slack message: `body` holds the `response_url` and the message).
     pub target_id: String,
     pub event: NotificationEvent,
     pub request_id: String,

@@ -1,14 +1,16 @@
 //! The notifier: records and queues what a commit put in its outbox, and attempts one delivery per job,
 //! rescheduling failures (`retry`) until they succeed or 24 hours have passed. At least once: a notifier that
-//! dies between sending and recording sends again, with the same `X-Ledgix-Delivery` id.
+//! dies between sending and recording sends again, with the same `X-Ledgix-Delivery` id. A delivery's target is
+//! a webhook, the tenant's Slack incoming webhook, or a Slack message's `response_url`: all three are posted
+//! through the same guarded sender and retried alike.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::address::UrlPolicy;
 use super::{
-    retry, webhook, Delivery, DeliveryJob, DeliveryQueue, DeliveryStatus, NotificationStore,
-    SendError, WebhookSender,
+    retry, slack, webhook, Delivery, DeliveryJob, DeliveryQueue, DeliveryStatus,
+    NotificationSettings, NotificationStore, OutboundPost, SendError, WebhookSender,
 };
 use crate::error::StoreError;
 use crate::model::rfc3339;
@@ -41,6 +43,44 @@ pub struct Notifier {
 
 /// The longest error text kept per delivery.
 const MAX_ERROR: usize = 300;
+
+/// The POST of one attempt of `delivery`, as the tenant's current settings say; `Err` (why it is cancelled)
+/// when its target is no longer there. Slack messages are rendered now, from the stored event body.
+fn outbound(
+    settings: &NotificationSettings,
+    delivery: &Delivery,
+    timestamp: i64,
+) -> Result<OutboundPost, &'static str> {
+    match delivery.target_id.as_str() {
+        slack::TARGET_ID => {
+            let target = settings
+                .slack
+                .as_ref()
+                .ok_or("Slack was removed from the notification settings")?;
+            Ok(slack::post(
+                &target.webhook_url,
+                &slack::message(delivery.event, &delivery.body),
+            ))
+        }
+        slack::RESPONSE_TARGET_ID => {
+            settings
+                .slack
+                .as_ref()
+                .ok_or("Slack was removed from the notification settings")?;
+            let url = delivery
+                .body
+                .get("response_url")
+                .and_then(|u| u.as_str())
+                .ok_or("the Slack message update has no response_url")?;
+            let message = delivery.body.get("message").cloned().unwrap_or_default();
+            Ok(slack::post(url, &message))
+        }
+        id => settings
+            .webhook(id)
+            .map(|target| webhook::request(delivery, target, timestamp))
+            .ok_or("the webhook was removed from the notification settings"),
+    }
+}
 
 impl Notifier {
     pub fn new(ports: NotifyPorts) -> Self {
@@ -86,19 +126,20 @@ impl Notifier {
         }
         let attempts = delivery.attempts;
         let settings = store.settings(&job.tenant_id).await?.unwrap_or_default();
-        let Some(target) = settings.webhook(&delivery.target_id) else {
-            delivery.status = DeliveryStatus::Cancelled;
-            delivery.next_attempt_at = None;
-            delivery.last_error =
-                Some("the webhook was removed from the notification settings".into());
-            return Ok(match store.update_delivery(&delivery, attempts).await? {
-                true => DeliveryOutcome::Cancelled,
-                false => DeliveryOutcome::Skipped,
-            });
-        };
         let now = chrono::Utc::now();
-        let request = webhook::request(&delivery, target, now.timestamp());
-        let result = match super::address::check_url(&target.url, self.ports.url_policy) {
+        let request = match outbound(&settings, &delivery, now.timestamp()) {
+            Ok(request) => request,
+            Err(why) => {
+                delivery.status = DeliveryStatus::Cancelled;
+                delivery.next_attempt_at = None;
+                delivery.last_error = Some(why.into());
+                return Ok(match store.update_delivery(&delivery, attempts).await? {
+                    true => DeliveryOutcome::Cancelled,
+                    false => DeliveryOutcome::Skipped,
+                });
+            }
+        };
+        let result = match super::address::check_url(&request.url, self.ports.url_policy) {
             Ok(_) => self.ports.sender.post(&request).await,
             Err(why) => Err(SendError::Refused(why)),
         };
@@ -141,5 +182,103 @@ impl Notifier {
             self.ports.queue.send(job, delay).await?;
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::notify::{NotificationEvent, SlackTarget, WebhookTarget};
+
+    fn settings(with_slack: bool) -> NotificationSettings {
+        NotificationSettings {
+            webhooks: vec![WebhookTarget {
+                id: "wh_1".into(),
+                url: "https://hooks.example.com/ledgix".into(),
+                secret: "a-secret-of-some-length".into(),
+                events: vec![NotificationEvent::ReviewPending],
+            }],
+            slack: with_slack.then(|| SlackTarget {
+                webhook_url: "https://hooks.slack.com/services/T0/B0/x".into(),
+                signing_secret: "8f742231b10e8888abcd99yyyzzz85a5".into(),
+                reviewer_user_ids: vec!["U2CERLKJA".into()],
+                events: vec![NotificationEvent::ReviewPending],
+            }),
+        }
+    }
+
+    fn delivery(target_id: &str, body: Value) -> Delivery {
+        Delivery::queued(
+            "tn_1",
+            target_id,
+            NotificationEvent::ReviewPending,
+            "req-1",
+            body,
+        )
+    }
+
+    fn pending() -> Value {
+        json!({"event": "review.pending", "tenant_id": "tn_1", "request_id": "req-1", "tool_name": "pay",
+               "tool_args": {"amount": 1}, "reason": "r", "policy_id": "p", "confidence_bucket": "none"})
+    }
+
+    #[test]
+    fn a_slack_delivery_is_the_block_kit_message_posted_to_the_incoming_webhook_unsigned() {
+        let post = outbound(&settings(true), &delivery(slack::TARGET_ID, pending()), 0)
+            .expect("slack is configured");
+        assert_eq!(post.url, "https://hooks.slack.com/services/T0/B0/x");
+        assert!(post
+            .headers
+            .iter()
+            .all(|(name, _)| !name.starts_with("x-ledgix")));
+        let body: Value = serde_json::from_slice(&post.body).expect("json");
+        assert_eq!(
+            body,
+            slack::message(NotificationEvent::ReviewPending, &pending())
+        );
+    }
+
+    #[test]
+    fn a_message_update_goes_to_its_response_url() {
+        let update = json!({"response_url": "https://hooks.slack.com/actions/T0/1/x",
+                            "message": {"replace_original": true, "text": "done"}});
+        let post = outbound(
+            &settings(true),
+            &delivery(slack::RESPONSE_TARGET_ID, update),
+            0,
+        )
+        .expect("slack is configured");
+        assert_eq!(post.url, "https://hooks.slack.com/actions/T0/1/x");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&post.body).expect("json"),
+            json!({"replace_original": true, "text": "done"})
+        );
+    }
+
+    #[test]
+    fn a_webhook_delivery_is_signed_and_a_removed_target_cancels() {
+        let post = outbound(&settings(false), &delivery("wh_1", pending()), 1).expect("webhook");
+        assert!(post
+            .headers
+            .iter()
+            .any(|(name, value)| name == "x-ledgix-signature" && value.starts_with("sha256=")));
+        for target in [slack::TARGET_ID, slack::RESPONSE_TARGET_ID] {
+            assert_eq!(
+                outbound(&settings(false), &delivery(target, pending()), 0).map(|_| ()),
+                Err("Slack was removed from the notification settings")
+            );
+        }
+        assert!(outbound(&settings(true), &delivery("wh_gone", pending()), 0).is_err());
+        assert!(
+            outbound(
+                &settings(true),
+                &delivery(slack::RESPONSE_TARGET_ID, json!({})),
+                0
+            )
+            .is_err(),
+            "an update without its URL"
+        );
     }
 }

@@ -23,19 +23,49 @@ pub struct WebhookTarget {
     pub events: Vec<NotificationEvent>,
 }
 
+/// The tenant's Slack app: where its messages go (an incoming webhook), the secret Slack signs its interaction
+/// requests with, and who may decide from Slack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlackTarget {
+    /// The incoming webhook of the channel reviewers watch (it is a credential too: anyone holding it can post).
+    pub webhook_url: String,
+    /// The Slack app's signing secret: verifies `POST /slack/interactions` (`X-Slack-Signature`).
+    pub signing_secret: String,
+    /// The Slack user ids (`U…`, `W…`) whose Approve/Deny clicks decide; anyone else's decide nothing.
+    pub reviewer_user_ids: Vec<String>,
+    pub events: Vec<NotificationEvent>,
+}
+
+impl SlackTarget {
+    pub fn is_reviewer(&self, user_id: &str) -> bool {
+        self.reviewer_user_ids.iter().any(|id| id == user_id)
+    }
+}
+
 /// Stored per tenant (sealed: it holds the secrets).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotificationSettings {
     #[serde(default)]
     pub webhooks: Vec<WebhookTarget>,
+    /// Settings stored before Slack existed read as `None`.
+    #[serde(default)]
+    pub slack: Option<SlackTarget>,
 }
 
 impl NotificationSettings {
-    /// The targets that want `event`.
-    pub fn subscribers(&self, event: NotificationEvent) -> impl Iterator<Item = &WebhookTarget> {
-        self.webhooks
+    /// The ids of the targets that want `event`: each subscribed webhook's, then `slack` if Slack is.
+    pub fn targets(&self, event: NotificationEvent) -> Vec<&str> {
+        let webhooks = self
+            .webhooks
             .iter()
-            .filter(move |w| w.events.contains(&event))
+            .filter(|w| w.events.contains(&event))
+            .map(|w| w.id.as_str());
+        let slack = self
+            .slack
+            .as_ref()
+            .filter(|s| s.events.contains(&event))
+            .map(|_| super::slack::TARGET_ID);
+        webhooks.chain(slack).collect()
     }
 
     pub fn webhook(&self, id: &str) -> Option<&WebhookTarget> {
@@ -49,11 +79,27 @@ impl NotificationSettings {
 pub struct NotificationSettingsUpdate {
     #[serde(default)]
     pub webhooks: Vec<WebhookUpdate>,
+    /// Left out (or `null`): no Slack notifications.
+    #[serde(default)]
+    pub slack: Option<SlackUpdate>,
     /// Not delivered by this version: refused rather than silently ignored.
     #[serde(default)]
-    pub slack: Option<Value>,
-    #[serde(default)]
     pub email: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackUpdate {
+    /// Kept from the stored Slack settings when left out (it is a credential: never shown again).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Kept from the stored Slack settings when left out.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    pub reviewer_user_ids: Vec<String>,
+    /// Default: the review events.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +120,17 @@ pub struct WebhookUpdate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationSettingsView {
     pub webhooks: Vec<WebhookView>,
+    /// `null` without Slack settings.
+    pub slack: Option<SlackView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlackView {
+    /// Scheme and host only: the path of an incoming-webhook URL is the credential that posts to the channel.
+    pub webhook_url: String,
+    pub reviewer_user_ids: Vec<String>,
+    pub events: Vec<NotificationEvent>,
+    pub signing_secret_set: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +154,12 @@ impl From<&NotificationSettings> for NotificationSettingsView {
                     secret_set: !w.secret.is_empty(),
                 })
                 .collect(),
+            slack: s.slack.as_ref().map(|slack| SlackView {
+                webhook_url: redacted_url(&slack.webhook_url),
+                reviewer_user_ids: slack.reviewer_user_ids.clone(),
+                events: slack.events.clone(),
+                signing_secret_set: !slack.signing_secret.is_empty(),
+            }),
         }
     }
 }
@@ -116,12 +179,16 @@ impl NotificationSettingsUpdate {
         policy: UrlPolicy,
     ) -> VaultResult<NotificationSettings> {
         let invalid = |m: String| Err(VaultError::InvalidRequest(m));
-        if self.slack.is_some() || self.email.is_some() {
+        if self.email.is_some() {
             return invalid(
-                "slack and email notifications are not available in this version; use webhooks"
+                "email notifications are not available in this version; use webhooks or slack"
                     .into(),
             );
         }
+        let slack = match self.slack {
+            None => None,
+            Some(update) => Some(update.apply(stored.and_then(|s| s.slack.as_ref()), policy)?),
+        };
         if self.webhooks.len() > MAX_WEBHOOKS {
             return invalid(format!("at most {MAX_WEBHOOKS} webhooks"));
         }
@@ -152,36 +219,8 @@ impl NotificationSettingsUpdate {
                     ))
                 }
             };
-            if !SECRET_CHARS.contains(&secret.chars().count())
-                || secret.chars().any(char::is_control)
-            {
-                return invalid(format!(
-                    "webhooks[{i}].secret must be {} to {} characters, without control characters",
-                    SECRET_CHARS.start(),
-                    SECRET_CHARS.end()
-                ));
-            }
-            let events = match w.events {
-                None => DEFAULT_EVENTS.to_vec(),
-                Some(names) => {
-                    let mut events = Vec::new();
-                    for name in &names {
-                        match NotificationEvent::parse(name) {
-                            Some(e) if !events.contains(&e) => events.push(e),
-                            Some(_) => {}
-                            None => {
-                                return invalid(format!(
-                                    "webhooks[{i}].events: unknown event {name:?} (review.pending, review.decided, review.expired, clearance.denied)"
-                                ))
-                            }
-                        }
-                    }
-                    if events.is_empty() {
-                        return invalid(format!("webhooks[{i}].events is empty"));
-                    }
-                    events
-                }
-            };
+            check_secret(&secret, &format!("webhooks[{i}].secret"))?;
+            let events = parse_events(w.events, &format!("webhooks[{i}].events"))?;
             let id = match previous {
                 Some(p) => p.id.clone(),
                 None => crate::apikey::new_id("wh_"),
@@ -199,8 +238,120 @@ impl NotificationSettingsUpdate {
                 events,
             });
         }
-        Ok(NotificationSettings { webhooks })
+        Ok(NotificationSettings { webhooks, slack })
     }
+}
+
+/// The most Slack reviewers one tenant may name.
+pub const MAX_SLACK_REVIEWERS: usize = 100;
+
+impl SlackUpdate {
+    fn apply(self, stored: Option<&SlackTarget>, policy: UrlPolicy) -> VaultResult<SlackTarget> {
+        let invalid = |m: String| Err(VaultError::InvalidRequest(m));
+        let webhook_url = match (self.webhook_url, stored) {
+            (Some(url), _) => url,
+            (None, Some(stored)) => stored.webhook_url.clone(),
+            (None, None) => {
+                return invalid(
+                    "slack.webhook_url is required (the Slack app's incoming webhook)".into(),
+                )
+            }
+        };
+        if webhook_url.len() > MAX_URL {
+            return invalid(format!(
+                "slack.webhook_url is longer than {MAX_URL} characters"
+            ));
+        }
+        if let Err(why) = address::check_url(&webhook_url, policy) {
+            return invalid(format!("slack.webhook_url: {why}"));
+        }
+        let signing_secret = match (self.signing_secret, stored) {
+            (Some(secret), _) => secret,
+            (None, Some(stored)) => stored.signing_secret.clone(),
+            (None, None) => {
+                return invalid(
+                    "slack.signing_secret is required (the Slack app's \"Signing Secret\")".into(),
+                )
+            }
+        };
+        check_secret(&signing_secret, "slack.signing_secret")?;
+        if self.reviewer_user_ids.is_empty() {
+            return invalid(
+                "slack.reviewer_user_ids is empty: name the Slack users who may decide".into(),
+            );
+        }
+        if self.reviewer_user_ids.len() > MAX_SLACK_REVIEWERS {
+            return invalid(format!(
+                "slack.reviewer_user_ids: at most {MAX_SLACK_REVIEWERS}"
+            ));
+        }
+        let mut reviewer_user_ids: Vec<String> = Vec::new();
+        for id in self.reviewer_user_ids {
+            if !super::slack::is_user_id(&id) {
+                return invalid(format!(
+                    "slack.reviewer_user_ids: {id:?} is not a Slack user id (U… or W…, as Slack shows it)"
+                ));
+            }
+            if !reviewer_user_ids.contains(&id) {
+                reviewer_user_ids.push(id);
+            }
+        }
+        Ok(SlackTarget {
+            webhook_url,
+            signing_secret,
+            reviewer_user_ids,
+            events: parse_events(self.events, "slack.events")?,
+        })
+    }
+}
+
+/// `https://hooks.slack.com/…`: what a tenant admin needs to recognise the URL, without the secret path.
+fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}/…",
+                url.scheme(),
+                url.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => "…".into(),
+    }
+}
+
+fn check_secret(secret: &str, field: &str) -> VaultResult<()> {
+    if !SECRET_CHARS.contains(&secret.chars().count()) || secret.chars().any(char::is_control) {
+        return Err(VaultError::InvalidRequest(format!(
+            "{field} must be {} to {} characters, without control characters",
+            SECRET_CHARS.start(),
+            SECRET_CHARS.end()
+        )));
+    }
+    Ok(())
+}
+
+/// Event names as sent (`None`: the review events), without repeats; unknown names and an empty list refused.
+fn parse_events(names: Option<Vec<String>>, field: &str) -> VaultResult<Vec<NotificationEvent>> {
+    let Some(names) = names else {
+        return Ok(DEFAULT_EVENTS.to_vec());
+    };
+    let mut events = Vec::new();
+    for name in &names {
+        match NotificationEvent::parse(name) {
+            Some(e) if !events.contains(&e) => events.push(e),
+            Some(_) => {}
+            None => {
+                return Err(VaultError::InvalidRequest(format!(
+                    "{field}: unknown event {name:?} (review.pending, review.decided, review.expired, clearance.denied)"
+                )))
+            }
+        }
+    }
+    if events.is_empty() {
+        return Err(VaultError::InvalidRequest(format!("{field} is empty")));
+    }
+    Ok(events)
 }
 
 #[cfg(test)]
@@ -215,6 +366,58 @@ mod tests {
     const STRICT: UrlPolicy = UrlPolicy {
         allow_loopback: false,
     };
+    const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+    #[test]
+    fn slack_settings_default_to_the_review_events_and_keep_their_signing_secret() {
+        let first = update(json!({"slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/x",
+            "signing_secret": SLACK_SECRET, "reviewer_user_ids": ["U2CERLKJA", "W012A3CDE", "U2CERLKJA"]}}))
+        .apply(None, STRICT)
+        .expect("valid");
+        let slack = first.slack.clone().expect("slack");
+        assert_eq!(slack.events, DEFAULT_EVENTS.to_vec());
+        assert_eq!(slack.reviewer_user_ids, ["U2CERLKJA", "W012A3CDE"]);
+        assert_eq!(
+            first.targets(NotificationEvent::ReviewPending),
+            vec![super::super::slack::TARGET_ID]
+        );
+        assert!(first.targets(NotificationEvent::ClearanceDenied).is_empty());
+        let view = serde_json::to_value(NotificationSettingsView::from(&first)).expect("json");
+        assert!(!view.to_string().contains(SLACK_SECRET), "{view}");
+        assert_eq!(view["slack"]["signing_secret_set"], true);
+        // Sent back without the secret: kept.
+        let second = update(
+            json!({"slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/y",
+            "reviewer_user_ids": ["U2CERLKJA"], "events": ["review.pending"]}}),
+        )
+        .apply(Some(&first), STRICT)
+        .expect("valid");
+        let kept = second.slack.expect("slack");
+        assert_eq!(kept.signing_secret, SLACK_SECRET);
+        assert_eq!(kept.events, vec![NotificationEvent::ReviewPending]);
+        // Left out: Slack is off.
+        let off = update(json!({"webhooks": []}))
+            .apply(Some(&first), STRICT)
+            .expect("valid");
+        assert_eq!(off.slack, None);
+        assert_eq!(
+            serde_json::to_value(NotificationSettingsView::from(&off)).expect("json")["slack"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn settings_stored_before_slack_existed_still_read() {
+        let stored: NotificationSettings = serde_json::from_value(json!({"webhooks": [
+            {"id": "wh_1", "url": "https://a.example.com/", "secret": "0123456789abcdef", "events": ["review.pending"]}
+        ]}))
+        .expect("old settings");
+        assert_eq!(stored.slack, None);
+        assert_eq!(
+            stored.targets(NotificationEvent::ReviewPending),
+            vec!["wh_1"]
+        );
+    }
 
     #[test]
     fn a_new_webhook_gets_an_id_default_events_and_keeps_its_secret_out_of_the_view() {
@@ -276,8 +479,36 @@ mod tests {
                 "not a registered",
             ),
             (
-                json!({"slack": {"webhook_url": "https://hooks.slack.com/x"}}),
+                json!({"email": {"to": ["ops@example.com"]}}),
                 "not available",
+            ),
+            (
+                json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "reviewer_user_ids": ["U1234ABCD"]}}),
+                "signing_secret is required",
+            ),
+            (
+                json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "signing_secret": SLACK_SECRET, "reviewer_user_ids": []}}),
+                "reviewer_user_ids is empty",
+            ),
+            (
+                json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "signing_secret": SLACK_SECRET, "reviewer_user_ids": ["ada"]}}),
+                "not a Slack user id",
+            ),
+            (
+                json!({"slack": {"webhook_url": "http://hooks.slack.com/x", "signing_secret": SLACK_SECRET, "reviewer_user_ids": ["U1234ABCD"]}}),
+                "slack.webhook_url: the URL must use https",
+            ),
+            (
+                json!({"slack": {"webhook_url": "https://169.254.169.254/x", "signing_secret": SLACK_SECRET, "reviewer_user_ids": ["U1234ABCD"]}}),
+                "link-local",
+            ),
+            (
+                json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "signing_secret": "short", "reviewer_user_ids": ["U1234ABCD"]}}),
+                "slack.signing_secret must be 16 to 256",
+            ),
+            (
+                json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "signing_secret": SLACK_SECRET, "reviewer_user_ids": ["U1234ABCD"], "events": ["nope"]}}),
+                "slack.events: unknown event",
             ),
         ] {
             match update(body.clone()).apply(None, STRICT) {

@@ -9,6 +9,7 @@ mod judging;
 mod notifications;
 mod policies;
 mod reviews;
+mod slack;
 mod tokens;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use policies::{
     PolicyPage, PolicyRegistered, TenantRules, DEFAULT_POLICY_PAGE, MAX_POLICY_PAGE,
 };
 pub use reviews::{PendingReview, ReviewDecisionRequest, ReviewSettingsUpdate};
+pub use slack::{SlackInteractionAnswer, NOT_A_REVIEWER};
 pub use tokens::{ConsumeRequest, ConsumeView, MintRequest, MintView};
 
 /// The caller behind a tenant API key.

@@ -66,7 +66,7 @@ pub(super) fn event_for(status: ClearanceStatus) -> Option<NotificationEvent> {
 }
 
 impl Vault {
-    fn notifier(&self) -> VaultResult<&Notifier> {
+    pub(super) fn notifier(&self) -> VaultResult<&Notifier> {
         self.notifier.as_ref().ok_or_else(|| {
             VaultError::StoreUnavailable(StoreError::Unavailable(
                 "notifications are not configured in this process".into(),
@@ -102,17 +102,26 @@ impl Vault {
         let stored = ports.store.settings(tenant_id).await?;
         let settings = update.apply(stored.as_ref(), ports.url_policy)?;
         // The address check that needs DNS; the sender checks again at every connect.
-        for (i, webhook) in settings.webhooks.iter().enumerate() {
-            match ports.sender.check(&webhook.url).await {
+        let urls = settings
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, webhook)| (format!("webhooks[{i}].url"), webhook.url.as_str()))
+            .chain(
+                settings
+                    .slack
+                    .iter()
+                    .map(|slack| ("slack.webhook_url".to_string(), slack.webhook_url.as_str())),
+            );
+        for (field, url) in urls {
+            match ports.sender.check(url).await {
                 Ok(()) => {}
                 Err(SendError::Refused(why)) => {
-                    return Err(VaultError::InvalidRequest(format!(
-                        "webhooks[{i}].url: {why}"
-                    )))
+                    return Err(VaultError::InvalidRequest(format!("{field}: {why}")))
                 }
                 Err(SendError::Transport(why)) => {
                     return Err(VaultError::InvalidRequest(format!(
-                        "webhooks[{i}].url cannot be resolved: {why}"
+                        "{field} cannot be resolved: {why}"
                     )))
                 }
             }
@@ -143,8 +152,9 @@ impl Vault {
         Ok(deliveries.into_iter().map(DeliveryView::from).collect())
     }
 
-    /// The deliveries `record`'s new state causes: one per webhook subscribed to `event`, as of this process's
-    /// cached settings (the same TTL as the tenant's policies). `extra` adds to the event body.
+    /// The deliveries `record`'s new state causes: one per webhook subscribed to `event`, and one to Slack if it
+    /// is, as of this process's cached settings (the same TTL as the tenant's policies). `extra` adds to the
+    /// event body.
     pub(super) async fn notifications_for(
         &self,
         record: &ClearanceRecord,
@@ -158,16 +168,18 @@ impl Vault {
             return Ok(vec![]);
         }
         let rules = self.tenant_rules(&record.tenant_id).await?;
-        let mut subscribers = rules.notifications.subscribers(event).peekable();
-        if subscribers.peek().is_none() {
+        let targets = rules.notifications.targets(event);
+        if targets.is_empty() {
             return Ok(vec![]);
         }
+        // One body for every target: Slack's message is rendered from it at send time.
         let body = webhook::event_body(event, record, &record.updated_at, extra);
-        Ok(subscribers
-            .map(|target| {
+        Ok(targets
+            .into_iter()
+            .map(|target_id| {
                 Delivery::queued(
                     &record.tenant_id,
-                    &target.id,
+                    target_id,
                     event,
                     &record.request_id,
                     body.clone(),
