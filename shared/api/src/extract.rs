@@ -50,27 +50,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Some(text.to_string())
             }
         };
-        let declared_len = parts
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let bytes = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::InvalidJson("could not read the request body".into())
-                }
-            })?
-            .to_bytes();
+        let bytes = limited_bytes(&parts.headers, body, || {
+            ApiError::InvalidJson("could not read the request body".into())
+        })
+        .await?;
         let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -131,30 +114,39 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
-        let declared_len = parts
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let bytes = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::Vault(ledgix_core::VaultError::InvalidRequest(
-                        "could not read the request body".into(),
-                    ))
-                }
-            })?
-            .to_bytes();
+        let bytes = limited_bytes(&parts.headers, body, || {
+            ApiError::Vault(ledgix_core::VaultError::InvalidRequest(
+                "could not read the request body".into(),
+            ))
+        })
+        .await?;
         Ok(RawBody(bytes))
+    }
+}
+
+/// The body's bytes: 413 `payload_too_large` beyond `MAX_BODY_BYTES`, by the declared length before reading
+/// anything or by counting while reading; `unreadable` is the error for a body that cannot be read.
+async fn limited_bytes(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    unreadable: impl FnOnce() -> ApiError,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared_len = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::PayloadTooLarge)
+        }
+        Err(_) => Err(unreadable()),
     }
 }
 

@@ -7,12 +7,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::send;
-use http_body_util::BodyExt;
 use ledgix_api::review_page::CONTENT_SECURITY_POLICY;
-use ledgix_api::{router, AppState};
 use ledgix_core::roles::Role;
-use ledgix_wiring::{build_embedded, Config};
-use tower::ServiceExt;
 
 const ORIGIN: &str = "https://dashboard.example";
 
@@ -23,33 +19,12 @@ struct TestVault {
 }
 
 async fn vault(cors_allowed_origin: Option<&str>) -> TestVault {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::from_lookup(|_| None, true).expect("defaults");
-    config.data_dir = dir.path().to_path_buf();
-    let embedded =
-        build_embedded(&config, Some(ledgix_wiring::admin_key_hash("admin-key"))).expect("vault");
-    let reviewer_key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
-    let tenant = ledgix_core::model::Tenant {
-        tenant_id: ledgix_core::apikey::new_id("tn_"),
-        name: "t".into(),
-        created_at: ledgix_core::model::now_rfc3339(),
-    };
-    embedded
-        .vault
-        .create_tenant_with_key(tenant, &reviewer_key, vec![Role::Reviewer])
-        .await
-        .expect("tenant");
-    let (app, _) = router(AppState {
-        vault: embedded.vault.clone(),
-        cors_allowed_origin: cors_allowed_origin.map(|o| o.parse().expect("origin")),
-        emf_metrics: false,
-        client_limit: None,
-        admin_auth: ledgix_wiring::config::AdminAuth::Header,
-    });
+    let tv = common::tenant_vault(vec![Role::Reviewer], |_| {}).await;
+    let (app, _) = common::app(&tv.vault, cors_allowed_origin);
     TestVault {
         app,
-        reviewer_key,
-        _dir: dir,
+        reviewer_key: tv.api_key,
+        _dir: tv.dir,
     }
 }
 
@@ -58,15 +33,7 @@ async fn get_text(app: &axum::Router, path: &str) -> (StatusCode, axum::http::He
         .uri(path)
         .body(Body::empty())
         .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, headers, bytes) = common::send_raw(app, request).await;
     (
         status,
         headers,

@@ -9,9 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::send;
 use ledgix_api::routes::Access;
-use ledgix_api::{router, AppState};
 use ledgix_core::roles::Role;
-use ledgix_wiring::{build_embedded, Config};
 use serde_json::Value;
 
 struct TestVault {
@@ -24,38 +22,16 @@ struct TestVault {
 }
 
 async fn vault() -> TestVault {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::from_lookup(|_| None, true).expect("defaults");
-    config.data_dir = dir.path().to_path_buf();
-    let embedded =
-        build_embedded(&config, Some(ledgix_wiring::admin_key_hash("admin-key"))).expect("vault");
-    let api_key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
-    let tenant = ledgix_core::model::Tenant {
-        tenant_id: ledgix_core::apikey::new_id("tn_"),
-        name: "t".into(),
-        created_at: ledgix_core::model::now_rfc3339(),
-    };
-    let tenant_id = tenant.tenant_id.clone();
     // Every role, so each route is reached past its role check.
-    embedded
-        .vault
-        .create_tenant_with_key(tenant, &api_key, Role::ALL.to_vec())
-        .await
-        .expect("tenant");
-    let (app, table) = router(AppState {
-        vault: embedded.vault.clone(),
-        cors_allowed_origin: None,
-        emf_metrics: false,
-        client_limit: None,
-        admin_auth: ledgix_wiring::config::AdminAuth::Header,
-    });
+    let tv = common::tenant_vault(Role::ALL.to_vec(), |_| {}).await;
+    let (app, table) = common::app(&tv.vault, None);
     TestVault {
         app,
         table,
-        api_key,
-        vault: embedded.vault.clone(),
-        tenant_id,
-        _dir: dir,
+        api_key: tv.api_key,
+        vault: tv.vault,
+        tenant_id: tv.tenant_id,
+        _dir: tv.dir,
     }
 }
 

@@ -7,10 +7,8 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::send;
-use ledgix_api::{router, AppState};
 use ledgix_core::notify::slack;
 use ledgix_core::roles::Role;
-use ledgix_wiring::{build_embedded, Config};
 use serde_json::{json, Value};
 
 const SECRET: &str = "slack-signing-secret-for-tests";
@@ -24,37 +22,18 @@ struct TestVault {
 }
 
 async fn vault() -> TestVault {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::from_lookup(|_| None, true).expect("defaults");
-    config.data_dir = dir.path().to_path_buf();
     // Loopback URLs for Slack, as in `ledgix dev` with VAULT_ALLOW_PRIVATE_WEBHOOK_URLS: no notifier runs here,
     // so nothing is sent to them.
-    config.allow_loopback_webhooks = true;
-    let embedded = build_embedded(&config, None).expect("vault");
-    let api_key = ledgix_core::apikey::generate(ledgix_core::apikey::TENANT_KEY_PREFIX);
-    let tenant = ledgix_core::model::Tenant {
-        tenant_id: ledgix_core::apikey::new_id("tn_"),
-        name: "t".into(),
-        created_at: ledgix_core::model::now_rfc3339(),
-    };
-    let tenant_id = tenant.tenant_id.clone();
-    embedded
-        .vault
-        .create_tenant_with_key(tenant, &api_key, Role::ALL.to_vec())
-        .await
-        .expect("tenant");
-    let (app, _) = router(AppState {
-        vault: embedded.vault.clone(),
-        cors_allowed_origin: None,
-        emf_metrics: false,
-        client_limit: None,
-        admin_auth: ledgix_wiring::config::AdminAuth::Header,
-    });
+    let tv = common::tenant_vault(Role::ALL.to_vec(), |config| {
+        config.allow_loopback_webhooks = true;
+    })
+    .await;
+    let (app, _) = common::app(&tv.vault, None);
     TestVault {
         app,
-        api_key,
-        tenant_id,
-        _dir: dir,
+        api_key: tv.api_key,
+        tenant_id: tv.tenant_id,
+        _dir: tv.dir,
     }
 }
 

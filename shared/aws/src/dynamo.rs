@@ -32,11 +32,13 @@ pub struct HotTable {
     rate_ttl_seconds: i64,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+/// A DynamoDB string attribute (shared by the hot-table adapters).
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+/// A DynamoDB number attribute.
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

@@ -19,6 +19,8 @@ use ledgix_core::error::StoreError;
 use ledgix_core::keys::{parse_delegated_kid, KeyRecord};
 use ledgix_core::ports::KeyRegistry;
 
+use crate::dynamo::s;
+
 const ROOTS: &str = "signing-keys";
 
 /// Where a kid's item lives.
@@ -45,10 +47,6 @@ impl DynamoKeyRegistry {
             table: table.into(),
         }
     }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
 }
 
 fn record_of(item: &HashMap<String, AttributeValue>) -> Result<KeyRecord, StoreError> {

@@ -13,6 +13,7 @@ pub mod pg;
 pub mod s3;
 pub mod scram;
 pub mod sqs;
+mod sqs_poll;
 pub mod tenant_store;
 pub mod tenants;
 

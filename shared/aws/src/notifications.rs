@@ -18,6 +18,8 @@ use ledgix_core::at_rest::PayloadCipher;
 use ledgix_core::error::StoreError;
 use ledgix_core::notify::{Delivery, DeliveryStatus, NotificationSettings, NotificationStore};
 
+use crate::dynamo::{n, s};
+
 /// How long the delivery log keeps a delivery (DynamoDB TTL, counted from its creation).
 pub const DELIVERY_TTL_SECONDS: i64 = 30 * 24 * 3600;
 /// AAD label (table) of sealed settings.
@@ -32,14 +34,6 @@ pub struct DynamoNotificationStore {
     /// Settings and delivery bodies are sealed with it: the tenant store's cipher (KMS envelope, static key
     /// or plaintext, whichever the backend is configured with).
     cipher: PayloadCipher,
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn unavailable<E: std::error::Error>(e: E) -> StoreError {

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use ledgix_core::error::StoreError;
 use ledgix_core::notify::{DeliveryJob, DeliveryQueue, Notifier};
@@ -120,82 +119,18 @@ pub async fn poll_notifications(
     wait_seconds: i32,
     visibility_seconds: i32,
 ) {
-    loop {
-        let received = queue
-            .client
-            .receive_message()
-            .queue_url(&queue.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait_seconds.clamp(0, 20))
-            .visibility_timeout(visibility_seconds)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %DisplayErrorContext(&e), "SQS receive of notification jobs failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if messages.is_empty() {
-            if wait_seconds <= 0 {
-                // Short polling: do not spin on an empty queue.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            continue;
-        }
-        let batch = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.message_id().unwrap_or_default().to_string(),
-                    m.body().map(str::to_string),
-                )
-            })
-            .collect();
-        let failed = deliver_messages(&notifier, batch).await;
-        let mut done = Vec::new();
-        for (i, message) in messages.iter().enumerate() {
-            if failed
-                .iter()
-                .any(|f| Some(f.as_str()) == message.message_id())
-            {
-                continue;
-            }
-            let Some(handle) = message.receipt_handle() else {
-                continue;
-            };
-            match DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(handle)
-                .build()
-            {
-                Ok(entry) => done.push(entry),
-                Err(e) => tracing::warn!(error = %e, "SQS delete entry not built"),
-            }
-        }
-        if done.is_empty() {
-            continue;
-        }
-        match queue
-            .client
-            .delete_message_batch()
-            .queue_url(&queue.queue_url)
-            .set_entries(Some(done))
-            .send()
-            .await
-        {
-            Ok(out) => {
-                for failure in out.failed() {
-                    tracing::warn!(code = %failure.code(), message = ?failure.message(), "SQS delete of a notification job failed; it will be redelivered and skipped");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %DisplayErrorContext(&e), "SQS delete of notification jobs failed; they will be redelivered and skipped")
-            }
-        }
-    }
+    crate::sqs_poll::poll_forever(
+        &queue.client,
+        &queue.queue_url,
+        wait_seconds,
+        visibility_seconds,
+        "notification jobs",
+        |batch| {
+            let notifier = notifier.clone();
+            async move { deliver_messages(&notifier, batch).await }
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

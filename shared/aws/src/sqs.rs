@@ -4,7 +4,6 @@
 //! long-lived process (`ledgix dev --backend aws`) runs in place of the judge-worker Lambda's event source.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -60,54 +59,22 @@ pub async fn poll(
     wait_seconds: i32,
     visibility_seconds: i32,
 ) {
-    loop {
-        let received = sqs
-            .client
-            .receive_message()
-            .queue_url(&sqs.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait_seconds.clamp(0, 20))
-            .visibility_timeout(visibility_seconds)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %e.into_service_error(), "SQS receive failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+    crate::sqs_poll::poll_forever(
+        &sqs.client,
+        &sqs.queue_url,
+        wait_seconds,
+        visibility_seconds,
+        "judge jobs",
+        |batch| {
+            let vault = vault.clone();
+            async move {
+                let jobs = batch
+                    .into_iter()
+                    .map(|(id, body)| (id, body.as_deref().and_then(JudgeJob::from_message)))
+                    .collect();
+                vault.process_judge_batch(jobs).await
             }
-        };
-        let batch: Vec<(String, Option<JudgeJob>)> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.message_id().unwrap_or_default().to_string(),
-                    m.body().and_then(JudgeJob::from_message),
-                )
-            })
-            .collect();
-        let failed = vault.process_judge_batch(batch).await;
-        for message in &messages {
-            if failed
-                .iter()
-                .any(|f| Some(f.as_str()) == message.message_id())
-            {
-                continue;
-            }
-            let Some(handle) = message.receipt_handle() else {
-                continue;
-            };
-            if let Err(e) = sqs
-                .client
-                .delete_message()
-                .queue_url(&sqs.queue_url)
-                .receipt_handle(handle)
-                .send()
-                .await
-            {
-                tracing::warn!(error = %e.into_service_error(), "SQS delete failed; the message will be redelivered and skipped");
-            }
-        }
-    }
+        },
+    )
+    .await
 }

@@ -156,10 +156,10 @@ impl Vault {
                 json!({}),
             )
             .await?;
-        let mut writes = vec![Write::InsertClearance(record), Write::AppendEvent(event)];
-        if !deliveries.is_empty() {
-            writes.push(Write::QueueNotifications(deliveries.clone()));
-        }
+        let writes = super::notifications::with_outbox(
+            vec![Write::InsertClearance(record), Write::AppendEvent(event)],
+            &deliveries,
+        );
         self.commit_answered(tenant_id, writes, idem, 200, &view)
             .await?;
         self.meter(tenant_id, &metric).await;
@@ -350,16 +350,16 @@ impl Vault {
         let deliveries = self
             .notifications_for(&updated, Some(NotificationEvent::ReviewPending), json!({}))
             .await?;
-        let mut writes = vec![
-            Write::UpdateClearance {
-                record: updated.clone(),
-                expected: ClearanceStatus::Processing,
-            },
-            Write::AppendEvent(event),
-        ];
-        if !deliveries.is_empty() {
-            writes.push(Write::QueueNotifications(deliveries.clone()));
-        }
+        let writes = super::notifications::with_outbox(
+            vec![
+                Write::UpdateClearance {
+                    record: updated.clone(),
+                    expected: ClearanceStatus::Processing,
+                },
+                Write::AppendEvent(event),
+            ],
+            &deliveries,
+        );
         match self.ports.store.commit(&record.tenant_id, writes).await {
             Ok(_) => {
                 self.dispatch_notifications(&record.tenant_id, deliveries)

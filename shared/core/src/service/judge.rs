@@ -96,16 +96,16 @@ impl Vault {
                 json!({}),
             )
             .await?;
-        let mut writes = vec![
-            Write::UpdateClearance {
-                record: updated,
-                expected: ClearanceStatus::Processing,
-            },
-            Write::AppendEvent(event),
-        ];
-        if !deliveries.is_empty() {
-            writes.push(Write::QueueNotifications(deliveries.clone()));
-        }
+        let writes = super::notifications::with_outbox(
+            vec![
+                Write::UpdateClearance {
+                    record: updated,
+                    expected: ClearanceStatus::Processing,
+                },
+                Write::AppendEvent(event),
+            ],
+            &deliveries,
+        );
         match self.ports.store.commit(&job.tenant_id, writes).await {
             Ok(_) => {
                 self.dispatch_notifications(&job.tenant_id, deliveries)

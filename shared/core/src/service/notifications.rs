@@ -56,6 +56,14 @@ impl From<Delivery> for DeliveryView {
     }
 }
 
+/// `writes` plus the outbox entries of `deliveries`: the notifications commit with the decision or not at all.
+pub(super) fn with_outbox(mut writes: Vec<Write>, deliveries: &[Delivery]) -> Vec<Write> {
+    if !deliveries.is_empty() {
+        writes.push(Write::QueueNotifications(deliveries.to_vec()));
+    }
+    writes
+}
+
 /// The notification a decision announces, if any.
 pub(super) fn event_for(status: ClearanceStatus) -> Option<NotificationEvent> {
     match status {
@@ -287,16 +295,16 @@ impl Vault {
             let deliveries = self
                 .notifications_for(&updated, Some(NotificationEvent::ReviewExpired), json!({}))
                 .await?;
-            let mut writes = vec![
-                Write::UpdateClearance {
-                    record: updated,
-                    expected: ClearanceStatus::PendingReview,
-                },
-                Write::AppendEvent(event),
-            ];
-            if !deliveries.is_empty() {
-                writes.push(Write::QueueNotifications(deliveries.clone()));
-            }
+            let writes = with_outbox(
+                vec![
+                    Write::UpdateClearance {
+                        record: updated,
+                        expected: ClearanceStatus::PendingReview,
+                    },
+                    Write::AppendEvent(event),
+                ],
+                &deliveries,
+            );
             match self.ports.store.commit(tenant_id, writes).await {
                 Ok(_) => {
                     expired += 1;

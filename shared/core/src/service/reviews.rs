@@ -232,16 +232,16 @@ impl Vault {
                 json!({"decided_by": updated.decided_by, "reviewer_key_id": principal.key_id, "reviewer_name": reviewer_name}),
             )
             .await?;
-        let mut writes = vec![
-            Write::UpdateClearance {
-                record: updated,
-                expected: ClearanceStatus::PendingReview,
-            },
-            Write::AppendEvent(event),
-        ];
-        if !deliveries.is_empty() {
-            writes.push(Write::QueueNotifications(deliveries.clone()));
-        }
+        let writes = super::notifications::with_outbox(
+            vec![
+                Write::UpdateClearance {
+                    record: updated,
+                    expected: ClearanceStatus::PendingReview,
+                },
+                Write::AppendEvent(event),
+            ],
+            &deliveries,
+        );
         match self
             .commit_answered(tenant_id, writes, idem, 200, &view)
             .await
