@@ -107,6 +107,14 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
+    if config.public_url.is_none() {
+        // Notifications link to this process's reviewer page.
+        let mut reachable = args.addr;
+        if reachable.ip().is_unspecified() {
+            reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        config.public_url = Some(format!("http://{reachable}"));
+    }
     let credentials = load_credentials(&config.data_dir, config.admin_api_key.clone())?;
     let mut wired = build(&config, Some(apikey::hash(&credentials.admin_api_key)))
         .await

@@ -89,6 +89,7 @@ locals {
         VAULT_MINT_MAX_AGE_SECONDS            = tostring(var.mint_max_age_seconds)
       },
       var.cors_allowed_origin == null ? {} : { VAULT_CORS_ALLOWED_ORIGIN = var.cors_allowed_origin },
+      var.public_url == null ? {} : { VAULT_PUBLIC_URL = var.public_url },
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 
@@ -122,6 +123,7 @@ locals {
       local.judge_model == null ? {} : { VAULT_JUDGE_MODEL = local.judge_model },
       local.embedding_model == null ? {} : { VAULT_EMBEDDING_MODEL = local.embedding_model },
       contains(["openai", "http"], var.judge_backend) ? { VAULT_JUDGE_URL = var.judge_url } : {},
+      var.public_url == null ? {} : { VAULT_PUBLIC_URL = var.public_url },
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 
@@ -140,6 +142,7 @@ locals {
         VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS = tostring(local.anchor_schedule_seconds)
         VAULT_LEDGER_ANCHOR_CONCURRENCY      = tostring(var.anchor_concurrency)
       },
+      var.public_url == null ? {} : { VAULT_PUBLIC_URL = var.public_url },
       var.db_ca_bundle_path == null ? {} : { VAULT_DB_CA_BUNDLE = var.db_ca_bundle_path },
     )
 

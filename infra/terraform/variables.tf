@@ -288,6 +288,17 @@ variable "rate_limit_ttl_seconds" {
   }
 }
 
+variable "public_url" {
+  description = "VAULT_PUBLIC_URL on the functions that build notifications (clearance-api, judge-worker, anchor-export): the API's public base URL (e.g. https://vault.example.com, or the api_url output), so webhook and Slack notifications link to the reviewer page at <url>/review. Null: notifications carry no link."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.public_url == null || can(regex("^https://[^/?#@]+(/[^?#]*)?$", var.public_url))
+    error_message = "public_url must be an https URL without query, fragment or credentials (e.g. https://vault.example.com)."
+  }
+}
+
 variable "cors_allowed_origin" {
   description = "VAULT_CORS_ALLOWED_ORIGIN: the one origin allowed to read responses cross-origin (e.g. https://console.example.com). Null: no CORS."
   type        = string

@@ -64,6 +64,7 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_RATE_LIMIT_BURST": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_RATE_LIMIT_TTL_SECONDS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_CORS_ALLOWED_ORIGIN": (NOT_HTTP, "CORS headers belong to clearance-api's responses"),
+    "VAULT_PUBLIC_URL": (("jwks",), "it builds no notifications (the others get it when public_url is set)"),
     "VAULT_ADMIN_AUTH": (NOT_HTTP, "only clearance-api serves /admin/*"),
     "VAULT_CLIENT_RATE_LIMIT_RPS": (CONFIGURED, "the per-client-address limit needs a socket peer, which Lambda does "
                                                 "not have; API Gateway's stage throttling limits clearance-api"),

@@ -208,6 +208,8 @@ def test_a_reviewer_is_told_decides_and_the_waiting_sdk_call_returns_approved(no
     assert announced["tool_name"] == tool and announced["tool_args"] == {"amount": 4200}
     assert announced["status"] == "pending_review" and announced["policy_id"]
     assert announced["tenant_id"] == notify_vault.printed("LEDGIX_DEV_TENANT_ID")
+    # `ledgix dev` links to its own reviewer page (VAULT_PUBLIC_URL elsewhere); opening it decides nothing.
+    assert announced["review_url"] == f"{notify_vault.url}/review"
     # The reviewer acts on what the notification says.
     with notify_vault.reviewer() as reviewer:
         r = reviewer.post(f"/reviews/{announced['request_id']}/decision",

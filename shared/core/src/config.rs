@@ -56,6 +56,9 @@ pub struct VaultSettings {
     pub max_policies_per_tenant: usize,
     /// VAULT_JUDGE_*: retries, per-tenant concurrency and retrieval of the judge worker.
     pub judge: crate::judge::JudgeSettings,
+    /// VAULT_PUBLIC_URL: where people reach this vault (no trailing slash). Notifications link to its reviewer
+    /// page (`<url>/review`); without it they carry no link.
+    pub public_url: Option<String>,
 }
 
 impl Default for VaultSettings {
@@ -76,6 +79,7 @@ impl Default for VaultSettings {
             rego_limits: RegoLimits::default(),
             max_policies_per_tenant: DEFAULT_MAX_POLICIES_PER_TENANT,
             judge: crate::judge::JudgeSettings::default(),
+            public_url: None,
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct Config {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub cors_allowed_origin: Option<String>,
+    /// VAULT_PUBLIC_URL: the vault's public base URL, for links to the reviewer page (`ledgix dev`: its own
+    /// address when unset).
+    pub public_url: Option<String>,
     pub rate_limit: RateLimit,
     /// VAULT_CLIENT_RATE_LIMIT_RPS / _BURST: per client address, before key lookup (0 RPS: off).
     pub client_rate_limit: RateLimit,
@@ -252,6 +255,10 @@ impl Config {
             jwt_issuer: env.string("VAULT_JWT_ISSUER", DEFAULT_JWT_ISSUER),
             jwt_audience: env.string("VAULT_JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE),
             cors_allowed_origin: env.get("VAULT_CORS_ALLOWED_ORIGIN"),
+            public_url: match env.get("VAULT_PUBLIC_URL") {
+                None => None,
+                Some(raw) => Some(public_url(&raw)?),
+            },
             rate_limit: RateLimit {
                 rps,
                 burst: burst.max(1),
@@ -391,8 +398,22 @@ impl Config {
             rego_limits: self.rego_limits,
             max_policies_per_tenant: self.max_policies_per_tenant,
             judge: self.judge.settings,
+            public_url: self.public_url.clone(),
         }
     }
+}
+
+/// An http(s) base URL without query, fragment or trailing slash.
+fn public_url(raw: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| ConfigError(format!("VAULT_PUBLIC_URL={raw:?} {why}"));
+    let url = url::Url::parse(raw.trim()).map_err(|_| bad("is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("must be an http or https URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must have no query, fragment or credentials"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 #[cfg(test)]
@@ -408,6 +429,26 @@ mod tests {
             move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
             false,
         )
+    }
+
+    #[test]
+    fn the_public_url_is_a_plain_http_base() {
+        assert_eq!(config(&[]).expect("valid").public_url, None);
+        let c = config(&[("VAULT_PUBLIC_URL", "https://vault.example.com/")]).expect("valid");
+        assert_eq!(c.public_url.as_deref(), Some("https://vault.example.com"));
+        assert_eq!(
+            c.vault_settings(None).public_url.as_deref(),
+            Some("https://vault.example.com")
+        );
+        for bad in [
+            "vault.example.com",
+            "ftp://x.example",
+            "https://x.example/?a=1",
+            "https://u:p@x.example",
+        ] {
+            let e = config(&[("VAULT_PUBLIC_URL", bad)]).expect_err(bad);
+            assert!(e.0.contains("VAULT_PUBLIC_URL"), "{e:?}");
+        }
     }
 
     #[test]

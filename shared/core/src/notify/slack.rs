@@ -166,11 +166,17 @@ fn detail_blocks(body: &Value, title: &str) -> Vec<Value> {
             escaped_within(reason, MAX_SECTION_TEXT - 20, CUT)
         )));
     }
-    blocks.push(json!({"type": "context", "elements": [mrkdwn(format!(
+    let mut context = format!(
         "Request {} · requested {}",
         code(str_of(body, "request_id"), 300),
         escaped_within(str_of(body, "requested_at"), 64, CUT)
-    ))]}));
+    );
+    let review_url = str_of(body, "review_url");
+    if review_url.starts_with("https://") || review_url.starts_with("http://") {
+        // The vault's own configured address (VAULT_PUBLIC_URL), never agent text; escaped all the same.
+        context.push_str(&format!(" · <{}|Open the review page>", escape(review_url)));
+    }
+    blocks.push(json!({"type": "context", "elements": [mrkdwn(context)]}));
     blocks
 }
 
@@ -539,6 +545,24 @@ mod tests {
         }
         walk(message, &mut out);
         out
+    }
+
+    #[test]
+    fn the_review_page_is_a_link_only_when_the_vault_knows_its_address() {
+        let mut body = pending_body(json!({}), "r");
+        assert!(!texts(&message(NotificationEvent::ReviewPending, &body))
+            .join("\n")
+            .contains("Open the review page"));
+        body["review_url"] = json!("https://vault.example.com/review");
+        let all = texts(&message(NotificationEvent::ReviewPending, &body)).join("\n");
+        assert!(
+            all.contains("<https://vault.example.com/review|Open the review page>"),
+            "{all}"
+        );
+        body["review_url"] = json!("javascript:alert(1)");
+        assert!(!texts(&message(NotificationEvent::ReviewPending, &body))
+            .join("\n")
+            .contains("Open the review page"));
     }
 
     #[test]

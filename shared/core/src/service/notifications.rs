@@ -181,7 +181,11 @@ impl Vault {
             return Ok(vec![]);
         }
         // One body for every target: Slack's message is rendered from it at send time.
-        let body = webhook::event_body(event, record, &record.updated_at, extra);
+        let mut body = webhook::event_body(event, record, &record.updated_at, extra);
+        if let (Some(base), Some(map)) = (&self.settings.public_url, body.as_object_mut()) {
+            // The page only shows the request: deciding there still takes a reviewer key.
+            map.insert("review_url".into(), json!(format!("{base}/review")));
+        }
         Ok(targets
             .into_iter()
             .map(|target_id| {
