@@ -265,7 +265,7 @@ def deployment(request, tmp_path_factory):
         "VAULT_LEDGER_ANCHOR_SCHEDULE_SECONDS": "60", "VAULT_LEDGER_ANCHOR_CONCURRENCY": "8",
         "VAULT_JWT_TTL": "300", "VAULT_JWT_ISSUER": "alcv-vault", "VAULT_JWT_AUDIENCE": "ledgix-sdk",
         "VAULT_ALLOW_STUB_JUDGE": "true", "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
-        "VAULT_NOTIFY_SQS_QUEUE_URL": notify_url,
+        "VAULT_NOTIFY_SQS_QUEUE_URL": notify_url, "VAULT_PUBLIC_URL": "https://vault.example.com",
         "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": "32", "VAULT_RATE_LIMIT_RPS": "20", "VAULT_RATE_LIMIT_BURST": "40",
         "VAULT_RATE_LIMIT_TTL_SECONDS": "180", "VAULT_METRICS": "emf", "VAULT_CORS_ALLOWED_ORIGIN": "https://console.example",
         "VAULT_LEDGER_ANCHOR_BUCKET": bucket, "VAULT_LEDGER_ANCHOR_REGION": "us-east-1",
