@@ -37,6 +37,28 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// The hot table's key of an item.
+pub(crate) fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+/// One item of the hot table, read consistently (shared by the hot-table adapters).
+pub(crate) async fn get_item(
+    client: &Client,
+    table: &str,
+    key: HashMap<String, AttributeValue>,
+) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
+    Ok(out.item)
+}
+
 /// A DynamoDB number attribute.
 pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
@@ -52,7 +74,7 @@ impl HotTable {
     }
 
     fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+        key(pk, sk)
     }
 
     /// Burn `jti` and, atomically, record the consume answer (`(idempotency key, sealed body)`) under its key.
@@ -193,16 +215,7 @@ impl HotTable {
         &self,
         key: HashMap<String, AttributeValue>,
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::unavailable(DisplayErrorContext(&e)))?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, key).await
     }
 
     // ----- clearance status copies ---------------------------------------------------------------------

@@ -18,7 +18,7 @@ use ledgix_core::at_rest::PayloadCipher;
 use ledgix_core::error::StoreError;
 use ledgix_core::notify::{Delivery, DeliveryStatus, NotificationSettings, NotificationStore};
 
-use crate::dynamo::{n, s};
+use crate::dynamo::{get_item, key, n, s};
 
 /// How long the delivery log keeps a delivery (DynamoDB TTL, counted from its creation).
 pub const DELIVERY_TTL_SECONDS: i64 = 30 * 24 * 3600;
@@ -38,10 +38,6 @@ pub struct DynamoNotificationStore {
 
 fn unavailable<E: std::error::Error>(e: E) -> StoreError {
     StoreError::unavailable(DisplayErrorContext(&e))
-}
-
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 fn settings_key(tenant_id: &str) -> HashMap<String, AttributeValue> {
@@ -81,16 +77,7 @@ impl DynamoNotificationStore {
         &self,
         key: HashMap<String, AttributeValue>,
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out.item)
+        get_item(&self.client, &self.table, key).await
     }
 
     /// The item of `delivery`, body sealed.

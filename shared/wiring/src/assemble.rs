@@ -40,15 +40,14 @@ pub struct WiredVault {
     notify_sqs: Option<Arc<SqsDeliveryQueue>>,
 }
 
-/// The webhook sender (one HTTPS client per process) under the configured address policy.
+/// The webhook sender (one HTTPS client per process) under the address policy
+/// (VAULT_ALLOW_PRIVATE_WEBHOOK_URLS: `allow_loopback`), beside the store and queue.
 fn notify_ports(
-    config: &Config,
+    allow_loopback: bool,
     store: Arc<dyn NotificationStore>,
     queue: Arc<dyn DeliveryQueue>,
 ) -> Result<NotifyPorts, ConfigError> {
-    let url_policy = UrlPolicy {
-        allow_loopback: config.allow_loopback_webhooks,
-    };
+    let url_policy = UrlPolicy { allow_loopback };
     let sender = ledgix_notify::HttpWebhookSender::new(url_policy).map_err(ConfigError)?;
     Ok(NotifyPorts {
         store,
@@ -142,7 +141,11 @@ fn embedded(
     );
     let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
     let (delivery_queue, delivery_receiver) = EmbeddedDeliveryQueue::new(config.async_queue_size);
-    let notify = notify_ports(config, store.clone(), Arc::new(delivery_queue))?;
+    let notify = notify_ports(
+        config.allow_loopback_webhooks,
+        store.clone(),
+        Arc::new(delivery_queue),
+    )?;
     let ports = VaultPorts {
         control: store.clone(),
         store: store.clone(),
@@ -220,7 +223,11 @@ async fn build_aws(
         }
     };
     let notify = match delivery_queue {
-        Some(queue) => Some(notify_ports(config, aws.notifications.clone(), queue)?),
+        Some(queue) => Some(notify_ports(
+            config.allow_loopback_webhooks,
+            aws.notifications.clone(),
+            queue,
+        )?),
         None => None,
     };
     let ports = VaultPorts {
@@ -411,14 +418,11 @@ pub async fn notifier_from_env() -> Result<Notifier, ConfigError> {
         .map_err(|e| ConfigError(e.to_string()))?;
     let allow_loopback = crate::config::Env(|name: &str| std::env::var(name).ok())
         .boolean("VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", false)?;
-    let url_policy = UrlPolicy { allow_loopback };
-    let sender = ledgix_notify::HttpWebhookSender::new(url_policy).map_err(ConfigError)?;
-    Ok(Notifier::new(NotifyPorts {
-        store: backend.notifications,
-        queue: backend.queue,
-        sender: Arc::new(sender),
-        url_policy,
-    }))
+    Ok(Notifier::new(notify_ports(
+        allow_loopback,
+        backend.notifications,
+        backend.queue,
+    )?))
 }
 
 /// SHA-256 of the administration key, as the vault compares it.

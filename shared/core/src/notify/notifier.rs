@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::address::UrlPolicy;
 use super::{
     retry, slack, webhook, Delivery, DeliveryJob, DeliveryQueue, DeliveryStatus,
-    NotificationSettings, NotificationStore, OutboundPost, SendError, WebhookSender,
+    NotificationSettings, NotificationStore, OutboundPost, WebhookSender,
 };
 use crate::error::StoreError;
 use crate::model::rfc3339;
@@ -139,10 +139,8 @@ impl Notifier {
                 });
             }
         };
-        let result = match super::address::check_url(&request.url, self.ports.url_policy) {
-            Ok(_) => self.ports.sender.post(&request).await,
-            Err(why) => Err(SendError::Refused(why)),
-        };
+        // The sender checks the URL and every address it connects to.
+        let result = self.ports.sender.post(&request).await;
         delivery.attempts = attempts + 1;
         let error = match result {
             Ok(status) if (200..300).contains(&status) => {

@@ -129,6 +129,10 @@ impl Vault {
     ) -> VaultResult<Vec<i64>> {
         let scope = AnswerScope::Tenant(tenant_id);
         writes.extend(Self::answer(scope, idem, status, body)?.map(Write::PutIdempotency));
+        if writes.is_empty() {
+            // Nothing to make durable here (e.g. settings kept outside the tenant's store, asked without a key).
+            return Ok(vec![]);
+        }
         match self.ports.store.commit(tenant_id, writes).await {
             Ok(seqs) => Ok(seqs),
             Err(StoreError::Conflict(Conflict::IdempotencyKey)) => {

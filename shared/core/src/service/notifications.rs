@@ -259,13 +259,6 @@ impl Vault {
     /// Deny every pending review older than the tenant's deadline (`review_expired`), with its ledger event and
     /// `review.expired` notifications in the same commit. Returns how many expired.
     pub async fn expire_reviews(&self, tenant_id: &str) -> VaultResult<usize> {
-        let deadline = self
-            .ports
-            .store
-            .review_settings(tenant_id)
-            .await?
-            .review_deadline_seconds;
-        let cutoff = chrono::Utc::now() - chrono::Duration::seconds(deadline as i64);
         let pending = self
             .ports
             .store
@@ -275,6 +268,16 @@ impl Vault {
                 HOUSEKEEPING_BATCH,
             )
             .await?;
+        if pending.is_empty() {
+            return Ok(0); // most tenants, most rounds: no settings read
+        }
+        let deadline = self
+            .ports
+            .store
+            .review_settings(tenant_id)
+            .await?
+            .review_deadline_seconds;
+        let cutoff = chrono::Utc::now() - chrono::Duration::seconds(deadline as i64);
         let mut expired = 0;
         for record in pending {
             let created = chrono::DateTime::parse_from_rfc3339(&record.created_at)
