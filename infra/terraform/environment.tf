@@ -54,6 +54,11 @@ locals {
 
   stub_judge_environment = var.allow_stub_judge ? { VAULT_ALLOW_STUB_JUDGE = "true" } : {}
 
+  # The senders tenants' emails may use (email.tf): clearance-api checks a tenant's `from` on PUT
+  # /notification-settings, the dispatchers when they build an email, the notifier again when it sends. Unset without
+  # identities, like VAULT_PUBLIC_URL without public_url.
+  email_environment = local.email_enabled ? { VAULT_EMAIL_FROM_IDENTITIES = join(",", var.email_identities) } : {}
+
   # The notify queue: every function that commits decisions dispatches their notifications to it (clearance-api:
   # rules, reviews; judge-worker: verdicts; anchor-export: expired reviews and outbox entries a crash left behind),
   # and the notifier consumes it and re-sends its retries there. Never VAULT_ALLOW_PRIVATE_WEBHOOK_URLS: that
@@ -78,6 +83,7 @@ locals {
       local.stub_judge_environment,
       local.judge_environment,
       local.notify_environment,
+      local.email_environment,
       {
         VAULT_ADMIN_AUTH                      = var.admin_auth
         VAULT_CLEARANCE_SQS_QUEUE_URL         = module.state.judge_queue_url
@@ -112,6 +118,7 @@ locals {
       local.stub_judge_environment,
       local.judge_environment,
       local.notify_environment,
+      local.email_environment,
       {
         VAULT_JUDGE_TIMEOUT_SECONDS      = tostring(var.judge_timeout_seconds)
         VAULT_JUDGE_RETRY_BUDGET_SECONDS = tostring(local.judge_retry_budget_seconds) # fits the worker's timeout (judge.tf)
@@ -133,6 +140,7 @@ locals {
       local.data_plane_environment,
       local.ledger_environment,
       local.notify_environment,
+      local.email_environment,
       {
         VAULT_LEDGER_ANCHOR_BUCKET             = module.state.anchor_bucket_name
         VAULT_LEDGER_ANCHOR_REGION             = var.aws_region
@@ -147,10 +155,11 @@ locals {
     )
 
     # Only what notifier_from_env reads (shared/wiring/src/assemble.rs, shared/aws/src/bootstrap.rs NotifierBackend):
-    # the delivery log and settings in the hot table, sealed under the envelope key, and the notify queue. It builds
-    # no vault: no signer, no database, no bootstrap secret (AWS_SECRET_NAME is not read).
+    # the delivery log and settings in the hot table, sealed under the envelope key, the notify queue, and the email
+    # senders. It builds no vault: no signer, no database, no bootstrap secret (AWS_SECRET_NAME is not read).
     "notifier" = merge(
       local.notify_environment,
+      local.email_environment,
       {
         VAULT_DYNAMODB_TABLE      = module.state.dynamodb_table_name
         VAULT_ENVELOPE_KMS_KEY_ID = module.state.envelope_key_arn

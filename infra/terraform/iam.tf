@@ -134,8 +134,8 @@ locals {
       { sid = "ExportCheckpointsAndTiles", actions = ["s3:PutObject"], resources = [local.anchor_objects_arn] },
     ]
 
-    # One webhook attempt per job (shared/core/src/notify/notifier.rs). No bootstrap secret, no tenant secret, no
-    # signing key: it builds no vault.
+    # One webhook attempt or email per job (shared/core/src/notify/notifier.rs). No bootstrap secret, no tenant
+    # secret, no signing key: it builds no vault.
     "notifier" = [
       {
         sid       = "DeliveryLog" # the job's delivery and the tenant's settings (GetItem), the attempt recorded (PutItem, conditional on the attempts it read)
@@ -144,6 +144,7 @@ locals {
       },
       { sid = "SealedDeliveries", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [local.envelope_key_arn] }, # opens the settings (webhook secrets) and the delivery, seals it again
       { sid = "RescheduleDeliveries", actions = ["sqs:SendMessage"], resources = [local.notify_queue_arn] },                # a failed webhook's job again, its backoff as DelaySeconds
+      { sid = "SendEmail", actions = ["ses:SendEmail"], resources = local.email_identity_arns },                            # tenants' emails, from the identities of email_identities (email.tf); none: dropped
     ]
   }
 

@@ -123,3 +123,16 @@ output "network" {
     lambda_security_group_id = module.network.lambda_security_group_id
   }
 }
+
+output "email_dkim_records" {
+  description = "Per domain of email_identities, the DKIM CNAME records to publish in its DNS (Easy DKIM): SES verifies the domain, and may send from it, once it finds them. Known after apply. Address identities have none: SES mails each address a verification link."
+  value = {
+    for domain in local.email_domain_identities : domain => [
+      for token in try(aws_sesv2_email_identity.sender[domain].dkim_signing_attributes[0].tokens, []) : {
+        name  = "${token}._domainkey.${domain}"
+        type  = "CNAME"
+        value = "${token}.dkim.amazonses.com"
+      }
+    ]
+  }
+}

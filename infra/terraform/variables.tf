@@ -299,6 +299,19 @@ variable "public_url" {
   }
 }
 
+variable "email_identities" {
+  description = "VAULT_EMAIL_FROM_IDENTITIES: the SES identities (email.tf) tenants' email notifications may be sent from: plain addresses (alerts@example.com) and/or domains (alerts.example.com), lower-case, each once. Set on clearance-api (checks `from` on PUT /notification-settings), judge-worker, anchor-export and the notifier (checks it again when sending); the notifier may ses:SendEmail from exactly these. A domain is verified once its DKIM records (output email_dkim_records) are published, an address once the link SES mails to it is followed. Empty: no email (the SES transport refuses it)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([for identity in var.email_identities : can(regex(
+      "^([a-z0-9_%+-]+(\\.[a-z0-9_%+-]+)*@)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", identity)) && length(identity) <= 253
+    ]) && length(distinct(var.email_identities)) == length(var.email_identities)
+    error_message = "email_identities must hold plain email addresses (alerts@example.com) or domain names (alerts.example.com), lower-case, each once."
+  }
+}
+
 variable "cors_allowed_origin" {
   description = "VAULT_CORS_ALLOWED_ORIGIN: the one origin allowed to read responses cross-origin (e.g. https://console.example.com). Null: no CORS."
   type        = string

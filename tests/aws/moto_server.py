@@ -38,8 +38,11 @@ Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SI
      POST /_ledgix/calls  {"reset": true}  forgets everything recorded
    The access key id and service come from the SigV4 credential scope; the operation from X-Amz-Target (the JSON
    protocols: DynamoDB, KMS, Secrets Manager, SQS) or, for S3's REST protocol, from the method, key and
-   subresource, and for Bedrock Runtime (6) from the path. A request the recorder cannot name is recorded as
-   "unrecognised <METHOD> <path>?<query>", so a test comparing operations fails rather than miss it.
+   subresource, for Bedrock Runtime (6) from the path, and for SES v2 (restJson1, signed as service `ses`) from the
+   method and path as botocore's sesv2 API model routes them (POST /v2/email/outbound-emails SendEmail, POST
+   /v2/email/identities CreateEmailIdentity, GET /v2/email/identities/{id} GetEmailIdentity, ...; IAM: ses:<name>).
+   A request the recorder cannot name is recorded as "unrecognised <METHOD> <path>?<query>", so a test comparing
+   operations fails rather than miss it.
 
 5. DynamoDB requests are applied one at a time. In DynamoDB a write to an item is atomic: a condition
    expression is evaluated and the write applied as one step, so of concurrent conditional writes each sees
@@ -83,12 +86,24 @@ Usage:  python tests/aws/moto_server.py --port 5000     (foreground; stops on SI
      ServiceUnavailableException; hang -> the answer, delay_seconds (default 30) late.
    The call recorder (4) names them Converse and InvokeModel (service bedrock; IAM: bedrock:InvokeModel covers
    both). They are not applied under the DynamoDB lock (5), and a hang holds up no other request.
+
+7. The emails moto's SES accepted (SES v1 and v2 share its backend; not an AWS API):
+     GET  /_ledgix/ses/messages?region=R[&account=A]
+       [{"id": "...", "source": "vault@alerts.example.com", "destinations": {"ToAddresses": [...]},
+         "subject": "...", "body": "..."}, ...]   oldest first
+   region defaults to AWS_DEFAULT_REGION, else us-east-1; account to 123456789012 (moto's default account). A raw
+   message also has "raw" (its subject and text body parsed from it; destinations a list), a templated one
+   "template" and "template_data". moto's own check applies when sending: SendEmail from an address that is not a
+   verified identity, nor at a verified domain, fails with MessageRejected (HTTP 400), as SES refuses it
+   (recipients are not checked: the sandbox's rule for them is not emulated).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import email
+import email.policy
 import json
 import os
 import re
@@ -333,6 +348,28 @@ _S3_OPERATIONS = [
 ]
 
 
+# SES v2 (restJson1, signed with the service `ses`): (method, path regex, operation) from the sesv2 API model of the
+# pinned botocore, e.g. POST /v2/email/outbound-emails -> SendEmail, GET /v2/email/identities/{EmailIdentity} ->
+# GetEmailIdentity. Routes with fewer labels first, so a literal path wins over a label.
+_SESV2_MODEL = botocore.session.get_session().get_service_model("sesv2")
+
+
+def _uri_regex(uri: str) -> re.Pattern:
+    pattern = re.escape(uri.split("?", 1)[0])
+    pattern = re.sub(r"\\\{\w+\\\+\\\}", ".+", pattern)  # {Key+}: greedy, slashes included
+    return re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", pattern))
+
+
+_SESV2_OPERATIONS = [
+    (op.http["method"], _uri_regex(op.http["requestUri"]), op.name)
+    for op in sorted(map(_SESV2_MODEL.operation_model, _SESV2_MODEL.operation_names),
+                     key=lambda op: op.http["requestUri"].count("{"))]
+
+
+def _sesv2_operation(method: str, path: str) -> str | None:
+    return next((name for m, regex, name in _SESV2_OPERATIONS if m == method and regex.fullmatch(path)), None)
+
+
 def _s3_operation(method: str, path: str, query: str) -> str | None:
     has_key = len([p for p in path.lstrip("/").split("/", 1) if p]) == 2
     subresources = {part.split("=", 1)[0] for part in query.split("&") if part}
@@ -364,6 +401,8 @@ class Calls:
         elif service == "bedrock":
             route = _bedrock_route(environ) if method == "POST" else None
             operation = route[0] if route else None
+        elif service == "ses" and path.startswith("/v2/"):
+            operation = _sesv2_operation(method, path)
         else:
             operation = None
         operation = operation or f"unrecognised {method} {path}?{query}"
@@ -759,9 +798,33 @@ def _serve_bedrock(model: ScriptedModel, route: tuple[str, str], environ, start_
     return _bedrock_response(start_response, body, headers)
 
 
+# --- 7. SES: the messages moto accepted -------------------------------------------------------------------------------
+
+SES_DEFAULT_ACCOUNT = "123456789012"  # moto's account for access keys it does not map to another
+
+
+def ses_messages(account: str, region: str) -> list[dict]:
+    """The messages moto's SES backend (shared by SES v1 and v2) accepted in `region`, oldest first."""
+    from moto.ses.models import RawMessage, ses_backends
+
+    answer = []
+    for message in list(ses_backends[account][region].sent_messages):
+        entry = {"id": getattr(message, "id", None) or getattr(message, "ids", None), "source": message.source,
+                 "destinations": message.destinations, "subject": getattr(message, "subject", None),
+                 "body": getattr(message, "body", None)}
+        if isinstance(message, RawMessage):
+            parsed = email.message_from_string(message.raw_data, policy=email.policy.default)
+            text = parsed.get_body(preferencelist=("plain", "html"))
+            entry.update(subject=parsed["subject"], body=text.get_content() if text else None, raw=message.raw_data)
+        elif hasattr(message, "template"):
+            entry.update(template=message.template, template_data=message.template_data)
+        answer.append(entry)
+    return answer
+
+
 def ledgix_middleware(app, faults: Faults, calls: Calls, model: ScriptedModel | None = None):
-    """WSGI middleware: the fault, call-record and scripted-model endpoints, the throttling fault, Bedrock Runtime,
-    the S3 response fixes and one-at-a-time DynamoDB requests."""
+    """WSGI middleware: the fault, call-record, SES message and scripted-model endpoints, the throttling fault,
+    Bedrock Runtime, the S3 response fixes and one-at-a-time DynamoDB requests."""
     dynamodb = threading.Lock()
     model = model if model is not None else ScriptedModel()
 
@@ -791,6 +854,20 @@ def ledgix_middleware(app, faults: Faults, calls: Calls, model: ScriptedModel | 
                 return _respond(start_response, "400 Bad Request", json.dumps({"error": str(e)}).encode(),
                                 "application/json")
             return _respond(start_response, "200 OK", json.dumps(faults.state()).encode(), "application/json")
+
+        if path == "/_ledgix/ses/messages":
+            _read_body(environ)
+            if method != "GET":
+                return _respond(start_response, "405 Method Not Allowed", b'{"error": "use GET"}',
+                                "application/json", [("Allow", "GET")])
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            region = query.get("region", [os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"])[0]
+            account = query.get("account", [SES_DEFAULT_ACCOUNT])[0]
+            if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", region) or not re.fullmatch(r"\d{12}", account):
+                return _respond(start_response, "400 Bad Request",
+                                b'{"error": "region must be a region name, account 12 digits"}', "application/json")
+            body = json.dumps(ses_messages(account, region)).encode()
+            return _respond(start_response, "200 OK", body, "application/json")
 
         if path.startswith("/_ledgix/model/"):
             answer = model.control(method, path, _read_body(environ))

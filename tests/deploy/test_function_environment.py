@@ -65,6 +65,8 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_RATE_LIMIT_TTL_SECONDS": (NOT_HTTP, "rate limits apply to API requests (clearance-api)"),
     "VAULT_CORS_ALLOWED_ORIGIN": (NOT_HTTP, "CORS headers belong to clearance-api's responses"),
     "VAULT_PUBLIC_URL": (("jwks",), "it builds no notifications (the others get it when public_url is set)"),
+    "VAULT_EMAIL_FROM_IDENTITIES": (("jwks",), "it builds no notifications (the others get it when "
+                                               "email_identities is set)"),
     "VAULT_ADMIN_AUTH": (NOT_HTTP, "only clearance-api serves /admin/*"),
     "VAULT_CLIENT_RATE_LIMIT_RPS": (CONFIGURED, "the per-client-address limit needs a socket peer, which Lambda does "
                                                 "not have; API Gateway's stage throttling limits clearance-api"),
@@ -88,6 +90,7 @@ DELIBERATE_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "VAULT_NOTIFY_SQS_QUEUE_URL": (("jwks",), "jwks commits no decision: it has nothing to notify"),
     "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS": (EVERYWHERE, "development only: on AWS a tenant's webhook may reach public "
                                                      "addresses only (the SSRF guard, docs/notifications.md)"),
+    "VAULT_EMAIL_SMTP_URL": (EVERYWHERE, "development only (a local SMTP catcher): on AWS email goes through SES"),
 }
 # jwks builds only the signer from the configuration (functions/jwks/src/main.rs): the KMS root over the key registry
 # in the hot table (VAULT_DYNAMODB_TABLE); no store, no ledger, and it opens no delegated key (so neither the
@@ -126,13 +129,14 @@ def _body(path: str, opening: str) -> str:
 
 def variables_the_notifier_reads() -> set[str]:
     """What the notifier function reads: its main (functions/notifier/src/main.rs) builds nothing but
-    notifier_from_env (shared/wiring/src/assemble.rs), which reads VAULT_ALLOW_PRIVATE_WEBHOOK_URLS and hands
-    the rest to NotifierBackend::connect (shared/aws/src/bootstrap.rs). Read from those bodies, so a variable
-    added there shows up here."""
+    notifier_from_env (shared/wiring/src/assemble.rs), which reads NotifyConfig::from_env (the webhook and email
+    settings, shared/wiring/src/config.rs) and hands the rest to NotifierBackend::connect
+    (shared/aws/src/bootstrap.rs). Read from those bodies, so a variable added there shows up here."""
     main = (ROOT / "functions" / "notifier" / "src" / "main.rs").read_text()
     assert "notifier_from_env()" in main and "load_config" not in main and "build(" not in main, (
         "the notifier builds more than notifier_from_env: check what it reads")
     bodies = _body("shared/wiring/src/assemble.rs", "pub async fn notifier_from_env") + _body(
+        "shared/wiring/src/config.rs", "impl NotifyConfig {") + _body(
         "shared/aws/src/bootstrap.rs", "impl NotifierBackend {")
     return set(re.findall(r'"((?:VAULT|LEDGIX|AWS|TENANT|DATABASE)_[A-Z0-9_]+)"', bodies))
 
@@ -163,19 +167,23 @@ def test_terraform_sets_only_what_the_code_reads():
 
 
 def test_the_notifier_gets_its_own_settings_and_nothing_else():
-    """The notifier runs outside the VPC with the delivery log, the envelope key and the notify queue: no database
-    URL, no bootstrap secret to merge one from, no signer. Every function that commits decisions gets the notify
-    queue; the development flag admitting loopback webhooks is never set."""
+    """The notifier runs outside the VPC with the delivery log, the envelope key, the notify queue and the email
+    senders: no database URL, no bootstrap secret to merge one from, no signer. Every function that commits
+    decisions gets the notify queue and the email senders (clearance-api checks them on PUT /notification-settings);
+    the development flags (loopback webhooks, an SMTP catcher) are never set."""
     assert variables_the_notifier_reads() == {
         "VAULT_NOTIFY_SQS_QUEUE_URL", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID",
-        "VAULT_TRANSPORT_KEY_BASE64", "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS"}
+        "VAULT_TRANSPORT_KEY_BASE64", "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", "VAULT_EMAIL_SMTP_URL",
+        "VAULT_EMAIL_FROM_IDENTITIES"}
     for mode in terraform.SIGNING_MODES:
         environment = terraform.function_environment(mode)
         assert environment["notifier"] == {
-            "VAULT_NOTIFY_SQS_QUEUE_URL", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID", "RUST_LOG"}, mode
+            "VAULT_NOTIFY_SQS_QUEUE_URL", "VAULT_DYNAMODB_TABLE", "VAULT_ENVELOPE_KMS_KEY_ID", "RUST_LOG",
+            "VAULT_EMAIL_FROM_IDENTITIES"}, mode
         for function, names in environment.items():
             assert ("VAULT_NOTIFY_SQS_QUEUE_URL" in names) == (function != "jwks"), function
-            assert "VAULT_ALLOW_PRIVATE_WEBHOOK_URLS" not in names, function
+            assert ("VAULT_EMAIL_FROM_IDENTITIES" in names) == (function != "jwks"), function
+            assert not names & {"VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", "VAULT_EMAIL_SMTP_URL"}, function
 
 
 def test_the_deliberate_defaults_are_real_variables():

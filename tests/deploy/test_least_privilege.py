@@ -18,11 +18,13 @@ Notifications (docs/notifications.md): the tenant subscribes a webhook on a rece
 review.pending, review.expired and clearance.denied, with a 10 s review deadline. clearance-api dispatches a
 review.pending (a rules policy asks for review), judge-worker a clearance.denied (the model denies the transfer) and
 anchor-export a review.expired (its round expires the review); each records the delivery in the hot table and
-queues a job on the notify queue. The notifier then gets those jobs as the event source mapping would deliver them
-(events/sqs/notifier.json is the template) and posts them; the receiver fails the first post, so the notifier also
-re-queues a retry. The receiver is on loopback, which only VAULT_ALLOW_PRIVATE_WEBHOOK_URLS admits: the test gives
-that development flag to clearance-api (which checks the URL) and the notifier, beside their Terraform environment
-(TEST_ONLY); Terraform never sets it.
+queues a job on the notify queue. The tenant also has email on review.pending, from a domain of email_identities
+(an SES identity the harness creates in the emulator), so clearance-api records and queues a second delivery for it.
+The notifier then gets those jobs as the event source mapping would deliver them (events/sqs/notifier.json is the
+template), posts the webhooks and sends the email (SES v2 SendEmail, found in the emulator's /_ledgix/ses/messages);
+the receiver fails the first post, so the notifier also re-queues a retry. The receiver is on loopback, which only
+VAULT_ALLOW_PRIVATE_WEBHOOK_URLS admits: the test gives that development flag to clearance-api (which checks the
+URL) and the notifier, beside their Terraform environment (TEST_ONLY); Terraform never sets it.
 
 Needs: the release build (target/release/<function>), the emulator (AWS_ENDPOINT_URL; Bedrock Runtime with its
 scripted model, POST /_ledgix/model/script) with tests/aws/resources.py applied, DATABASE_URL of a database whose
@@ -142,6 +144,10 @@ REVIEW_POLICY = {"policy_id": "erasure", "description": "Erasing records needs a
                  "rules": ["Always reviewed"], "rego": 'package erasure\ndefault decision := "review"'}
 REVIEW_DEADLINE_SECONDS = 10  # the shortest a tenant may set
 WEBHOOK_SECRET = "whsec_" + uuid.uuid4().hex
+# Terraform's email_identities for the round (a domain), and the tenant's email settings: review.pending only.
+EMAIL_IDENTITIES = ["alerts.ledgix-test.example"]
+EMAIL_SETTINGS = {"to": ["reviewers@example.com"], "from": "vault@alerts.ledgix-test.example",
+                  "events": ["review.pending"]}
 
 # The key calendar of signing_mode = "delegated", at Terraform's defaults.
 PERIOD_SECONDS = terraform.variable_default("signing_key_period_seconds")
@@ -242,6 +248,9 @@ def deployment(request, tmp_path_factory):
         "arn": kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"],
         "kid": f"lp-{run}" if generation == "1" else f"lp-{run}-{generation}"} for generation in ("1", "2")}
     envelope = kms.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["Arn"]
+    # The SES identities Terraform creates (email.tf); the emulator treats them as verified at once.
+    for identity in EMAIL_IDENTITIES:
+        boto("sesv2").create_email_identity(EmailIdentity=identity)
     bootstrap = f"ledgix-lp-{run}/bootstrap"
     # What the operator puts in the bootstrap secret (docs/deploy.md): the only secrets, never in Terraform. Each
     # mode's deployment has its own control plane, so one's anchor rounds never see the other's tenants.
@@ -266,6 +275,7 @@ def deployment(request, tmp_path_factory):
         "VAULT_JWT_TTL": "300", "VAULT_JWT_ISSUER": "alcv-vault", "VAULT_JWT_AUDIENCE": "ledgix-sdk",
         "VAULT_ALLOW_STUB_JUDGE": "true", "VAULT_CLEARANCE_SQS_QUEUE_URL": queue_url,
         "VAULT_NOTIFY_SQS_QUEUE_URL": notify_url, "VAULT_PUBLIC_URL": "https://vault.example.com",
+        "VAULT_EMAIL_FROM_IDENTITIES": ",".join(EMAIL_IDENTITIES),
         "VAULT_CLEARANCE_SQS_FIFO_GROUP_SHARDS": "32", "VAULT_RATE_LIMIT_RPS": "20", "VAULT_RATE_LIMIT_BURST": "40",
         "VAULT_RATE_LIMIT_TTL_SECONDS": "180", "VAULT_METRICS": "emf", "VAULT_CORS_ALLOWED_ORIGIN": "https://console.example",
         "VAULT_LEDGER_ANCHOR_BUCKET": bucket, "VAULT_LEDGER_ANCHOR_REGION": "us-east-1",
@@ -469,7 +479,8 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
         "review_deadline_seconds": REVIEW_DEADLINE_SECONDS}), 200)
     saved, per_settings = calls_made("clearance-api", lambda: answer(api, apigw(
         "put-review-settings", api_key=key, path="/notification-settings",
-        body={"webhooks": [{"url": receiver.url, "secret": WEBHOOK_SECRET, "events": NOTIFY_EVENTS}]}), 200))
+        body={"webhooks": [{"url": receiver.url, "secret": WEBHOOK_SECRET, "events": NOTIFY_EVENTS}],
+              "email": EMAIL_SETTINGS}), 200))
     assert WEBHOOK_SECRET not in json.dumps(saved) and saved["webhooks"][0]["secret_set"], saved
     pending, per_review = calls_made("clearance-api", lambda: answer(api, apigw("request-clearance", api_key=key, body={
         "tool_name": "erase_records", "tool_args": {"table": "customers"}, "session_id": "s-2"}), 200))
@@ -477,8 +488,8 @@ def test_each_function_is_granted_exactly_what_its_code_calls(deployment):
     assert pending["status"] == "pending_review", pending
     print(f"[{mode}] AWS calls, PUT /notification-settings: {json.dumps(per_settings, sort_keys=True)}"
           f"\n[{mode}] AWS calls, a request routed to review, review.pending dispatched: {json.dumps(per_review, sort_keys=True)}")
-    assert per_review.get("sqs:SendMessage") == 1 and per_review.get("dynamodb:PutItem", 0) >= 1, (
-        f"clearance-api records the review.pending delivery and queues its job: {per_review}")
+    assert per_review.get("sqs:SendMessage") == 2 and per_review.get("dynamodb:PutItem", 0) >= 1, (
+        f"clearance-api records the review.pending deliveries (webhook, email) and queues a job each: {per_review}")
 
     worker = start("judge-worker")
     records = judge_records(queue_url, 2)
@@ -563,25 +574,37 @@ def deliveries(api: FunctionProcess, key: str) -> list[dict]:
 
 
 def check_notifications(deployment: dict, api: FunctionProcess, key: str, request_ids: set[str]) -> None:
-    """The notifier takes the three jobs the round's decisions queued and posts them; the receiver fails the first
-    post, so one delivery is retried: the notifier re-queues its job with a delay and delivers it next time."""
+    """The notifier takes the four jobs the round's decisions queued (three webhooks, one email), posts the webhooks
+    and sends the email with SES; the receiver fails the first post, so one delivery is retried: the notifier
+    re-queues its job with a delay and delivers it next time."""
     mode, receiver = deployment["mode"], deployment["receiver"]
     logged = deliveries(api, key)
-    assert sorted(d["event"] for d in logged) == sorted(NOTIFY_EVENTS), logged
+    assert sorted(d["event"] for d in logged) == sorted(NOTIFY_EVENTS + EMAIL_SETTINGS["events"]), logged
     assert {d["request_id"] for d in logged} == request_ids and {d["status"] for d in logged} == {"queued"}, logged
+    [email] = [d for d in logged if d["target_id"] == "email"]
+    assert email["event"] == "review.pending", email
 
     notifier = deployment["start"]("notifier")
     # The sample event as it is: jobs for deliveries this deployment never recorded are skipped and a body that is
     # no job is dropped, all acknowledged (redelivering cannot make them deliverable).
     sample = json.loads((EVENTS / "sqs" / "notifier.json").read_text())
     assert notifier.invoke(sample) == {"batchItemFailures": []} and not receiver.posts, receiver.posts
-    jobs = notify_records(deployment["notify_url"], 3)
+    jobs = notify_records(deployment["notify_url"], 4)
     assert {json.loads(r["body"])["delivery_id"] for r in jobs} == {d["delivery_id"] for d in logged}, jobs
     outcome, per_batch = calls_made("notifier", lambda: notifier.invoke({"Records": jobs}))
-    print(f"[{mode}] AWS calls, notifier batch of 3 jobs (cold instance; one webhook fails): {json.dumps(per_batch, sort_keys=True)}")
+    print(f"[{mode}] AWS calls, notifier batch of 4 jobs (cold instance; one webhook fails, one email): "
+          f"{json.dumps(per_batch, sort_keys=True)}")
     assert outcome == {"batchItemFailures": []}, f"a failed webhook is rescheduled, not reported: {outcome}"
     assert [p["status"] for p in receiver.posts].count(503) == 1 and len(receiver.posts) == 3, receiver.posts
     assert per_batch.get("sqs:SendMessage") == 1, f"the failed delivery's job is queued again: {per_batch}"
+    assert per_batch.get("ses:SendEmail") == 1, f"the email is one SendEmail to every recipient: {per_batch}"
+    # What SES accepted (the emulator's record): from the tenant's sender to its recipients, naming the request.
+    sent = [m for m in httpx.get(f"{ENDPOINT}/_ledgix/ses/messages", params={"region": REGION}).json()
+            if email["request_id"] in (m["body"] or "")]
+    assert len(sent) == 1, sent
+    assert sent[0]["source"] == EMAIL_SETTINGS["from"], sent
+    assert sent[0]["destinations"].get("ToAddresses") == EMAIL_SETTINGS["to"], sent
+    assert "Review needed" in sent[0]["subject"] and email["delivery_id"] in sent[0]["body"], sent
 
     retry = notify_records(deployment["notify_url"], 1)  # after its delay (about a second)
     failed_id = next(json.loads(p["body"])["delivery_id"] for p in receiver.posts if p["status"] == 503)
@@ -632,13 +655,13 @@ def check_bedrock_models(bedrock: BedrockRecorder, values: dict) -> None:
 
 # botocore service model -> IAM service prefix of its actions.
 SDK_SERVICES = {"dynamodb": "dynamodb", "kms": "kms", "secretsmanager": "secretsmanager", "sqs": "sqs", "s3": "s3",
-                "bedrock-runtime": "bedrock"}
+                "bedrock-runtime": "bedrock", "sesv2": "ses"}
 
 
 def sdk_operations_in_code() -> set[str]:
     """IAM actions of the SDK operations called in shared/aws/src, shared/judges/src and functions/*/src (method
     names matched against the botocore service models: `.get_item()` is DynamoDB GetItem, `.converse()` Bedrock
-    Runtime Converse)."""
+    Runtime Converse, `.send_email()` SES v2 SendEmail)."""
     session = get_session()
     sources = "\n".join(p.read_text() for p in [*(ROOT / "shared" / "aws" / "src").glob("*.rs"),
                                                  *(ROOT / "shared" / "judges" / "src").rglob("*.rs"),

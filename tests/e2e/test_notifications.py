@@ -177,11 +177,22 @@ def test_the_development_flag_admits_loopback_only(notify_vault, url):
         assert r.status_code == 200, r.text
 
 
-def test_email_is_refused_rather_than_ignored(vault):
-    # Slack settings are accepted now (test_slack.py); email is not delivered yet.
+def test_email_senders_without_identities_depend_on_the_transport(vault):
+    # The shared vault has no VAULT_EMAIL_FROM_IDENTITIES (test_email.py has a vault with them): the printed
+    # transport (embedded) sends as anyone, SES (aws) as no one, and says which setting is missing.
+    if os.environ.get("VAULT_EMAIL_FROM_IDENTITIES") or os.environ.get("VAULT_EMAIL_SMTP_URL"):
+        pytest.skip("VAULT_EMAIL_FROM_IDENTITIES / VAULT_EMAIL_SMTP_URL are set for every vault of this run")
+    email = {"to": ["ops@example.com"], "from": "anyone@example.net"}
     with vault.tenant_admin() as admin:
-        r = admin.put("/notification-settings", json={"email": {"to": ["ops@example.com"]}})
-    assert_error(r, 422, "invalid_request")
+        try:
+            r = admin.put("/notification-settings", json={"email": email})
+            if BACKEND == "aws":
+                assert "VAULT_EMAIL_FROM_IDENTITIES" in assert_error(r, 422, "invalid_request")["message"]
+            else:
+                assert r.status_code == 200, r.text
+                assert r.json()["email"]["to"] == email["to"] and r.json()["email"]["from"] == email["from"]
+        finally:
+            admin.put("/notification-settings", json={"webhooks": []})
 
 
 # --- deliveries ----------------------------------------------------------------------------------------------

@@ -258,6 +258,96 @@ run "notifier_max_concurrency_is_checked" {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
+# Email (email.tf): one SES identity per entry, the senders on the functions that build and send notifications, and
+# the notifier's ses:SendEmail on exactly those identities.
+# ---------------------------------------------------------------------------------------------------------------
+
+run "email_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_sesv2_email_identity.sender) == 0 && output.email_dkim_records == {}
+    error_message = "no email_identities: no SES identity, no DKIM records"
+  }
+  assert {
+    condition     = alltrue([for name, env in local.function_environment : !contains(keys(env), "VAULT_EMAIL_FROM_IDENTITIES")])
+    error_message = "VAULT_EMAIL_FROM_IDENTITIES is set only with email_identities, like VAULT_PUBLIC_URL with public_url"
+  }
+  assert {
+    condition     = !anytrue([for name, statements in local.function_statements : anytrue([for s in statements : anytrue([for a in s.actions : startswith(a, "ses:")])])])
+    error_message = "without identities no function may send email (the SendEmail statement without resources is dropped)"
+  }
+}
+
+run "email_identities" {
+  command = plan
+
+  variables {
+    email_identities = ["alerts.example.com", "vault@example.org"]
+  }
+
+  assert {
+    condition = (toset(keys(aws_sesv2_email_identity.sender)) == toset(["alerts.example.com", "vault@example.org"])
+    && alltrue([for key, identity in aws_sesv2_email_identity.sender : identity.email_identity == key]))
+    error_message = "one SES identity per entry of email_identities"
+  }
+  assert {
+    condition = alltrue([for name, env in local.function_environment :
+      try(env["VAULT_EMAIL_FROM_IDENTITIES"], null) == (name == "jwks" ? null : "alerts.example.com,vault@example.org")
+    ])
+    error_message = "VAULT_EMAIL_FROM_IDENTITIES (the entries, comma-separated) on clearance-api, judge-worker, anchor-export and the notifier; jwks notifies nobody"
+  }
+  assert {
+    condition = (one([for s in local.function_statements["notifier"] : s if contains(s.actions, "ses:SendEmail")]).actions == ["ses:SendEmail"]
+      && toset(flatten([for s in local.function_statements["notifier"] : s.resources if contains(s.actions, "ses:SendEmail")])) == toset([
+        "arn:aws:ses:us-east-1:123456789012:identity/alerts.example.com",
+        "arn:aws:ses:us-east-1:123456789012:identity/vault@example.org",
+    ]))
+    error_message = "the notifier may ses:SendEmail from exactly the identities of email_identities"
+  }
+  assert {
+    condition = alltrue([for name, statements in local.function_statements :
+    name == "notifier" || !anytrue([for s in statements : anytrue([for a in s.actions : startswith(a, "ses:")])])])
+    error_message = "only the notifier sends email"
+  }
+  assert {
+    # The tokens themselves are known after apply (the provider reads the block back; a mock cannot fill it).
+    condition     = keys(output.email_dkim_records) == ["alerts.example.com"]
+    error_message = "each domain identity has its DKIM records in the output; an address identity has none"
+  }
+}
+
+run "email_identities_are_checked" {
+  command = plan
+
+  variables {
+    email_identities = ["Alerts@Example.com"]
+  }
+
+  expect_failures = [var.email_identities]
+}
+
+run "email_identities_are_plain" {
+  command = plan
+
+  variables {
+    email_identities = ["Ledgix <alerts@example.com>"]
+  }
+
+  expect_failures = [var.email_identities]
+}
+
+run "email_identities_are_distinct" {
+  command = plan
+
+  variables {
+    email_identities = ["example.com", "example.com"]
+  }
+
+  expect_failures = [var.email_identities]
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # The anchor cadence (anchor.tf): Scheduler's minute granularity, rounds per invocation, the timeout, the alarms.
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -412,8 +502,8 @@ run "iam" {
     error_message = "jwks runs outside the VPC"
   }
   assert {
-    condition     = alltrue([for s in local.function_permissions["notifier"] : alltrue([for a in s.actions : contains(["dynamodb:GetItem", "dynamodb:PutItem", "kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage"], a)])])
-    error_message = "the notifier may only read and record deliveries, use the envelope key and re-queue a job"
+    condition     = alltrue([for s in local.function_permissions["notifier"] : alltrue([for a in s.actions : contains(["dynamodb:GetItem", "dynamodb:PutItem", "kms:Decrypt", "kms:GenerateDataKey", "sqs:SendMessage", "ses:SendEmail"], a)])])
+    error_message = "the notifier may only read and record deliveries, use the envelope key, re-queue a job and send email"
   }
 }
 

@@ -25,7 +25,7 @@ async fn vault() -> TestVault {
     // Loopback URLs for Slack, as in `ledgix dev` with VAULT_ALLOW_PRIVATE_WEBHOOK_URLS: no notifier runs here,
     // so nothing is sent to them.
     let tv = common::tenant_vault(Role::ALL.to_vec(), |config| {
-        config.allow_loopback_webhooks = true;
+        config.notify.allow_loopback_webhooks = true;
     })
     .await;
     let (app, _) = common::app(&tv.vault, None);
@@ -318,7 +318,7 @@ async fn a_deny_click_denies() {
 }
 
 #[tokio::test]
-async fn slack_settings_are_checked_and_email_is_still_refused() {
+async fn slack_and_email_settings_are_checked() {
     let v = vault().await;
     for (body, why) in [
         (
@@ -333,7 +333,14 @@ async fn slack_settings_are_checked_and_email_is_still_refused() {
             json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "signing_secret": SECRET, "reviewer_user_ids": [REVIEWER], "colour": "red"}}),
             "unknown field",
         ),
-        (json!({"email": {"to": "ops@example.com"}}), "not available"),
+        (
+            json!({"email": {"to": ["Ops <ops@example.com>"], "from": "vault@example.com"}}),
+            "email.to: ",
+        ),
+        (
+            json!({"email": {"to": ["ops@example.com"], "from": "vault@example.com", "cc": []}}),
+            "unknown field",
+        ),
     ] {
         let (status, answer) = v
             .call(Method::PUT, "/notification-settings", Some(body.clone()))
@@ -345,5 +352,5 @@ async fn slack_settings_are_checked_and_email_is_still_refused() {
     }
     let (status, view) = v.call(Method::GET, "/notification-settings", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(view, json!({"webhooks": [], "slack": null}));
+    assert_eq!(view, json!({"webhooks": [], "slack": null, "email": null}));
 }

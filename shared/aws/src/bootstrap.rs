@@ -213,6 +213,8 @@ pub use aws_config::SdkConfig;
 pub struct NotifierBackend {
     pub notifications: Arc<dyn ledgix_core::notify::NotificationStore>,
     pub queue: Arc<SqsDeliveryQueue>,
+    /// The SDK configuration the clients were built from (the email sender's too).
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl NotifierBackend {
@@ -237,6 +239,7 @@ impl NotifierBackend {
                 aws_sdk_sqs::Client::new(&sdk),
                 &queue_url,
             )),
+            sdk,
         })
     }
 }

@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod control;
 pub mod dynamo;
+pub mod email;
 pub mod key_registry;
 pub mod kms;
 pub mod notifications;

@@ -306,6 +306,7 @@ mod envelope {
                 events: vec![NotificationEvent::ReviewPending],
             }],
             slack: None,
+            email: None,
         };
         ports
             .notifications
@@ -700,6 +701,14 @@ mod notify_queue {
         }
     }
 
+    /// No email in these tests: an attempt fails loudly.
+    #[async_trait]
+    impl ledgix_core::notify::EmailSender for Receiver {
+        async fn send(&self, _email: &ledgix_core::notify::OutboundEmail) -> Result<(), SendError> {
+            Err(SendError::Rejected("no email expected here".into()))
+        }
+    }
+
     fn sqs(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(sdk)
     }
@@ -732,8 +741,10 @@ mod notify_queue {
         Arc::new(Notifier::new(NotifyPorts {
             store,
             queue,
-            sender: receiver,
+            sender: receiver.clone(),
             url_policy: UrlPolicy::default(),
+            email: receiver,
+            email_policy: Default::default(),
         }))
     }
 
@@ -801,6 +812,7 @@ mod notify_queue {
                 &NotificationSettings {
                     webhooks: vec![target.clone()],
                     slack: None,
+                    email: None,
                 },
             )
             .await
@@ -899,5 +911,47 @@ mod notify_queue {
         )
         .await;
         assert_eq!(failed, vec!["m1".to_string()]);
+    }
+}
+
+/// The SES v2 email sender against the emulator's SES: a verified identity sends, an unverified one is refused
+/// with SES's own error code (kept as the delivery's `last_error`).
+mod ses {
+    use super::*;
+    use ledgix_aws::email::SesEmailSender;
+    use ledgix_core::notify::{EmailSender, OutboundEmail, SendError};
+
+    fn email(from: &str) -> OutboundEmail {
+        OutboundEmail {
+            from: from.into(),
+            to: vec!["reviewers@example.com".into()],
+            subject: "[Ledgix] Review needed: pay".into(),
+            text: "Request: req-1\n".into(),
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the AWS emulator; scripts/test.sh runs it"]
+    async fn a_verified_identity_sends_and_an_unverified_sender_is_refused_by_ses() {
+        let sdk = sdk().await;
+        let domain = format!("ses-{:016x}.ledgix-test.example", rand::random::<u64>());
+        aws_sdk_sesv2::Client::new(&sdk)
+            .create_email_identity()
+            .email_identity(&domain)
+            .send()
+            .await
+            .expect("identity");
+        let sender = SesEmailSender::new(&sdk);
+        sender
+            .send(&email(&format!("vault@{domain}")))
+            .await
+            .expect("sent as the verified domain");
+        match sender
+            .send(&email("vault@unverified.ledgix-test.example"))
+            .await
+        {
+            Err(SendError::Rejected(why)) => assert!(why.starts_with("MessageRejected"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

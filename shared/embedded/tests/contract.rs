@@ -76,6 +76,7 @@ mod encrypted {
                 events: vec![NotificationEvent::ReviewPending],
             }],
             slack: None,
+            email: None,
         };
         ports
             .notifications

@@ -1,5 +1,5 @@
 //! The outbound webhook adapter: `HttpWebhookSender` implements `ledgix_core::notify::WebhookSender` over
-//! hyper with rustls.
+//! hyper with rustls. The development email senders (SMTP to a catcher, the log) are in `email`.
 //!
 //! Every address a webhook's host resolves to is checked against the `UrlPolicy`, and a connection is made only
 //! to addresses just checked: the check runs in the connector, for every new connection (pooled reconnections
@@ -12,6 +12,7 @@
 //! system has none, as the judges' HTTP client does.
 
 mod connector;
+pub mod email;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,7 +7,9 @@ use ledgix_aws::notify_queue::{self, SqsDeliveryQueue};
 use ledgix_aws::sqs::{self, SqsJudgeQueue};
 use ledgix_aws::{AwsBackend, AwsSettings};
 use ledgix_core::notify::address::UrlPolicy;
-use ledgix_core::notify::{DeliveryQueue, NotificationStore, Notifier, NotifyPorts};
+use ledgix_core::notify::{
+    DeliveryQueue, EmailPolicy, EmailSender, NotificationStore, Notifier, NotifyPorts,
+};
 use ledgix_core::ports::{AnchorSink, JudgeModel, JudgeQueue, Signer};
 use ledgix_core::service::VaultPorts;
 use ledgix_core::Vault;
@@ -17,7 +19,7 @@ use ledgix_embedded::{
     EmbeddedQueue, FolderAnchor, LocalSigner, MemoryRateLimiter, SqliteStore,
 };
 
-use crate::config::{Backend, Config, ConfigError, Overlay, SignerBackend};
+use crate::config::{Backend, Config, ConfigError, NotifyConfig, Overlay, SignerBackend};
 
 /// The vault assembled on one backend, and what a long-lived process runs beside it (the anchor timer and the
 /// judge workers: in process, or an SQS long-poller).
@@ -41,19 +43,41 @@ pub struct WiredVault {
 }
 
 /// The webhook sender (one HTTPS client per process) under the address policy
-/// (VAULT_ALLOW_PRIVATE_WEBHOOK_URLS: `allow_loopback`), beside the store and queue.
+/// (VAULT_ALLOW_PRIVATE_WEBHOOK_URLS), and the email sender: SMTP to the configured catcher, else SES on AWS
+/// (`sdk`), else the log. Any sender address goes with the development transports unless identities are
+/// configured; SES sends only as the configured identities (none configured: no email).
 fn notify_ports(
-    allow_loopback: bool,
+    config: &NotifyConfig,
+    sdk: Option<&aws_config::SdkConfig>,
     store: Arc<dyn NotificationStore>,
     queue: Arc<dyn DeliveryQueue>,
 ) -> Result<NotifyPorts, ConfigError> {
-    let url_policy = UrlPolicy { allow_loopback };
+    let url_policy = UrlPolicy {
+        allow_loopback: config.allow_loopback_webhooks,
+    };
     let sender = ledgix_notify::HttpWebhookSender::new(url_policy).map_err(ConfigError)?;
+    let identities = config.email_from_identities.clone();
+    let (email, allowed_from): (Arc<dyn EmailSender>, _) = match (&config.email_smtp_url, sdk) {
+        (Some(url), _) => (
+            Arc::new(ledgix_notify::email::SmtpEmailSender::new(url).map_err(ConfigError)?),
+            (!identities.is_empty()).then_some(identities),
+        ),
+        (None, Some(sdk)) => (
+            Arc::new(ledgix_aws::email::SesEmailSender::new(sdk)),
+            Some(identities),
+        ),
+        (None, None) => (
+            Arc::new(ledgix_notify::email::LogEmailSender),
+            (!identities.is_empty()).then_some(identities),
+        ),
+    };
     Ok(NotifyPorts {
         store,
         queue,
         sender: Arc::new(sender),
         url_policy,
+        email,
+        email_policy: EmailPolicy { allowed_from },
     })
 }
 
@@ -142,7 +166,8 @@ fn embedded(
     let (queue, receiver) = EmbeddedQueue::new(config.async_queue_size);
     let (delivery_queue, delivery_receiver) = EmbeddedDeliveryQueue::new(config.async_queue_size);
     let notify = notify_ports(
-        config.allow_loopback_webhooks,
+        &config.notify,
+        None,
         store.clone(),
         Arc::new(delivery_queue),
     )?;
@@ -224,7 +249,8 @@ async fn build_aws(
     };
     let notify = match delivery_queue {
         Some(queue) => Some(notify_ports(
-            config.allow_loopback_webhooks,
+            &config.notify,
+            Some(&aws.sdk),
             aws.notifications.clone(),
             queue,
         )?),
@@ -409,17 +435,18 @@ impl WiredVault {
     }
 }
 
-/// The notifier function's notifier: the hot table, the notify queue and the webhook sender, from the
-/// environment (VAULT_DYNAMODB_TABLE, VAULT_NOTIFY_SQS_QUEUE_URL, VAULT_ENVELOPE_KMS_KEY_ID,
-/// VAULT_ALLOW_PRIVATE_WEBHOOK_URLS). No PostgreSQL, no bootstrap secret: it reads nothing else.
+/// The notifier function's notifier: the hot table, the notify queue, the webhook and email senders, from the
+/// environment (VAULT_DYNAMODB_TABLE, VAULT_NOTIFY_SQS_QUEUE_URL, VAULT_ENVELOPE_KMS_KEY_ID, and
+/// `NotifyConfig`'s). No PostgreSQL, no bootstrap secret: it reads nothing else.
 pub async fn notifier_from_env() -> Result<Notifier, ConfigError> {
     let backend = ledgix_aws::NotifierBackend::connect(|name| std::env::var(name).ok())
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
-    let allow_loopback = crate::config::Env(|name: &str| std::env::var(name).ok())
-        .boolean("VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", false)?;
+    let config =
+        NotifyConfig::from_env(&crate::config::Env(|name: &str| std::env::var(name).ok()))?;
     Ok(Notifier::new(notify_ports(
-        allow_loopback,
+        &config,
+        Some(&backend.sdk),
         backend.notifications,
         backend.queue,
     )?))

@@ -118,9 +118,8 @@ pub struct Config {
     /// VAULT_MAX_POLICIES_PER_TENANT.
     pub max_policies_per_tenant: usize,
     pub emf_metrics: bool,
-    /// VAULT_ALLOW_PRIVATE_WEBHOOK_URLS (development only, off by default): webhooks may reach loopback
-    /// addresses, over http too. Link-local, metadata and private addresses stay refused.
-    pub allow_loopback_webhooks: bool,
+    /// How notifications go out: webhook address policy, email transport and senders.
+    pub notify: NotifyConfig,
     pub anchor_interval: Duration,
     /// 32-byte AES-256-GCM key (base64) for payloads at rest.
     pub transport_key_base64: Option<String>,
@@ -137,6 +136,51 @@ pub struct Config {
     /// Whether this process exports checkpoints (and so needs the anchor bucket). The request-serving
     /// functions turn it off: only anchor-export and `ledgix dev` touch the bucket.
     pub exports_anchors: bool,
+}
+
+/// How notifications go out (the notifier function reads only this).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// VAULT_ALLOW_PRIVATE_WEBHOOK_URLS (development only, off by default): webhooks may reach loopback
+    /// addresses, over http too. Link-local, metadata and private addresses stay refused.
+    pub allow_loopback_webhooks: bool,
+    /// VAULT_EMAIL_SMTP_URL: send email by plain SMTP to this catcher instead of SES (or the log).
+    pub email_smtp_url: Option<String>,
+    /// VAULT_EMAIL_FROM_IDENTITIES: the addresses and domains emails may be sent from.
+    pub email_from_identities: Vec<String>,
+}
+
+impl NotifyConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let email_smtp_url = env.get("VAULT_EMAIL_SMTP_URL");
+        if let Some(url) = &email_smtp_url {
+            ledgix_notify::email::SmtpEmailSender::new(url).map_err(ConfigError)?;
+        }
+        let email_from_identities: Vec<String> = env
+            .get("VAULT_EMAIL_FROM_IDENTITIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(|entry| entry.trim().to_ascii_lowercase())
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        for identity in &email_from_identities {
+            // An address, or a domain: checked as the address of a made-up local part.
+            let as_address = match identity.contains('@') {
+                true => identity.clone(),
+                false => format!("sender@{identity}"),
+            };
+            ledgix_core::notify::email::check_address(&as_address).map_err(|why| {
+                ConfigError(format!(
+                    "VAULT_EMAIL_FROM_IDENTITIES: {identity:?} is neither an address nor a domain ({why})"
+                ))
+            })?;
+        }
+        Ok(NotifyConfig {
+            allow_loopback_webhooks: env.boolean("VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", false)?,
+            email_smtp_url,
+            email_from_identities,
+        })
+    }
 }
 
 /// Reads variables from a lookup function, so tests need not touch the process environment.
@@ -312,7 +356,7 @@ impl Config {
                 "VAULT_MAX_POLICIES_PER_TENANT",
                 DEFAULT_MAX_POLICIES_PER_TENANT,
             )?,
-            allow_loopback_webhooks: env.boolean("VAULT_ALLOW_PRIVATE_WEBHOOK_URLS", false)?,
+            notify: NotifyConfig::from_env(&env)?,
             emf_metrics: match env.get("VAULT_METRICS").as_deref() {
                 // On by default inside Lambda, where CloudWatch reads EMF from the log stream.
                 None => env.get("AWS_LAMBDA_FUNCTION_NAME").is_some(),
@@ -429,6 +473,35 @@ mod tests {
             move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
             false,
         )
+    }
+
+    #[test]
+    fn email_settings_name_an_smtp_catcher_and_sender_identities() {
+        let c = config(&[
+            ("VAULT_EMAIL_SMTP_URL", "smtp://127.0.0.1:1025"),
+            (
+                "VAULT_EMAIL_FROM_IDENTITIES",
+                " Alerts.Example.com, ops@example.org ,",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.notify.email_smtp_url.as_deref(),
+            Some("smtp://127.0.0.1:1025")
+        );
+        assert_eq!(
+            c.notify.email_from_identities,
+            ["alerts.example.com", "ops@example.org"]
+        );
+        for (name, bad) in [
+            ("VAULT_EMAIL_SMTP_URL", "smtps://mail.example.com"),
+            ("VAULT_EMAIL_SMTP_URL", "smtp://user:pw@127.0.0.1"),
+            ("VAULT_EMAIL_FROM_IDENTITIES", "not a domain"),
+            ("VAULT_EMAIL_FROM_IDENTITIES", "Ops <ops@example.org>"),
+        ] {
+            let e = config(&[(name, bad)]).expect_err(bad);
+            assert!(e.0.contains(name), "{e:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,11 @@ fn settings(url: &str) -> NotificationSettings {
             reviewer_user_ids: vec!["U2CERLKJA".into()],
             events: vec![NotificationEvent::ReviewPending],
         }),
+        email: Some(crate::notify::EmailTarget {
+            to: vec!["ops@example.com".into()],
+            from: "vault@alerts.example.com".into(),
+            events: vec![NotificationEvent::ReviewExpired],
+        }),
     }
 }
 

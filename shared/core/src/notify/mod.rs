@@ -1,10 +1,11 @@
 //! Notifying people of decisions: a tenant's notification settings, the deliveries a decision queues (in the
 //! same tenant commit, as an outbox), and the notifier that delivers them with retries. The wire formats
 //! (webhook body and headers, the signature) are in `webhook`, Slack's messages and interaction requests in
-//! `slack`, the retry schedule in `retry`, which addresses a webhook may reach in `address`, the delivery use
+//! `slack`, emails in `email`, the retry schedule in `retry`, which addresses a webhook may reach in `address`, the delivery use
 //! case in `notifier`.
 
 pub mod address;
+pub mod email;
 pub mod notifier;
 pub mod retry;
 pub mod settings;
@@ -17,6 +18,7 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 
+pub use email::{EmailPolicy, EmailSender, EmailTarget, OutboundEmail};
 pub use notifier::{DeliveryOutcome, Notifier, NotifyPorts};
 pub use settings::{NotificationSettings, NotificationSettingsView, SlackTarget, WebhookTarget};
 
@@ -103,8 +105,9 @@ pub struct Delivery {
     /// (`X-Ledgix-Delivery`).
     pub delivery_id: String,
     pub tenant_id: String,
-    /// The webhook's id in the tenant's settings, `slack` (the tenant's Slack incoming webhook) or
-    /// `slack_response` (an update of a Slack message: `body` holds the `response_url` and the message).
+    /// The webhook's id in the tenant's settings, `slack` (the tenant's Slack incoming webhook),
+    /// `slack_response` (an update of a Slack message: `body` holds the `response_url` and the message) or
+    /// `email` (the tenant's email recipients).
     pub target_id: String,
     pub event: NotificationEvent,
     pub request_id: String,
@@ -232,6 +235,10 @@ pub enum SendError {
     /// DNS, connect, TLS, timeout or a read failure.
     #[error("{0}")]
     Transport(String),
+    /// The mail service refused the message (e.g. SES `MessageRejected`, an SMTP 4xx/5xx): retried, since the
+    /// cause (a sending pause, an identity not yet verified) can pass.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// Sends webhooks, refusing addresses a tenant must not reach at connect time (DNS rebinding), and checks a

@@ -1,13 +1,14 @@
 //! The notifier: records and queues what a commit put in its outbox, and attempts one delivery per job,
 //! rescheduling failures (`retry`) until they succeed or 24 hours have passed. At least once: a notifier that
 //! dies between sending and recording sends again, with the same `X-Ledgix-Delivery` id. A delivery's target is
-//! a webhook, the tenant's Slack incoming webhook, or a Slack message's `response_url`: all three are posted
-//! through the same guarded sender and retried alike.
+//! a webhook, the tenant's Slack incoming webhook, or a Slack message's `response_url` (all three posted
+//! through the same guarded sender), or the tenant's email recipients; all are retried alike.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::address::UrlPolicy;
+use super::email::{self, EmailPolicy, EmailSender, OutboundEmail};
 use super::{
     retry, slack, webhook, Delivery, DeliveryJob, DeliveryQueue, DeliveryStatus,
     NotificationSettings, NotificationStore, OutboundPost, WebhookSender,
@@ -22,6 +23,9 @@ pub struct NotifyPorts {
     pub queue: Arc<dyn DeliveryQueue>,
     pub sender: Arc<dyn WebhookSender>,
     pub url_policy: UrlPolicy,
+    pub email: Arc<dyn EmailSender>,
+    /// Which senders emails may come from: checked when settings are written and again at every send.
+    pub email_policy: EmailPolicy,
 }
 
 /// What one attempt came to.
@@ -44,9 +48,41 @@ pub struct Notifier {
 /// The longest error text kept per delivery.
 const MAX_ERROR: usize = 300;
 
-/// The POST of one attempt of `delivery`, as the tenant's current settings say; `Err` (why it is cancelled)
-/// when its target is no longer there. Slack messages are rendered now, from the stored event body.
+/// What one attempt sends.
+#[derive(Debug)]
+enum Outbound {
+    Post(OutboundPost),
+    Email(OutboundEmail),
+}
+
+/// What one attempt of `delivery` sends, as the tenant's current settings say; `Err` (why it is cancelled)
+/// when its target is no longer there, or its sender no longer allowed. Slack messages and emails are rendered
+/// now, from the stored event body.
 fn outbound(
+    settings: &NotificationSettings,
+    email_policy: &EmailPolicy,
+    delivery: &Delivery,
+    timestamp: i64,
+) -> Result<Outbound, String> {
+    if delivery.target_id == email::TARGET_ID {
+        let target = settings
+            .email
+            .as_ref()
+            .ok_or("email was removed from the notification settings")?;
+        email_policy.check_from(&target.from)?;
+        return Ok(Outbound::Email(email::message(
+            target,
+            delivery.event,
+            &delivery.body,
+            &delivery.delivery_id,
+        )));
+    }
+    post_for(settings, delivery, timestamp)
+        .map(Outbound::Post)
+        .map_err(String::from)
+}
+
+fn post_for(
     settings: &NotificationSettings,
     delivery: &Delivery,
     timestamp: i64,
@@ -127,20 +163,28 @@ impl Notifier {
         let attempts = delivery.attempts;
         let settings = store.settings(&job.tenant_id).await?.unwrap_or_default();
         let now = chrono::Utc::now();
-        let request = match outbound(&settings, &delivery, now.timestamp()) {
+        let request = match outbound(
+            &settings,
+            &self.ports.email_policy,
+            &delivery,
+            now.timestamp(),
+        ) {
             Ok(request) => request,
             Err(why) => {
                 delivery.status = DeliveryStatus::Cancelled;
                 delivery.next_attempt_at = None;
-                delivery.last_error = Some(why.into());
+                delivery.last_error = Some(why);
                 return Ok(match store.update_delivery(&delivery, attempts).await? {
                     true => DeliveryOutcome::Cancelled,
                     false => DeliveryOutcome::Skipped,
                 });
             }
         };
-        // The sender checks the URL and every address it connects to.
-        let result = self.ports.sender.post(&request).await;
+        let result = match &request {
+            // The sender checks the URL and every address it connects to.
+            Outbound::Post(post) => self.ports.sender.post(post).await,
+            Outbound::Email(message) => self.ports.email.send(message).await.map(|()| 200),
+        };
         delivery.attempts = attempts + 1;
         let error = match result {
             Ok(status) if (200..300).contains(&status) => {
@@ -156,7 +200,7 @@ impl Notifier {
             Ok(status) => format!("HTTP {status}"),
             Err(e) => e.to_string(),
         };
-        tracing::info!(tenant_id = %delivery.tenant_id, delivery_id = %delivery.delivery_id, attempt = delivery.attempts, error = %error, "webhook delivery failed");
+        tracing::info!(tenant_id = %delivery.tenant_id, delivery_id = %delivery.delivery_id, attempt = delivery.attempts, error = %error, "delivery failed");
         delivery.last_error = Some(error.chars().take(MAX_ERROR).collect());
         let delay = retry::delay_after(delivery.attempts, rand::random::<f64>());
         let created = chrono::DateTime::parse_from_rfc3339(&delivery.created_at)
@@ -204,7 +248,36 @@ mod tests {
                 reviewer_user_ids: vec!["U2CERLKJA".into()],
                 events: vec![NotificationEvent::ReviewPending],
             }),
+            email: with_slack.then(|| crate::notify::EmailTarget {
+                to: vec!["ops@example.com".into()],
+                from: "vault@alerts.example.com".into(),
+                events: vec![NotificationEvent::ReviewPending],
+            }),
         }
+    }
+
+    #[test]
+    fn an_email_delivery_is_rendered_for_its_recipients_while_its_sender_is_allowed() {
+        let any = EmailPolicy::default();
+        let email_delivery = delivery(email::TARGET_ID, pending());
+        match outbound(&settings(true), &any, &email_delivery, 0) {
+            Ok(Outbound::Email(message)) => {
+                assert_eq!(message.to, ["ops@example.com"]);
+                assert!(message.text.contains(&email_delivery.delivery_id));
+            }
+            other => panic!("{other:?}"),
+        }
+        let elsewhere = EmailPolicy {
+            allowed_from: Some(vec!["other.example.com".into()]),
+        };
+        let why = outbound(&settings(true), &elsewhere, &email_delivery, 0).expect_err("refused");
+        assert!(why.contains("sender identities"), "{why}");
+        assert_eq!(
+            outbound(&settings(false), &any, &email_delivery, 0)
+                .map(|_| ())
+                .unwrap_err(),
+            "email was removed from the notification settings"
+        );
     }
 
     fn delivery(target_id: &str, body: Value) -> Delivery {
@@ -224,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_slack_delivery_is_the_block_kit_message_posted_to_the_incoming_webhook_unsigned() {
-        let post = outbound(&settings(true), &delivery(slack::TARGET_ID, pending()), 0)
+        let post = post_for(&settings(true), &delivery(slack::TARGET_ID, pending()), 0)
             .expect("slack is configured");
         assert_eq!(post.url, "https://hooks.slack.com/services/T0/B0/x");
         assert!(post
@@ -242,7 +315,7 @@ mod tests {
     fn a_message_update_goes_to_its_response_url() {
         let update = json!({"response_url": "https://hooks.slack.com/actions/T0/1/x",
                             "message": {"replace_original": true, "text": "done"}});
-        let post = outbound(
+        let post = post_for(
             &settings(true),
             &delivery(slack::RESPONSE_TARGET_ID, update),
             0,
@@ -257,20 +330,20 @@ mod tests {
 
     #[test]
     fn a_webhook_delivery_is_signed_and_a_removed_target_cancels() {
-        let post = outbound(&settings(false), &delivery("wh_1", pending()), 1).expect("webhook");
+        let post = post_for(&settings(false), &delivery("wh_1", pending()), 1).expect("webhook");
         assert!(post
             .headers
             .iter()
             .any(|(name, value)| name == "x-ledgix-signature" && value.starts_with("sha256=")));
         for target in [slack::TARGET_ID, slack::RESPONSE_TARGET_ID] {
             assert_eq!(
-                outbound(&settings(false), &delivery(target, pending()), 0).map(|_| ()),
+                post_for(&settings(false), &delivery(target, pending()), 0).map(|_| ()),
                 Err("Slack was removed from the notification settings")
             );
         }
-        assert!(outbound(&settings(true), &delivery("wh_gone", pending()), 0).is_err());
+        assert!(post_for(&settings(true), &delivery("wh_gone", pending()), 0).is_err());
         assert!(
-            outbound(
+            post_for(
                 &settings(true),
                 &delivery(slack::RESPONSE_TARGET_ID, json!({})),
                 0

@@ -2,9 +2,9 @@
 //! included, sealed by the store) and what `GET` shows (secrets never).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::address::{self, UrlPolicy};
+use super::email::{self, EmailPolicy, EmailTarget};
 use super::NotificationEvent;
 use crate::error::{VaultError, VaultResult};
 
@@ -50,10 +50,13 @@ pub struct NotificationSettings {
     /// Settings stored before Slack existed read as `None`.
     #[serde(default)]
     pub slack: Option<SlackTarget>,
+    /// Settings stored before email existed read as `None`.
+    #[serde(default)]
+    pub email: Option<EmailTarget>,
 }
 
 impl NotificationSettings {
-    /// The ids of the targets that want `event`: each subscribed webhook's, then `slack` if Slack is.
+    /// The ids of the targets that want `event`: each subscribed webhook's, then `slack` and `email` if they are.
     pub fn targets(&self, event: NotificationEvent) -> Vec<&str> {
         let webhooks = self
             .webhooks
@@ -65,7 +68,12 @@ impl NotificationSettings {
             .as_ref()
             .filter(|s| s.events.contains(&event))
             .map(|_| super::slack::TARGET_ID);
-        webhooks.chain(slack).collect()
+        let email = self
+            .email
+            .as_ref()
+            .filter(|e| e.events.contains(&event))
+            .map(|_| email::TARGET_ID);
+        webhooks.chain(slack).chain(email).collect()
     }
 
     pub fn webhook(&self, id: &str) -> Option<&WebhookTarget> {
@@ -82,9 +90,51 @@ pub struct NotificationSettingsUpdate {
     /// Left out (or `null`): no Slack notifications.
     #[serde(default)]
     pub slack: Option<SlackUpdate>,
-    /// Not delivered by this version: refused rather than silently ignored.
+    /// Left out (or `null`): no email.
     #[serde(default)]
-    pub email: Option<Value>,
+    pub email: Option<EmailUpdate>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailUpdate {
+    pub to: Vec<String>,
+    pub from: String,
+    /// Default: the review events.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+impl EmailUpdate {
+    fn apply(self, policy: &EmailPolicy) -> VaultResult<EmailTarget> {
+        let invalid = |m: String| Err(VaultError::InvalidRequest(m));
+        if self.to.is_empty() || self.to.len() > email::MAX_RECIPIENTS {
+            return invalid(format!(
+                "email.to must name 1 to {} addresses",
+                email::MAX_RECIPIENTS
+            ));
+        }
+        let mut to: Vec<String> = Vec::new();
+        for address in self.to {
+            if let Err(why) = email::check_address(&address) {
+                return invalid(format!("email.to: {why}"));
+            }
+            if !to.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
+                to.push(address);
+            }
+        }
+        if let Err(why) = email::check_address(&self.from) {
+            return invalid(format!("email.from: {why}"));
+        }
+        if let Err(why) = policy.check_from(&self.from) {
+            return invalid(format!("email.from: {why}"));
+        }
+        Ok(EmailTarget {
+            to,
+            from: self.from,
+            events: parse_events(self.events, "email.events")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +172,8 @@ pub struct NotificationSettingsView {
     pub webhooks: Vec<WebhookView>,
     /// `null` without Slack settings.
     pub slack: Option<SlackView>,
+    /// `null` without email settings (nothing in them is secret).
+    pub email: Option<EmailTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +212,7 @@ impl From<&NotificationSettings> for NotificationSettingsView {
                 events: slack.events.clone(),
                 signing_secret_set: !slack.signing_secret.is_empty(),
             }),
+            email: s.email.clone(),
         }
     }
 }
@@ -177,14 +230,10 @@ impl NotificationSettingsUpdate {
         self,
         stored: Option<&NotificationSettings>,
         policy: UrlPolicy,
+        email_policy: &EmailPolicy,
     ) -> VaultResult<NotificationSettings> {
         let invalid = |m: String| Err(VaultError::InvalidRequest(m));
-        if self.email.is_some() {
-            return invalid(
-                "email notifications are not available in this version; use webhooks or slack"
-                    .into(),
-            );
-        }
+        let email = self.email.map(|e| e.apply(email_policy)).transpose()?;
         let slack = match self.slack {
             None => None,
             Some(update) => Some(update.apply(stored.and_then(|s| s.slack.as_ref()), policy)?),
@@ -238,7 +287,11 @@ impl NotificationSettingsUpdate {
                 events,
             });
         }
-        Ok(NotificationSettings { webhooks, slack })
+        Ok(NotificationSettings {
+            webhooks,
+            slack,
+            email,
+        })
     }
 }
 
@@ -357,7 +410,7 @@ fn parse_events(names: Option<Vec<String>>, field: &str) -> VaultResult<Vec<Noti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn update(v: Value) -> NotificationSettingsUpdate {
         serde_json::from_value(v).expect("update")
@@ -367,12 +420,44 @@ mod tests {
         allow_loopback: false,
     };
     const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    const ANY_SENDER: EmailPolicy = EmailPolicy { allowed_from: None };
+
+    #[test]
+    fn email_settings_take_plain_addresses_and_an_allowed_sender() {
+        let s = update(
+            json!({"email": {"to": ["ops@example.com", "OPS@example.com", "sec@example.com"],
+            "from": "vault@alerts.example.com"}}),
+        )
+        .apply(None, STRICT, &ANY_SENDER)
+        .expect("valid");
+        let email = s.email.clone().expect("email");
+        assert_eq!(email.to, ["ops@example.com", "sec@example.com"]);
+        assert_eq!(email.events, DEFAULT_EVENTS.to_vec());
+        assert_eq!(s.targets(NotificationEvent::ReviewPending), vec!["email"]);
+        let view = serde_json::to_value(NotificationSettingsView::from(&s)).expect("json");
+        assert_eq!(view["email"]["from"], "vault@alerts.example.com");
+        let identities = EmailPolicy {
+            allowed_from: Some(vec!["alerts.example.com".into()]),
+        };
+        let from = |from: &str| {
+            update(json!({"email": {"to": ["ops@example.com"], "from": from}})).apply(
+                None,
+                STRICT,
+                &identities,
+            )
+        };
+        assert!(from("vault@alerts.example.com").is_ok());
+        match from("vault@example.com") {
+            Err(VaultError::InvalidRequest(m)) => assert!(m.contains("sender identities"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn slack_settings_default_to_the_review_events_and_keep_their_signing_secret() {
         let first = update(json!({"slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/x",
             "signing_secret": SLACK_SECRET, "reviewer_user_ids": ["U2CERLKJA", "W012A3CDE", "U2CERLKJA"]}}))
-        .apply(None, STRICT)
+        .apply(None, STRICT, &ANY_SENDER)
         .expect("valid");
         let slack = first.slack.clone().expect("slack");
         assert_eq!(slack.events, DEFAULT_EVENTS.to_vec());
@@ -390,14 +475,14 @@ mod tests {
             json!({"slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/y",
             "reviewer_user_ids": ["U2CERLKJA"], "events": ["review.pending"]}}),
         )
-        .apply(Some(&first), STRICT)
+        .apply(Some(&first), STRICT, &ANY_SENDER)
         .expect("valid");
         let kept = second.slack.expect("slack");
         assert_eq!(kept.signing_secret, SLACK_SECRET);
         assert_eq!(kept.events, vec![NotificationEvent::ReviewPending]);
         // Left out: Slack is off.
         let off = update(json!({"webhooks": []}))
-            .apply(Some(&first), STRICT)
+            .apply(Some(&first), STRICT, &ANY_SENDER)
             .expect("valid");
         assert_eq!(off.slack, None);
         assert_eq!(
@@ -422,7 +507,7 @@ mod tests {
     #[test]
     fn a_new_webhook_gets_an_id_default_events_and_keeps_its_secret_out_of_the_view() {
         let s = update(json!({"webhooks": [{"url": "https://hooks.example.com/x", "secret": "0123456789abcdef"}]}))
-            .apply(None, STRICT)
+            .apply(None, STRICT, &ANY_SENDER)
             .expect("valid");
         assert_eq!(s.webhooks.len(), 1);
         assert!(s.webhooks[0].id.starts_with("wh_"));
@@ -437,11 +522,11 @@ mod tests {
         let first = update(
             json!({"webhooks": [{"url": "https://a.example.com/", "secret": "first-secret-0123"}]}),
         )
-        .apply(None, STRICT)
+        .apply(None, STRICT, &ANY_SENDER)
         .expect("valid");
         let id = first.webhooks[0].id.clone();
         let second = update(json!({"webhooks": [{"id": id, "url": "https://b.example.com/", "events": ["clearance.denied"]}]}))
-            .apply(Some(&first), STRICT)
+            .apply(Some(&first), STRICT, &ANY_SENDER)
             .expect("valid");
         assert_eq!(second.webhooks[0].secret, "first-secret-0123");
         assert_eq!(second.webhooks[0].id, first.webhooks[0].id);
@@ -479,8 +564,20 @@ mod tests {
                 "not a registered",
             ),
             (
-                json!({"email": {"to": ["ops@example.com"]}}),
-                "not available",
+                json!({"email": {"to": [], "from": "v@example.com"}}),
+                "email.to must name 1 to 10",
+            ),
+            (
+                json!({"email": {"to": ["Ops <ops@example.com>"], "from": "v@example.com"}}),
+                "email.to: ",
+            ),
+            (
+                json!({"email": {"to": ["ops@example.com"], "from": "v@example.com\r\nBcc: x@y.z"}}),
+                "email.from: ",
+            ),
+            (
+                json!({"email": {"to": ["ops@example.com"], "from": "v@example.com", "events": []}}),
+                "email.events is empty",
             ),
             (
                 json!({"slack": {"webhook_url": "https://hooks.slack.com/x", "reviewer_user_ids": ["U1234ABCD"]}}),
@@ -511,7 +608,7 @@ mod tests {
                 "slack.events: unknown event",
             ),
         ] {
-            match update(body.clone()).apply(None, STRICT) {
+            match update(body.clone()).apply(None, STRICT, &ANY_SENDER) {
                 Err(VaultError::InvalidRequest(m)) => assert!(m.contains(why), "{body}: {m}"),
                 other => panic!("{body}: {other:?}"),
             }

@@ -108,7 +108,7 @@ impl Vault {
         self.replay(AnswerScope::Tenant(tenant_id), idem).await?;
         let ports = self.notifier()?.ports();
         let stored = ports.store.settings(tenant_id).await?;
-        let settings = update.apply(stored.as_ref(), ports.url_policy)?;
+        let settings = update.apply(stored.as_ref(), ports.url_policy, &ports.email_policy)?;
         // The address check that needs DNS; the sender checks again at every connect.
         let urls = settings
             .webhooks
@@ -127,7 +127,7 @@ impl Vault {
                 Err(SendError::Refused(why)) => {
                     return Err(VaultError::InvalidRequest(format!("{field}: {why}")))
                 }
-                Err(SendError::Transport(why)) => {
+                Err(SendError::Transport(why) | SendError::Rejected(why)) => {
                     return Err(VaultError::InvalidRequest(format!(
                         "{field} cannot be resolved: {why}"
                     )))
