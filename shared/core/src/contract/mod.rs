@@ -269,6 +269,107 @@ pub async fn unsequenced_leaves_are_the_unsealed_events_in_order(p: Ports) {
         .is_empty());
 }
 
+/// An event as the vault makes it: hashed, with a receipt payload built from its fields.
+fn prepared_event(request_id: &str, tool_args: serde_json::Value) -> LedgerEvent {
+    crate::ledger::EventDraft {
+        event_uuid: unique("ev"),
+        request_id: request_id.into(),
+        agent_id: "agent".into(),
+        policy_id: "p".into(),
+        policy_version_id: "pv".into(),
+        policy_content_hash: "sha256:00".into(),
+        intent_hash: "sha256:11".into(),
+        tool_name: "refund".into(),
+        tool_args,
+        action_category: "clearance.decision".into(),
+        action_metadata: json!({"route": "rules"}),
+        reason: "within limits".into(),
+        citations: vec![json!({"policy_id": "p"})],
+        evidence_chunks: vec![],
+        confidence: 0.5,
+        confidence_bucket: "medium".into(),
+        decision_status: "approved".into(),
+        approved: true,
+        accepted_at: crate::model::now_rfc3339(),
+    }
+    .prepare("receipt-key")
+    .expect("cbor")
+    .seal(&[7u8; 64])
+}
+
+pub async fn events_read_back_as_written_and_sealed_in_order(p: Ports) {
+    let tenant = unique("t");
+    let mut written = Vec::new();
+    for i in 0..3 {
+        let e = prepared_event(&format!("r{i}"), json!({"amount": i, "note": "ünïcode"}));
+        let seq = p
+            .store
+            .commit(&tenant, vec![Write::AppendEvent(e.clone())])
+            .await
+            .expect("append");
+        written.push(LedgerEvent { seq: seq[0], ..e });
+    }
+    assert_eq!(
+        p.store.ledger_tail(&tenant, 10).await.expect("read"),
+        written
+    );
+    assert_eq!(
+        p.store
+            .latest_event_for_request(&tenant, "r1")
+            .await
+            .expect("read"),
+        Some(written[1].clone())
+    );
+    let draft = crate::checkpoint::CheckpointDraft {
+        checkpoint_id: 1,
+        tree_size: 2,
+        root_hash: "22".repeat(32),
+        prev_checkpoint_hash: String::new(),
+        signer_key_id: "root".into(),
+        signed_at: crate::model::now_rfc3339(),
+        mmd_seconds: 60,
+        export_target: String::new(),
+    };
+    let payload = draft.payload().expect("cbor");
+    let seal = |expected_tree_size| crate::ports::Seal {
+        expected_tree_size,
+        leaves: vec![(1, 0), (2, 1)],
+        nodes: vec![],
+        checkpoint: draft.clone().seal(&payload, &[9u8; 64]),
+    };
+    p.store
+        .commit(&tenant, vec![Write::Seal(seal(0))])
+        .await
+        .expect("seal");
+    let again = p.store.commit(&tenant, vec![Write::Seal(seal(0))]).await;
+    assert!(is_conflict(&again, Conflict::TreeMoved), "{again:?}");
+    let read = p.store.ledger_tail(&tenant, 10).await.expect("read");
+    let placed: Vec<_> = read
+        .iter()
+        .map(|e| (e.seq, e.leaf_index, e.checkpoint_id))
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            (1, Some(0), Some(1)),
+            (2, Some(1), Some(1)),
+            (3, None, None)
+        ]
+    );
+    for (read, written) in read.iter().zip(&written) {
+        let unplaced = LedgerEvent {
+            leaf_index: None,
+            checkpoint_id: None,
+            ..read.clone()
+        };
+        assert_eq!(&unplaced, written, "sealing changes nothing else");
+    }
+    assert_eq!(
+        p.store.unsequenced_leaves(&tenant, 10).await.expect("read"),
+        vec![(3, written[2].leaf_hash.clone())]
+    );
+}
+
 pub async fn idempotency_keys_are_recorded_once_per_scope(p: Ports) {
     let (a, b) = (unique("a"), unique("b"));
     p.store
@@ -677,6 +778,7 @@ macro_rules! port_contract_tests {
             commit_is_all_or_nothing,
             seq_is_per_tenant_gapless_under_concurrency,
             unsequenced_leaves_are_the_unsealed_events_in_order,
+            events_read_back_as_written_and_sealed_in_order,
             jti_burns_exactly_once_under_concurrency,
             consume_answers_are_burned_with_the_jti_and_kept_apart,
             idempotency_keys_are_recorded_once_per_scope,

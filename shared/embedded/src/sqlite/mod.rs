@@ -12,10 +12,11 @@
 //! that is written without pause, since some reader always still uses its last frames: the file would only
 //! grow.
 //!
-//! `schema` holds the tables, `writer` the group-commit writer and every write; `control`, `tenant`, `usage`
-//! and `notify` implement the ports on top of both.
+//! `schema` holds the tables, `writer` the group-commit writer and every write, `ledger_row` how an event is
+//! stored; `control`, `tenant`, `usage` and `notify` implement the ports on top of them.
 
 mod control;
+mod ledger_row;
 mod notify;
 mod schema;
 mod tenant;
@@ -199,13 +200,13 @@ impl SqliteStore {
             .await
     }
 
-    /// Ledger rows (`body, leaf_index, checkpoint_id`) as events.
+    /// Ledger rows as events (`sql` made with `ledger_row::select_events!`).
     async fn query_events(
         &self,
         sql: &'static str,
         params: impl Params + Send + 'static,
     ) -> Result<Vec<LedgerEvent>, StoreError> {
-        self.read(move |conn, codec| ledger_rows(conn, codec, sql, params))
+        self.read(move |conn, codec| ledger_row::events(conn, codec, sql, params))
             .await
     }
 
@@ -267,32 +268,6 @@ fn body_rows<T: DeserializeOwned>(
 }
 
 /// Ledger rows carry their sealing (leaf index, checkpoint) in columns; merge them into the event.
-fn ledger_rows(
-    conn: &Connection,
-    codec: &Codec,
-    sql: &str,
-    params: impl Params,
-) -> Result<Vec<LedgerEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(StoreError::unavailable)?;
-    let rows = stmt
-        .query_map(params, |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<i64>>(1)?,
-                row.get::<_, Option<i64>>(2)?,
-            ))
-        })
-        .map_err(StoreError::unavailable)?;
-    rows.map(|row| {
-        let (body, leaf_index, checkpoint_id) = row.map_err(StoreError::unavailable)?;
-        let mut event: LedgerEvent = parse(codec, "ledger", body)?;
-        event.leaf_index = leaf_index;
-        event.checkpoint_id = checkpoint_id;
-        Ok(event)
-    })
-    .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,17 +52,13 @@ CREATE TABLE IF NOT EXISTS ledger (
     tenant_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     request_id TEXT NOT NULL,
-    event_uuid TEXT NOT NULL UNIQUE,
+    event_uuid TEXT NOT NULL,
     event_hash TEXT NOT NULL,
     leaf_hash TEXT NOT NULL,
-    leaf_index INTEGER,
-    checkpoint_id INTEGER,
     body TEXT NOT NULL,
     PRIMARY KEY (tenant_id, seq)
 );
 CREATE INDEX IF NOT EXISTS ledger_by_request ON ledger (tenant_id, request_id, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_by_leaf ON ledger (tenant_id, leaf_index);
-CREATE INDEX IF NOT EXISTS ledger_unsequenced ON ledger (tenant_id, seq) WHERE leaf_index IS NULL;
 CREATE TABLE IF NOT EXISTS tree_nodes (
     tenant_id TEXT NOT NULL,
     level INTEGER NOT NULL,
@@ -78,6 +74,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     body TEXT NOT NULL,
     PRIMARY KEY (tenant_id, checkpoint_id)
 );
+CREATE INDEX IF NOT EXISTS checkpoints_by_size ON checkpoints (tenant_id, tree_size);
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -134,8 +131,15 @@ pub(super) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("api_keys", "name", "TEXT NOT NULL DEFAULT ''"),
 ];
 
+/// Indexes older versions made that nothing reads any more (sealing no longer marks ledger rows; see
+/// `ledger_row`). Their columns (`ledger.leaf_index`, `checkpoint_id`) stay in older files, unused.
+const DROPPED_INDEXES: &[&str] = &["ledger_by_leaf", "ledger_unsequenced"];
+
 /// Bring a file made by an older version up to `SCHEMA`.
 pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for index in DROPPED_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
+    }
     for (table, column, definition) in ADDED_COLUMNS {
         let present: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",

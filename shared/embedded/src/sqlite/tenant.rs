@@ -14,6 +14,7 @@ use ledgix_core::notify::Delivery;
 use ledgix_core::ports::{ControlPlane, PolicyChunk, TenantStore, TreeState, Write};
 use rusqlite::{params, OptionalExtension};
 
+use super::ledger_row::{select_events, tree_size};
 use super::writer::{Done, Op};
 use super::{consume_answer_scope, parse, vector, SqliteStore};
 
@@ -139,7 +140,7 @@ impl TenantStore for SqliteStore {
     ) -> Result<Vec<LedgerEvent>, StoreError> {
         let mut events = self
             .query_events(
-                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 ORDER BY seq DESC LIMIT ?2",
+                select_events!("WHERE l.tenant_id = ?1 ORDER BY l.seq DESC LIMIT ?2"),
                 (tenant_id.to_string(), limit as i64),
             )
             .await?;
@@ -199,10 +200,11 @@ impl TenantStore for SqliteStore {
         let key = (tenant_id.to_string(), limit as i64);
         self.read(move |conn, _| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, leaf_hash FROM ledger WHERE tenant_id = ?1 AND leaf_index IS NULL
-                     ORDER BY seq LIMIT ?2",
-                )
+                .prepare_cached(concat!(
+                    "SELECT seq, leaf_hash FROM ledger WHERE tenant_id = ?1 AND seq > ",
+                    tree_size!(),
+                    " ORDER BY seq LIMIT ?2"
+                ))
                 .map_err(StoreError::unavailable)?;
             let rows = stmt
                 .query_map(key, |row| {
@@ -221,8 +223,11 @@ impl TenantStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<LedgerEvent>, StoreError> {
         self.query_events(
-            "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 AND leaf_index IS NULL
-             ORDER BY seq LIMIT ?2",
+            select_events!(
+                "WHERE l.tenant_id = ?1 AND l.seq > ",
+                tree_size!(),
+                " ORDER BY l.seq LIMIT ?2"
+            ),
             (tenant_id.to_string(), limit as i64),
         )
         .await
@@ -269,8 +274,9 @@ impl TenantStore for SqliteStore {
         self.read(move |conn, _codec| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT event_hash FROM ledger WHERE tenant_id = ?1 AND leaf_index >= ?2 AND leaf_index < ?3
-                     ORDER BY leaf_index",
+                    // Leaf `i` is the event of seq `i + 1` (ledger_row).
+                    "SELECT event_hash FROM ledger WHERE tenant_id = ?1 AND seq > ?2 AND seq <= ?3
+                     ORDER BY seq",
                 )
                 .map_err(StoreError::unavailable)?;
             let rows = stmt
@@ -349,8 +355,9 @@ impl TenantStore for SqliteStore {
     ) -> Result<Option<LedgerEvent>, StoreError> {
         Ok(self
             .query_events(
-                "SELECT body, leaf_index, checkpoint_id FROM ledger WHERE tenant_id = ?1 AND request_id = ?2
-                 ORDER BY seq DESC LIMIT 1",
+                select_events!(
+                    "WHERE l.tenant_id = ?1 AND l.request_id = ?2 ORDER BY l.seq DESC LIMIT 1"
+                ),
                 (tenant_id.to_string(), request_id.to_string()),
             )
             .await?

@@ -1,4 +1,5 @@
-//! `UsageMeter` on SQLite: one counter row per tenant, UTC day and metric, added to by the writer.
+//! `UsageMeter` on SQLite: one counter row per tenant, UTC day and metric, added to by the writer without the
+//! request waiting for it.
 
 use async_trait::async_trait;
 use ledgix_core::error::StoreError;
@@ -23,10 +24,13 @@ impl UsageMeter for SqliteStore {
             metric: metric.into(),
             count,
         };
-        self.writer.write(op).await.map(|_| ())
+        // Not awaited: the writer folds a group's counts into one upsert per counter (`Writer::send`).
+        self.writer.send(op)
     }
 
     async fn usage(&self, tenant_id: &str, day: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        // Every count recorded before this read is durable, and so visible, once the barrier is.
+        self.writer.write(Op::Barrier).await?;
         let (tenant_id, day) = (tenant_id.to_string(), day.to_string());
         self.read(move |conn, _codec| {
             let mut stmt = conn

@@ -52,6 +52,8 @@ pub(super) enum Op {
         metric: String,
         count: u64,
     },
+    /// Nothing: answered once every write sent before it is durable.
+    Barrier,
     PutNotificationSettings {
         tenant_id: String,
         settings: NotificationSettings,
@@ -72,7 +74,8 @@ pub(super) enum Done {
 
 struct Job {
     op: Op,
-    reply: oneshot::Sender<Result<Done, StoreError>>,
+    /// `None`: nobody waits for this write (`Writer::send`).
+    reply: Option<oneshot::Sender<Result<Done, StoreError>>>,
 }
 
 /// How long the writer waits for readers of old WAL frames before it gives up truncating, until the next group.
@@ -139,12 +142,57 @@ impl Writer {
         self.0
             .lock()
             .map_err(|_| StoreError::unavailable("writer lock poisoned"))?
-            .send(Job { op, reply })
+            .send(Job {
+                op,
+                reply: Some(reply),
+            })
             .map_err(|_| StoreError::unavailable("sqlite writer stopped"))?;
         answer
             .await
             .map_err(|_| StoreError::unavailable("sqlite writer dropped the request"))?
     }
+
+    /// Apply `op` in the next group without waiting for it. Usage counts go this way: a request does not wait
+    /// a second commit for its counter, and the counts of one group fold into one upsert per counter. A crash
+    /// can lose the counts of the last group (a billing aggregate, never evidence); a `Barrier` written after
+    /// them returns once they are durable.
+    pub(super) fn send(&self, op: Op) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .map_err(|_| StoreError::unavailable("writer lock poisoned"))?
+            .send(Job { op, reply: None })
+            .map_err(|_| StoreError::unavailable("sqlite writer stopped"))
+    }
+}
+
+/// Unawaited usage counts of one group summed per counter: one upsert each.
+fn fold_usage(batch: Vec<Job>) -> Vec<Job> {
+    let mut folded: Vec<Job> = Vec::with_capacity(batch.len());
+    let mut counters: std::collections::HashMap<(String, String, String), usize> =
+        std::collections::HashMap::new();
+    for job in batch {
+        if let (
+            None,
+            Op::CountUsage {
+                tenant_id,
+                day,
+                metric,
+                count,
+            },
+        ) = (&job.reply, &job.op)
+        {
+            let key = (tenant_id.clone(), day.clone(), metric.clone());
+            if let Some(&at) = counters.get(&key) {
+                if let Op::CountUsage { count: total, .. } = &mut folded[at].op {
+                    *total += count;
+                }
+                continue;
+            }
+            counters.insert(key, folded.len());
+        }
+        folded.push(job);
+    }
+    folded
 }
 
 fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, codec: Codec, wal: WalBound) {
@@ -156,9 +204,16 @@ fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, codec: Codec
                 Err(_) => break,
             }
         }
+        let batch = fold_usage(batch);
         let results = apply_group(&mut conn, &batch, &codec);
         for (job, result) in batch.into_iter().zip(results) {
-            let _ = job.reply.send(result);
+            match (job.reply, result) {
+                (Some(reply), result) => {
+                    let _ = reply.send(result);
+                }
+                (None, Err(e)) => tracing::warn!(error = %e, "unawaited write failed"),
+                (None, Ok(_)) => {}
+            }
         }
         wal.after_group(&conn);
     }
@@ -272,6 +327,7 @@ fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> 
             .map_err(StoreError::unavailable)?;
             Ok(Done::Changed(true))
         }
+        Op::Barrier => Ok(Done::Changed(false)),
         Op::PutNotificationSettings {
             tenant_id,
             settings,
@@ -438,7 +494,7 @@ fn apply_write(
                     event.event_uuid,
                     event.event_hash,
                     event.leaf_hash,
-                    codec.seal("ledger", json(&event)?)?
+                    codec.seal("ledger", super::ledger_row::body(&event)?)?
                 ],
             )?;
             return Ok(Some(seq));
@@ -550,14 +606,15 @@ fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), Sto
         return Err(StoreError::Conflict(Conflict::TreeMoved));
     }
     let checkpoint_id = seal.checkpoint.checkpoint_id;
-    for (seq, leaf_index) in &seal.leaves {
-        let changed = exec(
-            conn,
-            "UPDATE ledger SET leaf_index = ?3, checkpoint_id = ?4 WHERE tenant_id = ?1 AND seq = ?2 AND leaf_index IS NULL",
-            params![tenant_id, seq, *leaf_index as i64, checkpoint_id],
-        )
+    // No ledger row is written: leaf `i` is the event of seq `i + 1`, sealed once the tree holds it
+    // (ledger_row). So the leaves must be exactly the next events, in order, and all committed.
+    let last_seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM ledger WHERE tenant_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([tenant_id], |r| r.get(0)))
         .map_err(StoreError::unavailable)?;
-        if changed != 1 {
+    for (offset, (seq, leaf_index)) in seal.leaves.iter().enumerate() {
+        let expected = seal.expected_tree_size + offset as u64;
+        if *leaf_index != expected || *seq != expected as i64 + 1 || *seq > last_seq {
             return Err(StoreError::Conflict(Conflict::TreeMoved));
         }
     }
@@ -580,4 +637,48 @@ fn apply_seal(conn: &Connection, tenant_id: &str, seal: &Seal) -> Result<(), Sto
             json(&seal.checkpoint)?
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(metric: &str, n: u64, awaited: bool) -> Job {
+        Job {
+            op: Op::CountUsage {
+                tenant_id: "t".into(),
+                day: "2026-11-28".into(),
+                metric: metric.into(),
+                count: n,
+            },
+            reply: awaited.then(|| oneshot::channel().0),
+        }
+    }
+
+    #[test]
+    fn unawaited_counts_of_a_group_fold_into_one_per_counter() {
+        let folded = fold_usage(vec![
+            count("clearance.approved", 1, false),
+            count("token.minted", 1, false),
+            count("clearance.approved", 2, false),
+            count("clearance.approved", 4, true),
+        ]);
+        let summary: Vec<(String, u64, bool)> = folded
+            .iter()
+            .map(|job| match &job.op {
+                Op::CountUsage { metric, count, .. } => {
+                    (metric.clone(), *count, job.reply.is_some())
+                }
+                _ => unreachable!("only counts here"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("clearance.approved".to_string(), 3, false),
+                ("token.minted".to_string(), 1, false),
+                ("clearance.approved".to_string(), 4, true),
+            ]
+        );
+    }
 }
