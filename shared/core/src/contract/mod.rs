@@ -370,6 +370,93 @@ pub async fn events_read_back_as_written_and_sealed_in_order(p: Ports) {
     );
 }
 
+/// An approved record with the token the vault would mint for it (`tool` overrides the token's tool claim).
+fn approved_with_token(tenant: &str, event: &LedgerEvent, tool: Option<&str>) -> ClearanceRecord {
+    let mut record = clearance(tenant, &event.request_id, ClearanceStatus::Approved);
+    record.reason = event.reason.clone();
+    record.created_at = event.accepted_at.clone();
+    record.updated_at = event.accepted_at.clone();
+    record.decided_by = Some(crate::model::DecisionSource::Rego);
+    record.jti = Some(unique("jti"));
+    let claims = crate::token::ApprovalClaims {
+        iss: "alcv-vault".into(),
+        aud: "ledgix-sdk".into(),
+        sub: crate::token::TOKEN_SUBJECT.into(),
+        iat: 1_795_000_000,
+        exp: 1_795_000_300,
+        jti: record.jti.clone().unwrap_or_default(),
+        tool: tool.unwrap_or(&record.request.tool_name).to_string(),
+        agent_id: record.request.agent_id.clone(),
+        session_id: record.request.session_id.clone(),
+        policy_id: record.policy_id.clone(),
+        decision: "approved".into(),
+        tool_args_hash: crate::hashing::tool_args_hash(&record.request.tool_args).expect("hash"),
+        tenant_id: record.tenant_id.clone(),
+        request_id: record.request_id.clone(),
+    };
+    let input = crate::token::signing_input("kid-1", &claims).expect("input");
+    record.token = Some(crate::token::assemble(&input, &[5u8; 64]));
+    record
+}
+
+fn json_of(record: &Option<ClearanceRecord>) -> serde_json::Value {
+    serde_json::to_value(record).expect("json")
+}
+
+pub async fn clearances_committed_with_their_event_read_back_as_written(p: Ports) {
+    let tenant = unique("t");
+    // The token matches the record (as minted), or does not (a tool claim of its own): both read back as written.
+    for tool in [None, Some("another_tool")] {
+        let event = prepared_event(&unique("r"), json!({"amount": 5}));
+        let mut record = approved_with_token(&tenant, &event, tool);
+        record.request.tool_name = event.tool_name.clone();
+        p.store
+            .commit(
+                &tenant,
+                vec![
+                    Write::InsertClearance(record.clone()),
+                    Write::AppendEvent(event.clone()),
+                ],
+            )
+            .await
+            .expect("commit");
+        let read = p
+            .store
+            .clearance(&tenant, &record.request_id)
+            .await
+            .expect("read");
+        assert_eq!(json_of(&read), json_of(&Some(record.clone())), "{tool:?}");
+        let listed = p
+            .store
+            .clearances_with_status(&tenant, ClearanceStatus::Approved, 10)
+            .await
+            .expect("list");
+        assert!(listed
+            .iter()
+            .any(|r| json_of(&Some(r.clone())) == json_of(&Some(record.clone()))));
+        // Updated: the update reads back.
+        let mut consumed = record.clone();
+        consumed.status = ClearanceStatus::Denied;
+        consumed.reason = "withdrawn".into();
+        p.store
+            .commit(
+                &tenant,
+                vec![Write::UpdateClearance {
+                    record: consumed.clone(),
+                    expected: ClearanceStatus::Approved,
+                }],
+            )
+            .await
+            .expect("update");
+        let read = p
+            .store
+            .clearance(&tenant, &record.request_id)
+            .await
+            .expect("read");
+        assert_eq!(json_of(&read), json_of(&Some(consumed)));
+    }
+}
+
 pub async fn idempotency_keys_are_recorded_once_per_scope(p: Ports) {
     let (a, b) = (unique("a"), unique("b"));
     p.store
@@ -779,6 +866,7 @@ macro_rules! port_contract_tests {
             seq_is_per_tenant_gapless_under_concurrency,
             unsequenced_leaves_are_the_unsealed_events_in_order,
             events_read_back_as_written_and_sealed_in_order,
+            clearances_committed_with_their_event_read_back_as_written,
             jti_burns_exactly_once_under_concurrency,
             consume_answers_are_burned_with_the_jti_and_kept_apart,
             idempotency_keys_are_recorded_once_per_scope,

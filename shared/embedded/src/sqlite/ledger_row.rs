@@ -1,5 +1,6 @@
 //! A ledger event as a row: the columns (`seq`, `request_id`, `event_uuid`, `event_hash`, `leaf_hash`) and a
 //! body holding only the rest. Nothing is stored twice, and nothing the store can derive is stored at all:
+//! - the body is a JSON array (field names would repeat in every row);
 //! - the receipt payload is the CBOR of fields the row already holds (`ledger::receipt_payload`, the same
 //!   function that built it, which the audit bundle's verifier also re-runs), and the receipt algorithm is a
 //!   constant;
@@ -42,32 +43,85 @@ macro_rules! tree_size {
 }
 pub(super) use tree_size;
 
-/// The body as written (borrowed from the event).
+/// The body as written (borrowed from the event): a JSON array, in the order of `Body`'s fields, since field
+/// names would repeat in every row.
 #[derive(Serialize)]
-struct BodyRef<'a> {
-    agent_id: &'a str,
-    policy_id: &'a str,
-    policy_version_id: &'a str,
-    policy_content_hash: &'a str,
-    intent_hash: &'a str,
-    tool_name: &'a str,
-    tool_args: &'a Value,
-    action_category: &'a str,
-    action_metadata: &'a Value,
-    reason: &'a str,
-    citations: &'a [Value],
-    evidence_chunks: &'a [Value],
-    confidence: f64,
-    confidence_bucket: &'a str,
-    decision_status: &'a str,
-    approved: bool,
-    accepted_at: &'a str,
-    canonical_version: i64,
-    receipt_key_id: &'a str,
-    receipt_signature: &'a str,
+struct BodyRef<'a>(
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a Value,
+    &'a str,
+    &'a Value,
+    &'a str,
+    &'a [Value],
+    &'a [Value],
+    f64,
+    &'a str,
+    &'a str,
+    bool,
+    &'a str,
+    i64,
+    &'a str,
+    &'a str,
+);
+
+/// The body as written, read back.
+#[derive(Deserialize)]
+struct Positional(
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Value,
+    String,
+    Value,
+    String,
+    Vec<Value>,
+    Vec<Value>,
+    f64,
+    String,
+    String,
+    bool,
+    String,
+    i64,
+    String,
+    String,
+);
+
+impl From<Positional> for Body {
+    fn from(p: Positional) -> Self {
+        Body {
+            agent_id: p.0,
+            policy_id: p.1,
+            policy_version_id: p.2,
+            policy_content_hash: p.3,
+            intent_hash: p.4,
+            tool_name: p.5,
+            tool_args: p.6,
+            action_category: p.7,
+            action_metadata: p.8,
+            reason: p.9,
+            citations: p.10,
+            evidence_chunks: p.11,
+            confidence: p.12,
+            confidence_bucket: p.13,
+            decision_status: p.14,
+            approved: p.15,
+            accepted_at: p.16,
+            canonical_version: p.17,
+            receipt_key_id: p.18,
+            receipt_signature: p.19,
+        }
+    }
 }
 
-/// The body as read.
+/// The body as read: an older version's whole event (a JSON object) reads into it too.
 #[derive(Deserialize)]
 struct Body {
     agent_id: String,
@@ -94,28 +148,28 @@ struct Body {
 
 /// The JSON body of `event`'s row.
 pub(super) fn body(event: &LedgerEvent) -> Result<String, StoreError> {
-    serde_json::to_string(&BodyRef {
-        agent_id: &event.agent_id,
-        policy_id: &event.policy_id,
-        policy_version_id: &event.policy_version_id,
-        policy_content_hash: &event.policy_content_hash,
-        intent_hash: &event.intent_hash,
-        tool_name: &event.tool_name,
-        tool_args: &event.tool_args,
-        action_category: &event.action_category,
-        action_metadata: &event.action_metadata,
-        reason: &event.reason,
-        citations: &event.citations,
-        evidence_chunks: &event.evidence_chunks,
-        confidence: event.confidence,
-        confidence_bucket: &event.confidence_bucket,
-        decision_status: &event.decision_status,
-        approved: event.approved,
-        accepted_at: &event.accepted_at,
-        canonical_version: event.canonical_version,
-        receipt_key_id: &event.receipt_key_id,
-        receipt_signature: &event.receipt_signature,
-    })
+    serde_json::to_string(&BodyRef(
+        &event.agent_id,
+        &event.policy_id,
+        &event.policy_version_id,
+        &event.policy_content_hash,
+        &event.intent_hash,
+        &event.tool_name,
+        &event.tool_args,
+        &event.action_category,
+        &event.action_metadata,
+        &event.reason,
+        &event.citations,
+        &event.evidence_chunks,
+        event.confidence,
+        &event.confidence_bucket,
+        &event.decision_status,
+        event.approved,
+        &event.accepted_at,
+        event.canonical_version,
+        &event.receipt_key_id,
+        &event.receipt_signature,
+    ))
     .map_err(StoreError::corrupt)
 }
 
@@ -129,8 +183,12 @@ fn event(row: &Row<'_>, codec: &Codec) -> Result<LedgerEvent, StoreError> {
     let event_hash: String = row.get(4).map_err(get)?;
     let leaf_hash: String = row.get(5).map_err(get)?;
     let checkpoint_id: Option<i64> = row.get(6).map_err(get)?;
-    let b: Body =
-        serde_json::from_str(&codec.open("ledger", sealed_body)?).map_err(StoreError::corrupt)?;
+    let json = codec.open("ledger", sealed_body)?;
+    let b: Body = match json.starts_with('[') {
+        true => serde_json::from_str::<Positional>(&json).map(Body::from),
+        false => serde_json::from_str(&json),
+    }
+    .map_err(StoreError::corrupt)?;
     let receipt_payload = ledger::receipt_payload(
         &b.accepted_at,
         &event_hash,

@@ -12,9 +12,10 @@
 //! that is written without pause, since some reader always still uses its last frames: the file would only
 //! grow.
 //!
-//! `schema` holds the tables, `writer` the group-commit writer and every write, `ledger_row` how an event is
-//! stored; `control`, `tenant`, `usage` and `notify` implement the ports on top of them.
+//! `schema` holds the tables, `writer` the group-commit writer and every write, `ledger_row` and
+//! `clearance_row` how an event and a clearance are stored; `control`, `tenant`, `usage` and `notify` implement the ports on top of them.
 
+mod clearance_row;
 mod control;
 mod ledger_row;
 mod notify;
@@ -213,11 +214,14 @@ impl SqliteStore {
     /// Clearances still waiting for the judge, across tenants: re-queued at start so a crash loses none.
     pub async fn processing_jobs(&self) -> Result<Vec<JudgeJob>, StoreError> {
         let records: Vec<ClearanceRecord> = self
-            .query_all(
-                "clearances",
-                "SELECT body FROM clearances WHERE status = 'processing' ORDER BY created_at",
-                (),
-            )
+            .read(|conn, codec| {
+                clearance_row::records(
+                    conn,
+                    codec,
+                    "SELECT tenant_id, body FROM clearances WHERE status = 'processing' ORDER BY created_at",
+                    (),
+                )
+            })
             .await?;
         Ok(records
             .into_iter()

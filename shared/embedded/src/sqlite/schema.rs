@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS clearances (
     body TEXT NOT NULL,
     PRIMARY KEY (tenant_id, request_id)
 );
-CREATE INDEX IF NOT EXISTS clearances_by_status ON clearances (tenant_id, status, created_at);
+CREATE INDEX IF NOT EXISTS clearances_unfinished ON clearances (tenant_id, status, created_at)
+    WHERE status IN ('processing', 'pending_review');
 CREATE TABLE IF NOT EXISTS ledger (
     tenant_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -131,9 +132,14 @@ pub(super) const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("api_keys", "name", "TEXT NOT NULL DEFAULT ''"),
 ];
 
-/// Indexes older versions made that nothing reads any more (sealing no longer marks ledger rows; see
-/// `ledger_row`). Their columns (`ledger.leaf_index`, `checkpoint_id`) stay in older files, unused.
-const DROPPED_INDEXES: &[&str] = &["ledger_by_leaf", "ledger_unsequenced"];
+/// Indexes older versions made that nothing reads any more: sealing no longer marks ledger rows (see
+/// `ledger_row`; the columns `ledger.leaf_index` and `checkpoint_id` stay in older files, unused), and only
+/// unfinished clearances are listed by status (`clearances_unfinished` replaces `clearances_by_status`).
+const DROPPED_INDEXES: &[&str] = &[
+    "ledger_by_leaf",
+    "ledger_unsequenced",
+    "clearances_by_status",
+];
 
 /// Bring a file made by an older version up to `SCHEMA`.
 pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {

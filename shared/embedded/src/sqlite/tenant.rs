@@ -14,6 +14,7 @@ use ledgix_core::notify::Delivery;
 use ledgix_core::ports::{ControlPlane, PolicyChunk, TenantStore, TreeState, Write};
 use rusqlite::{params, OptionalExtension};
 
+use super::clearance_row;
 use super::ledger_row::{select_events, tree_size};
 use super::writer::{Done, Op};
 use super::{consume_answer_scope, parse, vector, SqliteStore};
@@ -39,11 +40,16 @@ impl TenantStore for SqliteStore {
         tenant_id: &str,
         request_id: &str,
     ) -> Result<Option<ClearanceRecord>, StoreError> {
-        self.query_one(
-            "clearances",
-            "SELECT body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2",
-            (tenant_id.to_string(), request_id.to_string()),
-        )
+        let key = (tenant_id.to_string(), request_id.to_string());
+        self.read(move |conn, codec| {
+            Ok(clearance_row::records(
+                conn,
+                codec,
+                "SELECT tenant_id, body FROM clearances WHERE tenant_id = ?1 AND request_id = ?2",
+                key,
+            )?
+            .pop())
+        })
         .await
     }
 
@@ -53,12 +59,20 @@ impl TenantStore for SqliteStore {
         status: ClearanceStatus,
         limit: usize,
     ) -> Result<Vec<ClearanceRecord>, StoreError> {
-        self.query_all(
-            "clearances",
-            "SELECT body FROM clearances WHERE tenant_id = ?1 AND status = ?2 ORDER BY created_at LIMIT ?3",
-            (tenant_id.to_string(), status.as_str(), limit as i64),
-        )
-        .await
+        let key = (tenant_id.to_string(), status.as_str(), limit as i64);
+        // Only unfinished clearances are indexed by status (schema): the vault lists no others.
+        let sql = match status {
+            ClearanceStatus::Processing | ClearanceStatus::PendingReview => {
+                "SELECT tenant_id, body FROM clearances WHERE tenant_id = ?1 AND status = ?2
+                   AND status IN ('processing', 'pending_review') ORDER BY created_at LIMIT ?3"
+            }
+            ClearanceStatus::Approved | ClearanceStatus::Denied => {
+                "SELECT tenant_id, body FROM clearances WHERE tenant_id = ?1 AND status = ?2
+                 ORDER BY created_at LIMIT ?3"
+            }
+        };
+        self.read(move |conn, codec| clearance_row::records(conn, codec, sql, key))
+            .await
     }
 
     async fn policies(&self, tenant_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {

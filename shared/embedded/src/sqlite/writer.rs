@@ -9,7 +9,8 @@ use std::time::Duration;
 use ledgix_core::at_rest::Codec;
 use ledgix_core::checkpoint::{Checkpoint, EXPORT_DONE};
 use ledgix_core::error::{Conflict, StoreError};
-use ledgix_core::model::{ApiKeyRecord, IdempotencyRecord, Tenant};
+use ledgix_core::ledger::LedgerEvent;
+use ledgix_core::model::{ApiKeyRecord, ClearanceRecord, IdempotencyRecord, Tenant};
 use ledgix_core::notify::{Delivery, NotificationSettings};
 use ledgix_core::ports::{Seal, Write};
 use ledgix_core::roles::Role;
@@ -262,10 +263,33 @@ fn apply_group(
 fn apply(conn: &Connection, op: &Op, codec: &Codec) -> Result<Done, StoreError> {
     match op {
         Op::Tenant { tenant_id, writes } => {
+            // A new clearance whose ledger event this commit appends is written after the event, so that its
+            // row can refer to the event instead of repeating it (clearance_row). One transaction either way.
+            let appended: Vec<&str> = writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::AppendEvent(e) => Some(e.request_id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let deferred = |w: &Write| matches!(w, Write::InsertClearance(r) if appended.contains(&r.request_id.as_str()));
             let mut seqs = Vec::new();
-            for write in writes {
+            let mut events: Vec<(&LedgerEvent, i64)> = Vec::new();
+            for write in writes.iter().filter(|w| !deferred(w)) {
                 if let Some(seq) = apply_write(conn, tenant_id, write, codec)? {
                     seqs.push(seq);
+                    if let Write::AppendEvent(event) = write {
+                        events.push((event, seq));
+                    }
+                }
+            }
+            for write in writes.iter().filter(|w| deferred(w)) {
+                if let Write::InsertClearance(record) = write {
+                    let event = events
+                        .iter()
+                        .find(|(e, _)| e.request_id == record.request_id)
+                        .copied();
+                    insert_clearance(conn, tenant_id, record, event, codec)?;
                 }
             }
             Ok(Done::Seqs(seqs))
@@ -439,6 +463,28 @@ fn put_idempotency(
     )
 }
 
+/// A new clearance row; thin when `event` (committed with it, at its seq) lets it be (clearance_row).
+fn insert_clearance(
+    conn: &Connection,
+    tenant_id: &str,
+    record: &ClearanceRecord,
+    event: Option<(&LedgerEvent, i64)>,
+    codec: &Codec,
+) -> Result<(), StoreError> {
+    insert(
+        conn,
+        Conflict::ClearanceState,
+        "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            tenant_id,
+            record.request_id,
+            record.status.as_str(),
+            record.created_at,
+            codec.seal("clearances", super::clearance_row::body(record, event)?)?
+        ],
+    )
+}
+
 fn apply_write(
     conn: &Connection,
     tenant_id: &str,
@@ -446,18 +492,7 @@ fn apply_write(
     codec: &Codec,
 ) -> Result<Option<i64>, StoreError> {
     match write {
-        Write::InsertClearance(record) => insert(
-            conn,
-            Conflict::ClearanceState,
-            "INSERT INTO clearances (tenant_id, request_id, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                tenant_id,
-                record.request_id,
-                record.status.as_str(),
-                record.created_at,
-                codec.seal("clearances", json(record)?)?
-            ],
-        )?,
+        Write::InsertClearance(record) => insert_clearance(conn, tenant_id, record, None, codec)?,
         Write::UpdateClearance { record, expected } => {
             let changed = conn
                 .execute(
