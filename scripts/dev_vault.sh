@@ -1,5 +1,6 @@
-# Shared by scripts/load.sh, soak.sh and sealing_run.sh (sourced, never run): building the binaries, the pinned
-# oha, and one `ledgix dev` on loopback with rate limits off, its largest WAL sampled, cleaned up on exit.
+# Shared by scripts/load.sh, soak.sh, sealing_run.sh and compare_release.sh (sourced, never run): building the
+# binaries, the pinned oha, and one `ledgix dev` (LEDGIX_DEV_BIN, default target/release/ledgix) on loopback with
+# rate limits off, its largest WAL sampled, cleaned up on exit.
 # Expects ROOT (the repository) and the working directory there.
 OHA_VERSION=1.16.0
 OHA="$ROOT/.tools/bin/oha"
@@ -52,7 +53,7 @@ start_dev() {
   url="http://127.0.0.1:${port}"
   env LEDGIX_DEV_API_KEY="$key" LEDGIX_DEV_TENANT_ADMIN_API_KEY="$admin_key" VAULT_RATE_LIMIT_RPS=0 \
     VAULT_CLIENT_RATE_LIMIT_RPS=0 RUST_LOG=warn "${dev_env[@]}" \
-    target/release/ledgix dev "${dev_args[@]}" --addr "127.0.0.1:${port}" --data-dir "$data_dir" \
+    "${LEDGIX_DEV_BIN:-target/release/ledgix}" dev "${dev_args[@]}" --addr "127.0.0.1:${port}" --data-dir "$data_dir" \
     >"$data_dir/stdout" 2>"$data_dir/stderr" &
   server=$!
   ( largest=0; while kill -0 "$server" 2>/dev/null; do

@@ -80,13 +80,15 @@ pub(super) fn body(
     let Some((event, seq)) = event else {
         return whole();
     };
-    let Ok(written) = serde_json::to_value(record) else {
+    let (Ok(written), Ok(Value::Object(event))) =
+        (serde_json::to_value(record), serde_json::to_value(event))
+    else {
         return whole();
     };
-    let Some(thin) = thin(written.clone(), event, seq) else {
+    let Some(thin) = thin(written.clone(), &event, seq) else {
         return whole();
     };
-    let reads_back = rebuild(&thin, event, &record.tenant_id)
+    let reads_back = rebuild(&thin, &event, &record.tenant_id)
         .ok()
         .and_then(|rebuilt| serde_json::to_value(rebuilt).ok())
         .is_some_and(|rebuilt| rebuilt == written);
@@ -96,15 +98,12 @@ pub(super) fn body(
     }
 }
 
-fn thin(record: Value, event: &LedgerEvent, seq: i64) -> Option<Thin> {
+fn thin(record: Value, event: &Map<String, Value>, seq: i64) -> Option<Thin> {
     let Value::Object(mut rest) = record else {
         return None;
     };
-    let Value::Object(event) = serde_json::to_value(event).ok()? else {
-        return None;
-    };
     for (path, field) in FROM_EVENT {
-        if lookup(&rest, path).is_some() && lookup(&rest, path) == lookup(&event, field) {
+        if lookup(&rest, path).is_some() && lookup(&rest, path) == lookup(event, field) {
             remove(&mut rest, path);
         }
     }
@@ -179,19 +178,16 @@ fn token_parts(jws: &str) -> Option<TokenParts> {
     })
 }
 
-/// The record a thin body stands for, given its event.
+/// The record a thin body stands for, given its event (as JSON).
 fn rebuild(
     thin: &Thin,
-    event: &LedgerEvent,
+    event: &Map<String, Value>,
     tenant_id: &str,
 ) -> Result<ClearanceRecord, StoreError> {
     let mut record = thin.rest.clone();
-    let Value::Object(event) = serde_json::to_value(event).map_err(StoreError::corrupt)? else {
-        return Err(StoreError::corrupt("an event is not a JSON object"));
-    };
     for (path, field) in FROM_EVENT {
         if lookup(&record, path).is_none() {
-            if let Some(value) = lookup(&event, field) {
+            if let Some(value) = lookup(event, field) {
                 insert(&mut record, path, value.clone());
             }
         }
@@ -246,6 +242,9 @@ pub(super) fn record(
     )?
     .pop()
     .ok_or_else(|| StoreError::corrupt("a clearance's ledger event is missing"))?;
+    let Value::Object(event) = serde_json::to_value(event).map_err(StoreError::corrupt)? else {
+        return Err(StoreError::corrupt("an event is not a JSON object"));
+    };
     rebuild(&thin, &event, tenant_id)
 }
 
