@@ -337,6 +337,32 @@ def new_tenant(vault):
 
 # --- helpers ----------------------------------------------------------------------------------------------
 
+class WaitingClearance:
+    """An agent's `request_clearance` blocked in a thread until a reviewer decides, as the SDK waits."""
+
+    def __init__(self, vault, request, review_timeout: int = 60) -> None:
+        self.result: dict = {}
+
+        def ask() -> None:
+            with vault.client(review_timeout=review_timeout) as agent:
+                try:
+                    self.result["response"] = agent.request_clearance(request)
+                except Exception as e:  # noqa: BLE001 - approved() reports it
+                    self.result["error"] = e
+
+        self.thread = threading.Thread(target=ask, daemon=True)
+        self.thread.start()
+
+    def approved(self, timeout: float = 60):
+        """The SDK call's answer, once it returned approved with a token."""
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), "the SDK call did not return"
+        assert "error" not in self.result, self.result.get("error")
+        response = self.result["response"]
+        assert response.status == "approved" and response.token, response
+        return response
+
+
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
     """Poll until `predicate()` returns something truthy and return it. Generous timeouts, no timing asserts."""
     deadline = time.monotonic() + timeout

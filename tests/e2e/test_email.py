@@ -21,7 +21,7 @@ import httpx
 import pytest
 from ledgix_python.models import ClearanceRequest
 
-from conftest import (BACKEND, Vault, assert_error, aws_client, free_port, pending_review_for, started, unique,
+from conftest import (BACKEND, Vault, WaitingClearance, assert_error, aws_client, free_port, pending_review_for, started, unique,
                       wait_for)
 from test_notifications import deliveries, notify_env
 
@@ -279,17 +279,7 @@ def test_a_decided_review_is_announced_to_subscribers_only(email_vault, mailbox)
     try:
         tool = unique("mail")
         email_vault.register(unique("p"), [tool], rego=REVIEW_WITH_REASON)
-        result: dict = {}
-
-        def agent() -> None:
-            with email_vault.client(review_timeout=60) as c:
-                try:
-                    result["response"] = c.request_clearance(ClearanceRequest(tool_name=tool, tool_args={"amount": 7}))
-                except Exception as e:  # noqa: BLE001 - the assertion below reports it
-                    result["error"] = e
-
-        waiting = threading.Thread(target=agent)
-        waiting.start()
+        waiting = WaitingClearance(email_vault, ClearanceRequest(tool_name=tool, tool_args={"amount": 7}))
         with email_vault.reviewer() as reviewer:
             request_id = pending_review_for(reviewer, tool)["request_id"]
         pending = wait_mail(mailbox, tool, "Review needed")
@@ -298,9 +288,7 @@ def test_a_decided_review_is_announced_to_subscribers_only(email_vault, mailbox)
             r = reviewer.post(f"/reviews/{request_id}/decision",
                               json={"approved": True, "review_reason": "checked", "reviewer_name": "Ada Lovelace"})
         assert r.status_code == 200, r.text
-        waiting.join(timeout=60)
-        assert "error" not in result, result
-        assert result["response"].status == "approved" and result["response"].token
+        waiting.approved()
         decided = wait_mail(mailbox, tool, "Approved by Ada Lovelace")
         assert decided["subject"].startswith("[Ledgix] Approved by Ada Lovelace:"), decided["subject"]
         assert sorted(decided["to"]) == sorted(TO)

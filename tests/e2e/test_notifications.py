@@ -18,7 +18,8 @@ import pytest
 from ledgix_python import verify_webhook
 from ledgix_python.models import ClearanceRequest
 
-from conftest import BACKEND, Vault, assert_error, aws_client, free_port, pending_review_for, started, unique, wait_for
+from conftest import (BACKEND, Vault, WaitingClearance, assert_error, aws_client, free_port, pending_review_for, started,
+                      unique, wait_for)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aws"))
 
@@ -202,17 +203,7 @@ def test_a_reviewer_is_told_decides_and_the_waiting_sdk_call_returns_approved(no
     put_webhooks(notify_vault, {"url": receiver.url(path), "secret": SECRET})
     tool = unique("wire")
     notify_vault.register(unique("p"), [tool], rego=REVIEW_ALWAYS)
-    result: dict = {}
-
-    def agent() -> None:
-        with notify_vault.client(review_timeout=60) as c:
-            try:
-                result["response"] = c.request_clearance(ClearanceRequest(tool_name=tool, tool_args={"amount": 4200}))
-            except Exception as e:  # noqa: BLE001 - the assertion below reports it
-                result["error"] = e
-
-    waiting = threading.Thread(target=agent)
-    waiting.start()
+    waiting = WaitingClearance(notify_vault, ClearanceRequest(tool_name=tool, tool_args={"amount": 4200}))
     pending = wait_for(lambda: receiver.at(path), timeout=30, what="review.pending delivery")
     announced = verified(pending[0])
     assert announced["event"] == "review.pending"
@@ -226,9 +217,7 @@ def test_a_reviewer_is_told_decides_and_the_waiting_sdk_call_returns_approved(no
         r = reviewer.post(f"/reviews/{announced['request_id']}/decision",
                           json={"approved": True, "review_reason": "checked", "reviewer_name": "Ada"})
     assert r.status_code == 200, r.text
-    waiting.join(timeout=60)
-    assert "error" not in result, result
-    assert result["response"].status == "approved" and result["response"].token
+    waiting.approved()
     decided = wait_for(lambda: [r for r in receiver.at(path) if json.loads(r["body"])["event"] == "review.decided"],
                        what="review.decided delivery")
     body = verified(decided[0])

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from ledgix_python import ReviewPendingError
 from ledgix_python.models import ClearanceRequest
 
-from conftest import BACKEND, Vault, ledger, started, unique, wait_for
+from conftest import BACKEND, Vault, WaitingClearance, ledger, started, unique, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -204,18 +203,8 @@ def test_a_reviewer_approves_in_the_browser_and_the_waiting_sdk_call_returns(pag
 
     args = {"amount": 980, "currency": "USD", "to": "acct_7731", "memo": XSS_IMG, "note": XSS_SCRIPT,
             "lines": [{"sku": "A-1", "qty": 2}]}
-    result: dict = {}
-
-    def ask():
-        with page_vault.client(review_timeout=90) as agent:
-            try:
-                result["clearance"] = agent.request_clearance(ClearanceRequest(
-                    tool_name=tool, tool_args=args, agent_id="payments-agent", context={"ticket": XSS_IMG}))
-            except Exception as e:  # reported by the assertion below
-                result["error"] = e
-
-    waiting = threading.Thread(target=ask, daemon=True)
-    waiting.start()
+    waiting = WaitingClearance(page_vault, ClearanceRequest(
+        tool_name=tool, tool_args=args, agent_id="payments-agent", context={"ticket": XSS_IMG}), review_timeout=90)
     with page_vault.reviewer() as reviewer:
         def waiting_request():
             reviews = reviewer.get("/reviews", params={"status": "pending"}).json()["reviews"]
@@ -257,11 +246,7 @@ def test_a_reviewer_approves_in_the_browser_and_the_waiting_sdk_call_returns(pag
     shown.find_element(By.CSS_SELECTOR, "textarea.decision-reason").send_keys("Checked the invoice with finance")
     shown.find_element(By.CSS_SELECTOR, "button.approve").click()
 
-    waiting.join(timeout=60)
-    assert not waiting.is_alive(), "the SDK call returned"
-    assert "error" not in result, result.get("error")
-    clearance = result["clearance"]
-    assert clearance.status == "approved" and clearance.token and clearance.request_id == request_id
+    assert waiting.approved().request_id == request_id
 
     until(browser, lambda d: card(d, request_id) is None, "the approved request leaving the queue")
     assert card(browser, other_id), "the other request still waits"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from ledgix_python.models import ClearanceRequest
 
-from conftest import assert_error, ledger, unique, wait_for
+from conftest import WaitingClearance, assert_error, ledger, unique, wait_for
 from test_notifications import REVIEW_ALWAYS, notify_vault  # noqa: F401 - notify_vault is a fixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aws"))
@@ -145,17 +144,7 @@ def test_a_reviewer_approves_in_slack_and_the_waiting_sdk_call_returns_approved(
     tool = unique("wire")
     notify_vault.register(unique("p"), [tool], rego=REVIEW_ALWAYS)
     args = {"amount": 4200, "to": "<!channel> Acme & Co"}
-    result: dict = {}
-
-    def agent() -> None:
-        with notify_vault.client(review_timeout=60) as c:
-            try:
-                result["response"] = c.request_clearance(ClearanceRequest(tool_name=tool, tool_args=args))
-            except Exception as e:  # noqa: BLE001 - the assertion below reports it
-                result["error"] = e
-
-    waiting = threading.Thread(target=agent)
-    waiting.start()
+    waiting = WaitingClearance(notify_vault, ClearanceRequest(tool_name=tool, tool_args=args))
     message = message_for(slack, tool)
 
     # The Block Kit message: the call in detail, and the two buttons naming the tenant and the request.
@@ -181,9 +170,7 @@ def test_a_reviewer_approves_in_slack_and_the_waiting_sdk_call_returns_approved(
     assert r.status_code == 200, r.text
     assert r.json() == {"outcome": "approved", "request_id": request_id}
 
-    waiting.join(timeout=60)
-    assert "error" not in result, result
-    assert result["response"].status == "approved" and result["response"].token
+    waiting.approved()
 
     # The ledger names the Slack user as the reviewer; the deciding "key" is the Slack user, not the agent's.
     with notify_vault.reviewer() as reviewer:

@@ -270,7 +270,7 @@ pub async fn unsequenced_leaves_are_the_unsealed_events_in_order(p: Ports) {
 }
 
 /// An event as the vault makes it: hashed, with a receipt payload built from its fields.
-fn prepared_event(request_id: &str, tool_args: serde_json::Value) -> LedgerEvent {
+pub fn prepared_event(request_id: &str, tool_args: serde_json::Value) -> LedgerEvent {
     crate::ledger::EventDraft {
         event_uuid: unique("ev"),
         request_id: request_id.into(),

@@ -281,30 +281,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("vault.db");
         let store = SqliteStore::open(&path).expect("open");
-        let event = ledgix_core::ledger::EventDraft {
-            event_uuid: "ev-1".into(),
-            request_id: "r-1".into(),
-            agent_id: "agent".into(),
-            policy_id: "p".into(),
-            policy_version_id: "pv".into(),
-            policy_content_hash: "sha256:00".into(),
-            intent_hash: "sha256:11".into(),
-            tool_name: "refund".into(),
-            tool_args: json!({"amount": 5}),
-            action_category: "clearance.decision".into(),
-            action_metadata: json!({}),
-            reason: "r".into(),
-            citations: vec![],
-            evidence_chunks: vec![],
-            confidence: 1.0,
-            confidence_bucket: "extra_high".into(),
-            decision_status: "approved".into(),
-            approved: true,
-            accepted_at: "2026-11-28T00:00:00.000000Z".into(),
-        }
-        .prepare("k")
-        .expect("cbor")
-        .seal(&[1u8; 64]);
+        let event = ledgix_core::contract::prepared_event("r-1", json!({"amount": 5}));
         let mut record = ledgix_core::contract::clearance("t", "r-1", ClearanceStatus::Approved);
         record.created_at = event.accepted_at.clone();
         record.updated_at = event.accepted_at.clone();

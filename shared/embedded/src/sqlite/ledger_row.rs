@@ -255,30 +255,7 @@ mod tests {
     use super::super::SqliteStore;
 
     fn event(request_id: &str) -> ledgix_core::ledger::LedgerEvent {
-        ledgix_core::ledger::EventDraft {
-            event_uuid: format!("ev-{request_id}"),
-            request_id: request_id.into(),
-            agent_id: "agent".into(),
-            policy_id: "p".into(),
-            policy_version_id: "pv".into(),
-            policy_content_hash: "sha256:00".into(),
-            intent_hash: "sha256:11".into(),
-            tool_name: "refund".into(),
-            tool_args: json!({"amount": 5}),
-            action_category: "clearance.decision".into(),
-            action_metadata: json!({}),
-            reason: "r".into(),
-            citations: vec![],
-            evidence_chunks: vec![],
-            confidence: 0.0,
-            confidence_bucket: "none".into(),
-            decision_status: "approved".into(),
-            approved: true,
-            accepted_at: "2026-11-28T00:00:00.000000Z".into(),
-        }
-        .prepare("k")
-        .expect("cbor")
-        .seal(&[1u8; 64])
+        ledgix_core::contract::prepared_event(request_id, json!({"amount": 5}))
     }
 
     #[tokio::test]
