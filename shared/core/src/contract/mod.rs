@@ -81,37 +81,7 @@ pub fn clearance(tenant_id: &str, request_id: &str, status: ClearanceStatus) -> 
 }
 
 pub fn event(request_id: &str) -> LedgerEvent {
-    LedgerEvent {
-        seq: 0,
-        event_uuid: unique("ev"),
-        request_id: request_id.into(),
-        agent_id: "agent".into(),
-        policy_id: "p".into(),
-        policy_version_id: "pv".into(),
-        policy_content_hash: "sha256:00".into(),
-        intent_hash: "sha256:11".into(),
-        tool_name: "refund".into(),
-        tool_args: json!({"amount": 5}),
-        action_category: "clearance.decision".into(),
-        action_metadata: json!({}),
-        reason: "r".into(),
-        citations: vec![],
-        evidence_chunks: vec![],
-        confidence: 0.0,
-        confidence_bucket: "none".into(),
-        decision_status: "denied".into(),
-        approved: false,
-        accepted_at: crate::model::now_rfc3339(),
-        canonical_version: 2,
-        event_hash: "00".repeat(32),
-        leaf_hash: "11".repeat(32),
-        leaf_index: None,
-        checkpoint_id: None,
-        receipt_algorithm: "Ed25519".into(),
-        receipt_key_id: "k".into(),
-        receipt_signature: "sig".into(),
-        receipt_payload: "payload".into(),
-    }
+    prepared_event(request_id, json!({"amount": 5}))
 }
 
 fn idem(scope: &str, key: &str) -> IdempotencyRecord {
