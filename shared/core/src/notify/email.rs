@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::webhook::{outcome, str_of, Outcome};
 use super::{NotificationEvent, SendError};
 
 /// The delivery target id of the tenant's email recipients.
@@ -114,10 +115,6 @@ pub trait EmailSender: Send + Sync {
     async fn send(&self, email: &OutboundEmail) -> Result<(), SendError>;
 }
 
-fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
-    body.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// Control characters (line breaks among them) removed: a subject is one header line.
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text
@@ -132,31 +129,16 @@ fn one_line(text: &str, max: usize) -> String {
     cut
 }
 
-/// Who decided, as recorded: the reviewer's name, else the key id, else "a reviewer".
-fn reviewer(body: &Value) -> &str {
-    [
-        str_of(body, "reviewer_name"),
-        str_of(body, "reviewer_key_id"),
-    ]
-    .into_iter()
-    .find(|s| !s.is_empty())
-    .unwrap_or("a reviewer")
-}
-
 /// What happened, as a title: the subject's text and the body's first line.
 fn headline(event: NotificationEvent, body: &Value) -> String {
     let tool = str_of(body, "tool_name");
-    match event {
-        NotificationEvent::ReviewPending => format!("Review needed: {tool}"),
-        NotificationEvent::ReviewExpired => format!("Review expired, denied: {tool}"),
-        NotificationEvent::ClearanceDenied => format!("Denied by policy: {tool}"),
-        NotificationEvent::ReviewDecided => {
-            match (str_of(body, "status"), str_of(body, "decided_by")) {
-                ("approved", _) => format!("Approved by {}: {tool}", reviewer(body)),
-                (_, "agent") => format!("Withdrawn by the requesting agent: {tool}"),
-                _ => format!("Denied by {}: {tool}", reviewer(body)),
-            }
-        }
+    match outcome(event, body) {
+        Outcome::ReviewNeeded => format!("Review needed: {tool}"),
+        Outcome::Expired => format!("Review expired, denied: {tool}"),
+        Outcome::DeniedByPolicy => format!("Denied by policy: {tool}"),
+        Outcome::Approved { by } => format!("Approved by {by}: {tool}"),
+        Outcome::Withdrawn => format!("Withdrawn by the requesting agent: {tool}"),
+        Outcome::Denied { by } => format!("Denied by {by}: {tool}"),
     }
 }
 

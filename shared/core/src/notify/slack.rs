@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::webhook::{outcome, str_of, Outcome};
 use super::{NotificationEvent, OutboundPost};
 
 /// The target id of a tenant's Slack incoming webhook in deliveries.
@@ -116,10 +117,6 @@ fn section(text: String) -> Value {
     json!({"type": "section", "text": mrkdwn(text)})
 }
 
-fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
-    body.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// The arguments as a code block within a section's limit: pretty JSON, escaped, cut with a note saying where
 /// the whole call is.
 fn arguments_block(body: &Value) -> String {
@@ -180,45 +177,21 @@ fn detail_blocks(body: &Value, title: &str) -> Vec<Value> {
     blocks
 }
 
-/// Who decided, as recorded: the reviewer's name, else the key id, else "a reviewer" (escaped).
-fn reviewer(body: &Value) -> String {
-    let name = str_of(body, "reviewer_name");
-    let key = str_of(body, "reviewer_key_id");
-    let who = if !name.is_empty() {
-        name
-    } else if !key.is_empty() {
-        key
-    } else {
-        "a reviewer"
-    };
-    escaped_within(who, 300, CUT)
-}
-
 /// One line saying what happened to the request.
 pub fn outcome_line(event: NotificationEvent, body: &Value) -> String {
     let tool = code(str_of(body, "tool_name"), 300);
-    match event {
-        NotificationEvent::ReviewPending => format!(":eyes: *Review needed*: {tool}"),
-        NotificationEvent::ReviewExpired => {
+    let who = |by: &str| escaped_within(by, 300, CUT);
+    match outcome(event, body) {
+        Outcome::ReviewNeeded => format!(":eyes: *Review needed*: {tool}"),
+        Outcome::Expired => {
             format!(":hourglass: *Expired*: no reviewer decided in time, so {tool} was denied")
         }
-        NotificationEvent::ClearanceDenied => format!(":no_entry: *Denied* by policy: {tool}"),
-        NotificationEvent::ReviewDecided => {
-            match (str_of(body, "status"), str_of(body, "decided_by")) {
-                ("approved", _) => {
-                    format!(
-                        ":white_check_mark: *Approved* by {}: {tool}",
-                        reviewer(body)
-                    )
-                }
-                (_, "agent") => {
-                    format!(
-                        ":leftwards_arrow_with_hook: *Withdrawn* by the requesting agent: {tool}"
-                    )
-                }
-                _ => format!(":no_entry: *Denied* by {}: {tool}", reviewer(body)),
-            }
+        Outcome::DeniedByPolicy => format!(":no_entry: *Denied* by policy: {tool}"),
+        Outcome::Approved { by } => format!(":white_check_mark: *Approved* by {}: {tool}", who(by)),
+        Outcome::Withdrawn => {
+            format!(":leftwards_arrow_with_hook: *Withdrawn* by the requesting agent: {tool}")
         }
+        Outcome::Denied { by } => format!(":no_entry: *Denied* by {}: {tool}", who(by)),
     }
 }
 

@@ -51,6 +51,49 @@ pub fn event_body(
     body
 }
 
+/// A text field of an event body (`""` when absent).
+pub fn str_of<'a>(body: &'a Value, key: &str) -> &'a str {
+    body.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// What happened to the request, as the messages (Slack, email) tell it from its event body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    ReviewNeeded,
+    Expired,
+    DeniedByPolicy,
+    /// `by`: the reviewer's name, else the key id, else "a reviewer".
+    Approved {
+        by: &'a str,
+    },
+    Withdrawn,
+    Denied {
+        by: &'a str,
+    },
+}
+
+pub fn outcome(event: NotificationEvent, body: &Value) -> Outcome<'_> {
+    let by = [
+        str_of(body, "reviewer_name"),
+        str_of(body, "reviewer_key_id"),
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .unwrap_or("a reviewer");
+    match event {
+        NotificationEvent::ReviewPending => Outcome::ReviewNeeded,
+        NotificationEvent::ReviewExpired => Outcome::Expired,
+        NotificationEvent::ClearanceDenied => Outcome::DeniedByPolicy,
+        NotificationEvent::ReviewDecided => {
+            match (str_of(body, "status"), str_of(body, "decided_by")) {
+                ("approved", _) => Outcome::Approved { by },
+                (_, "agent") => Outcome::Withdrawn,
+                _ => Outcome::Denied { by },
+            }
+        }
+    }
+}
+
 /// `sha256=` + hex HMAC-SHA256 of `body` under `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     // HMAC accepts a key of any length: new_from_slice cannot fail for it.
