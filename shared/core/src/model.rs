@@ -96,7 +96,7 @@ impl ClearanceStatus {
 }
 
 /// What the agent asked for, as `ledgix-python`'s `ClearanceRequest` sends it. Unknown fields are ignored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClearanceRequest {
     pub tool_name: String,
     /// Read by [`crate::tool_args::strict`]: a duplicate key is refused, never resolved.
@@ -155,7 +155,7 @@ pub enum DecisionSource {
 }
 
 /// The stored state of one clearance request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClearanceRecord {
     pub tenant_id: String,
     pub request_id: String,
@@ -285,6 +285,14 @@ pub struct IdempotencyRecord {
     pub status_code: u16,
     pub response_body: String,
     pub created_at: String,
+}
+
+/// A new clearance's request id: a UUIDv7 (RFC 9562), time-ordered with 74 random bits. Stores index
+/// clearances and ledger events by it; ids that grow with time are appended at the end of those indexes,
+/// where random ones dirty a different index page per request (a page written to the WAL and checkpointed
+/// again for every approval). A request id is no secret: every read of it needs the tenant's key.
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// Current UTC time as RFC 3339 with microseconds, the ledger's timestamp format.

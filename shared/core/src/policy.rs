@@ -139,6 +139,13 @@ impl RegoPolicy {
             .add_policy("policy.rego".into(), module.to_string())
             .map_err(|e| VaultError::InvalidPolicy(format!("rego does not compile: {e}")))?;
         rego_guard::check_recursion(engine.get_modules()).map_err(VaultError::InvalidPolicy)?;
+        // Evaluate on the engine itself once, so that it is prepared (rules analysed and scheduled) before it
+        // is shared: every evaluation clones it, and a clone of an unprepared engine prepares again each time.
+        // Errors are reported by the evaluation below, on a clone, as every later one runs.
+        engine.set_input(regorus::Value::new_object());
+        let _ = rego_guard::with_budget(limits.memory_bytes, || {
+            engine.eval_query(package.clone(), false)
+        });
         let policy = RegoPolicy {
             engine: std::sync::Arc::new(engine),
             package,

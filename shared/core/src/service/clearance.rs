@@ -89,7 +89,7 @@ impl Vault {
         let now = now_rfc3339();
         let mut record = ClearanceRecord {
             tenant_id: tenant_id.to_string(),
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: crate::model::new_request_id(),
             status: decision.status,
             request,
             policy_id,

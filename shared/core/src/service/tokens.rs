@@ -175,7 +175,7 @@ impl Vault {
         }
 
         let mut minted = original.clone();
-        minted.request_id = uuid::Uuid::new_v4().to_string();
+        minted.request_id = crate::model::new_request_id();
         minted.request = call;
         minted.decided_by = Some(DecisionSource::MintToken);
         minted.policy_id = ruling.policy_id;

@@ -80,22 +80,48 @@ pub(super) fn body(
     let Some((event, seq)) = event else {
         return whole();
     };
-    let (Ok(written), Ok(Value::Object(event))) =
-        (serde_json::to_value(record), serde_json::to_value(event))
-    else {
+    let Ok(written) = serde_json::to_value(record) else {
         return whole();
     };
-    let Some(thin) = thin(written.clone(), &event, seq) else {
+    let event = event_fields(event);
+    let Some(thin) = thin(written, &event, seq) else {
         return whole();
     };
-    let reads_back = rebuild(&thin, &event, &record.tenant_id)
-        .ok()
-        .and_then(|rebuilt| serde_json::to_value(rebuilt).ok())
-        .is_some_and(|rebuilt| rebuilt == written);
+    // Equal records serialise equally, so comparing them as records proves the row reads back as written.
+    let reads_back =
+        rebuild(&thin, &event, &record.tenant_id).is_ok_and(|rebuilt| rebuilt == *record);
     match reads_back {
         true => serde_json::to_string(&thin).map_err(StoreError::corrupt),
         false => whole(),
     }
+}
+
+/// The fields of the event's JSON that `FROM_EVENT` reads, as serde writes them (strings and JSON values
+/// as they are): the whole event's JSON would also carry its hashes, receipt and evidence, for nothing.
+fn event_fields(event: &LedgerEvent) -> Map<String, Value> {
+    let text = |s: &String| Value::String(s.clone());
+    Map::from_iter([
+        ("tool_name".to_string(), text(&event.tool_name)),
+        ("tool_args".to_string(), event.tool_args.clone()),
+        ("agent_id".to_string(), text(&event.agent_id)),
+        ("action_metadata".to_string(), event.action_metadata.clone()),
+        ("request_id".to_string(), text(&event.request_id)),
+        ("policy_id".to_string(), text(&event.policy_id)),
+        (
+            "policy_version_id".to_string(),
+            text(&event.policy_version_id),
+        ),
+        (
+            "policy_content_hash".to_string(),
+            text(&event.policy_content_hash),
+        ),
+        ("reason".to_string(), text(&event.reason)),
+        (
+            "confidence_bucket".to_string(),
+            text(&event.confidence_bucket),
+        ),
+        ("accepted_at".to_string(), text(&event.accepted_at)),
+    ])
 }
 
 fn thin(record: Value, event: &Map<String, Value>, seq: i64) -> Option<Thin> {
@@ -242,10 +268,7 @@ pub(super) fn record(
     )?
     .pop()
     .ok_or_else(|| StoreError::corrupt("a clearance's ledger event is missing"))?;
-    let Value::Object(event) = serde_json::to_value(event).map_err(StoreError::corrupt)? else {
-        return Err(StoreError::corrupt("an event is not a JSON object"));
-    };
-    rebuild(&thin, &event, tenant_id)
+    rebuild(&thin, &event_fields(&event), tenant_id)
 }
 
 /// The records of the rows `sql` selects as `(tenant_id, body)`.
@@ -273,6 +296,20 @@ mod tests {
     use serde_json::json;
 
     use super::super::SqliteStore;
+
+    /// The thin body compares and rebuilds against `event_fields`: each field it reads must be the event's
+    /// JSON as serde writes it.
+    #[test]
+    fn event_fields_are_the_events_json() {
+        let event = ledgix_core::contract::prepared_event("r-1", json!({"amount": 5}));
+        let whole = serde_json::to_value(&event).expect("json");
+        let fields = super::event_fields(&event);
+        for (_, path) in super::FROM_EVENT {
+            let key = path[0];
+            assert!(whole.get(key).is_some(), "{key}");
+            assert_eq!(fields.get(key), whole.get(key), "{key}");
+        }
+    }
 
     /// The vault's inline approval (as the e2e suite and the benchmark make them) is stored thin, and the
     /// stored body is a fraction of the record's JSON.

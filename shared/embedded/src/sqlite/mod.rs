@@ -57,6 +57,13 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "busy_timeout", 10_000)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Without the query planner stability guarantee, SQLite re-prepares a statement whenever a bound value
+    // changes (it might plan better for it): every cached statement was compiled again on every use. Queries
+    // that rely on a partial index repeat its condition as literals, which QPSG leaves usable.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
