@@ -353,3 +353,18 @@ impl From<&ClearanceRecord> for ClearanceView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Request ids are version 7 and, within a process, ordered by creation: the property the stores' indexes
+    /// rely on to append instead of inserting at random.
+    #[test]
+    fn request_ids_are_uuidv7_in_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| super::new_request_id()).collect();
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).expect("a uuid");
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+}
