@@ -7,6 +7,7 @@ Subcommands:
   oha-summary LABEL FILE               one line from oha's JSON output; exit 1 unless every response was a 200
   loadgen-summary LABEL FILE           one line from loadgen's JSON output; exit 1 on errors or non-approvals
   db-stats DATA_DIR                    JSON: ledger events, approved clearances, vault.db / -wal / anchors bytes
+  cpu-times                            the machine's cumulative CPU times (/proc/stat), for soak-row --cpu-before
   soak-row ...                         one soak line (and a JSON row appended to a log)
   soak-summary LOG                     the soak's summary; exit 1 on a non-200 or a WAL over its bound
   tenants URL ADMIN_KEY N OUT          N tenants (admin API) with agent + auditor keys and the approving policy
@@ -139,6 +140,21 @@ def vm_rss(pid: int) -> int:
     return 0
 
 
+def cpu_times() -> list[int]:
+    """The machine's cumulative CPU times in jiffies (/proc/stat's "cpu" line: user nice system idle iowait irq
+    softirq steal ...)."""
+    return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
+def host_shares(before: list[int], after: list[int]) -> dict:
+    """Busy and steal shares of the machine's CPU time between two cpu_times() samples, in percent. Steal is time
+    the hypervisor gave this VM's virtual CPUs to someone else: a minute with much of it is the host's, not ours."""
+    delta = [a - b for a, b in zip(after, before)]
+    total = sum(delta[:8]) or 1  # guest times are already inside user and nice
+    idle = delta[3] + delta[4]
+    return {"host_busy_pct": 100 * (total - idle) / total, "host_steal_pct": 100 * delta[7] / total}
+
+
 def mib(n: float) -> str:
     return f"{n / 1048576:.1f} MiB"
 
@@ -156,13 +172,17 @@ def cmd_soak_row(args) -> int:
            "non_200": r["non_200"], "wal_bytes": s["wal_bytes"], "wal_max_bytes": args.wal_max,
            "db_bytes": s["db_bytes"], "anchors_bytes": s["anchors_bytes"], "rss_bytes": vm_rss(args.pid),
            "events": s["events"], "approved": s["approved"], "disk_bytes": disk}
+    if args.cpu_before:
+        row.update(host_shares([int(x) for x in Path(args.cpu_before).read_text().split()], cpu_times()))
     with open(args.log, "a") as log:
         log.write(json.dumps(row) + "\n")
     per_event = disk / s["events"] if s["events"] else 0
     print(f"minute {args.minute:>3}: {r['requests']:>7,} requests ({r['rps']:,.0f}/s), p50 {r['p50']:.2f} ms, "
           f"p99 {r['p99']:.2f} ms, non-200 {r['non_200']}; WAL {mib(s['wal_bytes'])} (max so far "
           f"{mib(args.wal_max)}), vault.db {mib(s['db_bytes'])}, anchors {mib(s['anchors_bytes'])}, "
-          f"RSS {mib(row['rss_bytes'])}; events {s['events']:,}, {per_event:,.0f} bytes/event on disk", flush=True)
+          f"RSS {mib(row['rss_bytes'])}; events {s['events']:,}, {per_event:,.0f} bytes/event on disk"
+          + (f"; host CPU busy {row['host_busy_pct']:.0f} %, steal {row['host_steal_pct']:.1f} %"
+             if "host_steal_pct" in row else ""), flush=True)
     return 0
 
 
@@ -187,8 +207,16 @@ def cmd_soak_summary(args) -> int:
           f"{events[-1]:,} ledger events")
     print(f"#   p99 ms: min {min(p99):.2f}, max {max(p99):.2f} (first {p99[0]:.2f}, last {p99[-1]:.2f}); "
           f"non-200 responses: {non_200}")
-    print(f"#   RSS: first {mib(rows[0]['rss_bytes'])}, last {mib(rows[-1]['rss_bytes'])}, "
-          f"max {mib(max(r['rss_bytes'] for r in rows))}")
+    rss = [r["rss_bytes"] for r in rows]
+    second_half = rows[len(rows) // 2:]
+    rss_trend = ""
+    if len(second_half) >= 2:
+        per_run = slope([r["minute"] for r in second_half], [r["rss_bytes"] for r in second_half]) / 1024
+        rss_trend = f"; least-squares slope over the second half {per_run:+,.0f} KiB per run"
+    print(f"#   RSS: first {mib(rss[0])}, last {mib(rss[-1])}, max {mib(max(rss))}{rss_trend}")
+    steal = [r["host_steal_pct"] for r in rows if "host_steal_pct" in r]
+    if steal:
+        print(f"#   host CPU steal per run: max {max(steal):.1f} %, mean {sum(steal) / len(steal):.1f} %")
     print(f"#   largest vault.db-wal: {wal_max:,} bytes ({100 * wal_max / WAL_BOUND:.0f} % of the "
           f"{WAL_BOUND:,}-byte bound)")
     if len(rows) >= 2 and events[-1] != events[0]:
@@ -456,7 +484,11 @@ def main() -> int:
     for a, t in (("--minute", int), ("--pid", int), ("--wal-max", int)):
         p.add_argument(a, type=t, required=True)
     p.add_argument("--data-dir", required=True); p.add_argument("--log", required=True)
-    p.add_argument("--oha"); p.add_argument("--loadgen"); p.set_defaults(func=cmd_soak_row)
+    p.add_argument("--oha"); p.add_argument("--loadgen")
+    p.add_argument("--cpu-before", help="a file holding cpu_times() taken when the run began")
+    p.set_defaults(func=cmd_soak_row)
+    p = sub.add_parser("cpu-times")
+    p.set_defaults(func=lambda _args: print(" ".join(map(str, cpu_times()))) or 0)
     p = sub.add_parser("soak-summary"); p.add_argument("log"); p.set_defaults(func=cmd_soak_summary)
     p = sub.add_parser("tenants")
     p.add_argument("url"); p.add_argument("admin_key"); p.add_argument("n", type=int); p.add_argument("out")

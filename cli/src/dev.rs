@@ -133,6 +133,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         tracing::error!("signing key step failed at start: {e}");
     }
     wired.start_anchor_timer();
+    if let Some(every) = crate::memory::interval_from_env()? {
+        crate::memory::start_trimmer(every)
+            .map_err(|e| format!("cannot start the allocator trim thread: {e}"))?;
+    }
     match &wired.vault.judge_backend() {
         Some("stub") => tracing::warn!("the stub judge is enabled (development only): plain-English policies always go to human review"),
         Some(backend) => tracing::info!(backend, model = ?config.judge.model, "policy judge ready"),

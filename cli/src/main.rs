@@ -1,6 +1,7 @@
 //! `ledgix`: run the vault locally, generate keys, administer tenants and API keys.
 
 mod dev;
+mod memory;
 mod source;
 mod verify;
 
@@ -116,6 +117,8 @@ enum ApiKeyCommand {
 }
 
 fn main() -> ExitCode {
+    // Before the runtime starts its threads (src/memory.rs).
+    memory::cap_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -139,22 +139,18 @@ impl RegoPolicy {
             .add_policy("policy.rego".into(), module.to_string())
             .map_err(|e| VaultError::InvalidPolicy(format!("rego does not compile: {e}")))?;
         rego_guard::check_recursion(engine.get_modules()).map_err(VaultError::InvalidPolicy)?;
-        // Evaluate on the engine itself once, so that it is prepared (rules analysed and scheduled) before it
-        // is shared: every evaluation clones it, and a clone of an unprepared engine prepares again each time.
-        // Errors are reported by the evaluation below, on a clone, as every later one runs.
-        engine.set_input(regorus::Value::new_object());
-        let _ = rego_guard::with_budget(limits.memory_bytes, || {
-            engine.eval_query(package.clone(), false)
-        });
+        // Evaluate once, against an empty input, on the engine itself: it surfaces errors that only show at
+        // evaluation time, and it leaves the engine prepared (rules analysed and scheduled) before it is
+        // shared. Every evaluation clones it, and a clone of an unprepared engine would prepare again each time.
+        rego_guard::with_budget(limits.memory_bytes, || {
+            outcome_of(&mut engine, &package, &json!({}))
+        })
+        .map_err(|e| VaultError::InvalidPolicy(format!("rego does not evaluate: {e}")))?;
         let policy = RegoPolicy {
             engine: std::sync::Arc::new(engine),
             package,
             limits,
         };
-        // Evaluate once against an empty input: surfaces errors that only show at evaluation time.
-        policy
-            .evaluate_here(&json!({}))
-            .map_err(|e| VaultError::InvalidPolicy(format!("rego does not evaluate: {e}")))?;
         if !module.contains("decision") {
             return Err(VaultError::InvalidPolicy(
                 "rego module must define `decision`".into(),
@@ -192,47 +188,55 @@ impl RegoPolicy {
         rego_guard::with_budget(self.limits.memory_bytes, || self.run(input))
     }
 
-    /// Evaluate the module's package once and read `decision`, `reason` and `reason_code` from it.
+    /// Evaluate a fresh clone of the prepared engine.
     fn run(&self, input: &Value) -> Result<RegoOutcome, String> {
-        let mut engine = (*self.engine).clone();
-        engine.set_input(regorus::Value::from(input.clone()));
-        let results = engine
-            .eval_query(self.package.clone(), false)
-            .map_err(|e| e.to_string())?;
-        let package = results
-            .result
-            .into_iter()
-            .next()
-            .and_then(|r| r.expressions.into_iter().next())
-            .map(|e| e.value)
-            .unwrap_or(regorus::Value::Undefined);
-        let field = |name: &str| -> Result<Option<String>, String> {
-            match &package[name] {
-                regorus::Value::Undefined => Ok(None),
-                regorus::Value::String(s) => Ok(Some(s.to_string())),
-                other => Err(format!("{name} must be a string, got {other}")),
-            }
-        };
-        let decision = match field("decision")? {
-            None => RegoDecision::Undefined,
-            Some(text) => match text.as_str() {
-                "approve" => RegoDecision::Approve,
-                "deny" => RegoDecision::Deny,
-                "review" => RegoDecision::Review,
-                "judge" => RegoDecision::Judge,
-                other => {
-                    return Err(format!(
-                        "decision must be approve, deny, review or judge, got {other:?}"
-                    ))
-                }
-            },
-        };
-        Ok(RegoOutcome {
-            decision,
-            reason: field("reason")?,
-            reason_code: field("reason_code")?,
-        })
+        outcome_of(&mut (*self.engine).clone(), &self.package, input)
     }
+}
+
+/// Evaluate the module's package once on `engine` and read `decision`, `reason` and `reason_code` from it.
+fn outcome_of(
+    engine: &mut regorus::Engine,
+    package: &str,
+    input: &Value,
+) -> Result<RegoOutcome, String> {
+    engine.set_input(regorus::Value::from(input.clone()));
+    let results = engine
+        .eval_query(package.to_string(), false)
+        .map_err(|e| e.to_string())?;
+    let package = results
+        .result
+        .into_iter()
+        .next()
+        .and_then(|r| r.expressions.into_iter().next())
+        .map(|e| e.value)
+        .unwrap_or(regorus::Value::Undefined);
+    let field = |name: &str| -> Result<Option<String>, String> {
+        match &package[name] {
+            regorus::Value::Undefined => Ok(None),
+            regorus::Value::String(s) => Ok(Some(s.to_string())),
+            other => Err(format!("{name} must be a string, got {other}")),
+        }
+    };
+    let decision = match field("decision")? {
+        None => RegoDecision::Undefined,
+        Some(text) => match text.as_str() {
+            "approve" => RegoDecision::Approve,
+            "deny" => RegoDecision::Deny,
+            "review" => RegoDecision::Review,
+            "judge" => RegoDecision::Judge,
+            other => {
+                return Err(format!(
+                    "decision must be approve, deny, review or judge, got {other:?}"
+                ))
+            }
+        },
+    };
+    Ok(RegoOutcome {
+        decision,
+        reason: field("reason")?,
+        reason_code: field("reason_code")?,
+    })
 }
 
 /// A policy version with its compiled Rego, if any.
